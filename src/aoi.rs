@@ -1,0 +1,333 @@
+//! Areas of interest: load a site polygon from GeoJSON (or `--bbox`) and refuse, with a sentence
+//! naming the file and the fix, anything that would silently give a wrong scan.
+//!
+//! This module only reads the AOI file; it knows nothing of grids or imagery.
+
+use std::path::{Path, PathBuf};
+
+use geo::{Coord, GeodesicArea, LineString, MultiPolygon, Polygon, Validation};
+use geojson::GeoJson;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// Limits an AOI must respect.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AoiLimits {
+    /// Largest accepted area in km² (the default 2,500 km² is a 50 km square).
+    pub max_area_km2: f64,
+    /// Smallest accepted area in m²; anything smaller holds no minimum mapping unit worth scanning.
+    pub min_area_m2: f64,
+}
+
+impl Default for AoiLimits {
+    fn default() -> Self {
+        AoiLimits {
+            max_area_km2: 2_500.0,
+            min_area_m2: 10_000.0,
+        }
+    }
+}
+
+/// A checked area of interest in WGS84 longitude/latitude.
+#[derive(Debug, Clone)]
+pub struct Aoi {
+    /// Human name (the `name` property, else the file stem).
+    pub name: String,
+    /// Short identifier used in file names and feature ids (the file stem).
+    pub slug: String,
+    /// Where it came from: a file path or the `--bbox` text.
+    pub origin: String,
+    /// The site outline, lon/lat degrees.
+    pub geometry: MultiPolygon<f64>,
+    /// Geodesic area in m².
+    pub area_m2: f64,
+    /// The first feature's properties (`country`, `description`, `sources`, ...), kept for reports.
+    pub properties: Map<String, Value>,
+}
+
+impl Aoi {
+    /// Bounding box `[west, south, east, north]` in degrees.
+    pub fn bbox(&self) -> [f64; 4] {
+        use geo::BoundingRect;
+        let r = self
+            .geometry
+            .bounding_rect()
+            .expect("a checked AOI has coordinates");
+        [r.min().x, r.min().y, r.max().x, r.max().y]
+    }
+}
+
+/// Loads and checks an AOI from a GeoJSON file (Polygon, MultiPolygon, Feature or FeatureCollection).
+pub fn load(path: &Path, limits: &AoiLimits) -> Result<Aoi> {
+    let fail = |reason: String| Error::Aoi {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        fail(format!(
+            "cannot be read ({e}); check the path, or pass a box with --bbox W,S,E,N"
+        ))
+    })?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| {
+        fail(format!(
+            "is not JSON ({e}); an AOI file must be GeoJSON: a Polygon or MultiPolygon geometry, \
+             a Feature or a FeatureCollection"
+        ))
+    })?;
+    let geojson: GeoJson = serde_json::from_value(value).map_err(|e| {
+        fail(format!(
+            "is JSON but not valid GeoJSON ({e}); save the site from QGIS (Export > Save Features As \
+             > GeoJSON) or geojson.io"
+        ))
+    })?;
+    let (polygons, properties) = polygons_of(&geojson).map_err(&fail)?;
+    let slug = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "aoi".to_owned());
+    let name = properties
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| slug.clone());
+    let geometry = check(polygons, limits).map_err(&fail)?;
+    let area_m2 = geometry.geodesic_area_unsigned();
+    Ok(Aoi {
+        name,
+        slug,
+        origin: path.display().to_string(),
+        geometry,
+        area_m2,
+        properties,
+    })
+}
+
+/// Builds and checks an AOI from `--bbox W,S,E,N` (degrees).
+pub fn from_bbox(text: &str, limits: &AoiLimits) -> Result<Aoi> {
+    let fail = |reason: String| Error::Aoi {
+        path: PathBuf::from(format!("--bbox {text}")),
+        reason,
+    };
+    let values: Vec<f64> = text
+        .split(',')
+        .map(|v| v.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| {
+            fail("expected four numbers W,S,E,N in degrees, e.g. 98.49,16.67,98.54,16.71".into())
+        })?;
+    let [w, s, e, n] = <[f64; 4]>::try_from(values).map_err(|_| {
+        fail("expected exactly four numbers W,S,E,N, e.g. 98.49,16.67,98.54,16.71".into())
+    })?;
+    if w >= e || s >= n {
+        return Err(fail(format!(
+            "west must be less than east and south less than north (got W={w} E={e} S={s} N={n}); \
+             the order is W,S,E,N"
+        )));
+    }
+    let ring = LineString::from(vec![(w, s), (e, s), (e, n), (w, n), (w, s)]);
+    let geometry = check(vec![Polygon::new(ring, vec![])], limits).map_err(&fail)?;
+    let area_m2 = geometry.geodesic_area_unsigned();
+    let slug = format!("bbox_{w}_{s}_{e}_{n}");
+    Ok(Aoi {
+        name: slug.clone(),
+        slug,
+        origin: format!("--bbox {text}"),
+        geometry,
+        area_m2,
+        properties: Map::new(),
+    })
+}
+
+/// The polygons of a GeoJSON document and the properties of its first polygon feature.
+fn polygons_of(
+    geojson: &GeoJson,
+) -> std::result::Result<(Vec<Polygon<f64>>, Map<String, Value>), String> {
+    let mut polygons = Vec::new();
+    let mut properties = None;
+    let mut other = Vec::new();
+    let mut add = |geometry: &geojson::Geometry, props: Option<&Map<String, Value>>| {
+        let before = polygons.len();
+        collect(geometry, &mut polygons, &mut other);
+        if polygons.len() > before && properties.is_none() {
+            properties = Some(props.cloned().unwrap_or_default());
+        }
+    };
+    match geojson {
+        GeoJson::Geometry(g) => add(g, None),
+        GeoJson::Feature(f) => {
+            if let Some(g) = &f.geometry {
+                add(g, f.properties.as_ref());
+            }
+        }
+        GeoJson::FeatureCollection(fc) => {
+            for f in &fc.features {
+                if let Some(g) = &f.geometry {
+                    add(g, f.properties.as_ref());
+                }
+            }
+        }
+    }
+    if polygons.is_empty() {
+        let found = if other.is_empty() {
+            "no geometry".to_owned()
+        } else {
+            other.join(", ")
+        };
+        return Err(format!(
+            "contains no Polygon or MultiPolygon (found {found}); points and lines have no area: \
+             draw the site as a polygon"
+        ));
+    }
+    Ok((polygons, properties.unwrap_or_default()))
+}
+
+fn collect(
+    geometry: &geojson::Geometry,
+    polygons: &mut Vec<Polygon<f64>>,
+    other: &mut Vec<String>,
+) {
+    use geojson::GeometryValue as G;
+    match &geometry.value {
+        G::Polygon { coordinates } => polygons.push(polygon(coordinates)),
+        G::MultiPolygon { coordinates } => {
+            polygons.extend(coordinates.iter().map(|rings| polygon(rings)))
+        }
+        G::GeometryCollection { geometries } => {
+            geometries.iter().for_each(|g| collect(g, polygons, other))
+        }
+        v => other.push(v.type_name().to_owned()),
+    }
+}
+
+fn polygon(rings: &[Vec<geojson::Position>]) -> Polygon<f64> {
+    let ring = |r: &Vec<geojson::Position>| {
+        LineString::from(
+            r.iter()
+                .map(|p| {
+                    let p = p.as_slice();
+                    Coord {
+                        x: p.first().copied().unwrap_or(f64::NAN),
+                        y: p.get(1).copied().unwrap_or(f64::NAN),
+                    }
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    let mut rings = rings.iter().map(ring);
+    let exterior = rings.next().unwrap_or_else(|| LineString::new(vec![]));
+    Polygon::new(exterior, rings.collect())
+}
+
+/// Checks coordinates, topology and size; returns the geometry as a MultiPolygon.
+fn check(
+    polygons: Vec<Polygon<f64>>,
+    limits: &AoiLimits,
+) -> std::result::Result<MultiPolygon<f64>, String> {
+    use geo::CoordsIter;
+    let geometry = MultiPolygon::new(polygons);
+    let coords: Vec<Coord<f64>> = geometry.coords_iter().collect();
+    if coords.iter().any(|c| !c.x.is_finite() || !c.y.is_finite()) {
+        return Err("has a position without two finite numbers [longitude, latitude]".into());
+    }
+    if let Some(c) = coords
+        .iter()
+        .find(|c| c.x.abs() > 180.0 || c.y.abs() > 90.0)
+    {
+        let swapped = coords
+            .iter()
+            .all(|c| c.x.abs() <= 90.0 && c.y.abs() <= 180.0);
+        return Err(if swapped {
+            format!(
+                "position [{}, {}] has a latitude beyond ±90: the coordinates look like \
+                 [latitude, longitude]; GeoJSON order is [longitude, latitude] (RFC 7946 §3.1.1): \
+                 swap each pair",
+                c.x, c.y
+            )
+        } else {
+            format!(
+                "position [{}, {}] is not in degrees: the coordinates look like projected metres; \
+                 GeoJSON must be WGS84 longitude/latitude (RFC 7946 §4): reproject it, e.g. \
+                 `ogr2ogr -t_srs EPSG:4326 out.geojson in.geojson`",
+                c.x, c.y
+            )
+        });
+    }
+    let crosses = geometry
+        .iter()
+        .flat_map(|p| std::iter::once(p.exterior()).chain(p.interiors()))
+        .any(|ring| ring.lines().any(|l| (l.end.x - l.start.x).abs() > 180.0));
+    let (min_x, max_x) = coords.iter().fold((f64::MAX, f64::MIN), |(lo, hi), c| {
+        (lo.min(c.x), hi.max(c.x))
+    });
+    if crosses || max_x - min_x > 180.0 {
+        return Err(
+            "crosses the antimeridian (longitude ±180); split it into one polygon on each \
+                    side of 180° and scan each as its own AOI"
+                .into(),
+        );
+    }
+    for (i, p) in geometry.iter().enumerate() {
+        if p.exterior().0.len() < 4 {
+            return Err(format!(
+                "polygon {} has a ring of fewer than 4 positions: it encloses no area (a ring needs \
+                 at least three corners and must end where it starts)",
+                i + 1
+            ));
+        }
+    }
+    if let Err(problem) = geometry.check_validation() {
+        return Err(format!(
+            "is not a valid polygon ({problem}): a ring crosses itself or another ring. Redraw it, \
+             or repair it in QGIS with Vector > Geometry Tools > Fix Geometries"
+        ));
+    }
+    let area_m2 = geometry.geodesic_area_unsigned();
+    if area_m2 < limits.min_area_m2 {
+        return Err(format!(
+            "encloses {area_m2:.0} m², less than the {:.0} m² minimum: the polygon is empty or \
+             degenerate (collapsed ring, repeated points). Draw the site's outline with a margin",
+            limits.min_area_m2
+        ));
+    }
+    let km2 = area_m2 / 1e6;
+    if km2 > limits.max_area_km2 {
+        return Err(format!(
+            "covers {km2:.0} km², more than the {:.0} km² maximum; draw a tighter outline around \
+             the site, split it into several AOIs, or raise the limit with --max-aoi-km2",
+            limits.max_area_km2
+        ));
+    }
+    Ok(geometry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> AoiLimits {
+        AoiLimits::default()
+    }
+
+    #[test]
+    fn bbox_builds_a_counter_clockwise_rectangle_with_its_area() {
+        let aoi = from_bbox("98.49,16.67,98.54,16.71", &limits()).unwrap();
+        assert_eq!(aoi.bbox(), [98.49, 16.67, 98.54, 16.71]);
+        // 0.05° x 0.04° at 16.7°N is about 5.33 km x 4.42 km.
+        approx::assert_relative_eq!(aoi.area_m2 / 1e6, 23.6, max_relative = 0.02);
+    }
+
+    #[test]
+    fn bbox_in_wrong_order_is_refused() {
+        let err = from_bbox("98.54,16.67,98.49,16.71", &limits())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("west must be less than east"), "{err}");
+    }
+
+    #[test]
+    fn bbox_larger_than_the_limit_names_the_flag() {
+        let err = from_bbox("97,15,99,17", &limits()).unwrap_err().to_string();
+        assert!(err.contains("--max-aoi-km2"), "{err}");
+    }
+}

@@ -1,0 +1,25 @@
+//! compound-watch: watch scam compounds grow from space.
+//!
+//! A batch pipeline over public Sentinel-2 L2A imagery. Data flows one way through the stages,
+//! one module each:
+//!
+//! `aoi` -> `grid` -> `source` (search) -> `window` (read + warp) / `cache` -> `mask` ->
+//! `composite` -> `detect` -> `vectorize` -> `report`, run together by `scan`.
+//!
+//! The library never prints and never exits; the `compound-watch` binary does both.
+
+pub mod aoi;
+pub mod cache;
+pub mod composite;
+pub mod detect;
+pub mod error;
+mod gdal_ext;
+pub mod grid;
+pub mod mask;
+pub mod month;
+pub mod reflectance;
+pub mod source;
+pub mod vectorize;
+pub mod window;
+
+pub use error::{Error, Result};

@@ -1,0 +1,96 @@
+//! Masking: which pixels of a scene are a clear view of the ground.
+//!
+//! Pure functions over arrays; this module reads nothing. The rules, in order:
+//! 1. no data in any band (digital number 0) is never clear;
+//! 2. the Scene Classification Layer must say vegetation (4), not vegetated (5), water (6) or
+//!    unclassified (7); saturated (1), dark/topographic shadow (2), cloud shadow (3), cloud (8, 9),
+//!    cirrus (10) and snow (11) are not clear;
+//! 3. pixels within `buffer` pixels of a cloud, cirrus or cloud-shadow pixel are not clear either,
+//!    because SCL outlines are tight and cloud edges are where false "bright new surfaces" come from.
+
+use ndarray::{Array2, ArrayView2, Zip};
+
+/// SCL classes that show the ground.
+pub fn scl_is_clear(scl: u16) -> bool {
+    matches!(scl, 4..=7)
+}
+
+/// SCL classes whose surroundings are also distrusted (cloud shadow, clouds, cirrus).
+pub fn scl_is_cloud_or_shadow(scl: u16) -> bool {
+    matches!(scl, 3 | 8 | 9 | 10)
+}
+
+/// The clear-pixel mask of one scene window.
+///
+/// `scl` is the SCL window and `valid` is true where every reflectance band has data; both have
+/// the same shape. Cloud, cirrus and shadow are grown by `buffer` pixels (a square neighbourhood).
+pub fn clear_mask(scl: ArrayView2<u16>, valid: ArrayView2<bool>, buffer: usize) -> Array2<bool> {
+    let (rows, cols) = scl.dim();
+    let mut clear = Array2::from_elem((rows, cols), false);
+    Zip::from(&mut clear)
+        .and(scl)
+        .and(valid)
+        .for_each(|c, &s, &v| *c = v && scl_is_clear(s));
+    if buffer == 0 {
+        return clear;
+    }
+    // Grow the cloud/shadow set with a separable max filter: first along rows, then columns.
+    let cloudy = scl.mapv(scl_is_cloud_or_shadow);
+    let mut horizontal = Array2::from_elem((rows, cols), false);
+    for r in 0..rows {
+        for c in 0..cols {
+            let lo = c.saturating_sub(buffer);
+            let hi = (c + buffer + 1).min(cols);
+            horizontal[(r, c)] = (lo..hi).any(|k| cloudy[(r, k)]);
+        }
+    }
+    for r in 0..rows {
+        let lo = r.saturating_sub(buffer);
+        let hi = (r + buffer + 1).min(rows);
+        for c in 0..cols {
+            if clear[(r, c)] && (lo..hi).any(|k| horizontal[(k, c)]) {
+                clear[(r, c)] = false;
+            }
+        }
+    }
+    clear
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn clouds_shadows_and_no_data_are_not_clear() {
+        let scl = array![[4u16, 5, 6, 7, 0], [3, 8, 9, 10, 11], [1, 2, 4, 4, 4]];
+        let mut valid = Array2::from_elem(scl.dim(), true);
+        valid[(2, 4)] = false;
+        let clear = clear_mask(scl.view(), valid.view(), 0);
+        assert_eq!(
+            clear,
+            array![
+                [true, true, true, true, false],
+                [false, false, false, false, false],
+                [false, false, true, true, false]
+            ]
+        );
+    }
+
+    #[test]
+    fn a_buffer_removes_the_ring_around_a_cloud_and_nothing_else() {
+        let mut scl = Array2::from_elem((5, 5), 4u16);
+        scl[(2, 2)] = 9;
+        let valid = Array2::from_elem((5, 5), true);
+        let clear = clear_mask(scl.view(), valid.view(), 1);
+        let unclear: Vec<(usize, usize)> = clear
+            .indexed_iter()
+            .filter(|(_, &c)| !c)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(unclear.len(), 9);
+        assert!(unclear
+            .iter()
+            .all(|&(r, c)| (1..=3).contains(&r) && (1..=3).contains(&c)));
+    }
+}
