@@ -7,13 +7,14 @@
 //! moment never leaves a half entry that a later scan would trust.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::{BufReader, Cursor};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use tiff::decoder::{Decoder, DecodingResult};
 use tiff::encoder::{colortype, compression::DeflateLevel, Compression, TiffEncoder};
 
+use crate::atomic;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::source::{Band, Scene};
@@ -75,15 +76,10 @@ impl Cache {
                 reason: format!("window has {} pixels, the grid {}", data.len(), grid.len()),
             });
         }
-        let dir = path.parent().expect("cache entries live in a directory");
-        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io(dir))?;
+        let encode = |e: tiff::TiffError| Error::Cache { path: path.to_path_buf(), reason: e.to_string() };
+        let mut bytes = Vec::new();
         {
-            let encode = |e: tiff::TiffError| Error::Cache {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            };
-            let mut encoder = TiffEncoder::new(BufWriter::new(tmp.as_file()))
+            let mut encoder = TiffEncoder::new(Cursor::new(&mut bytes))
                 .map_err(encode)?
                 .with_compression(Compression::Deflate(DeflateLevel::Fast));
             let mut image = encoder
@@ -92,8 +88,7 @@ impl Cache {
             image.rows_per_strip(ROWS_PER_STRIP).map_err(encode)?;
             image.write_data(data).map_err(encode)?;
         }
-        tmp.as_file().sync_all().map_err(Error::io(path))?;
-        tmp.persist(path).map_err(|e| Error::io(path)(e.error))?;
+        atomic::write(path, &bytes)?;
         Ok(())
     }
 

@@ -9,6 +9,7 @@
 //! The library never prints and never exits; the `compound-watch` binary does both.
 
 pub mod aoi;
+mod atomic;
 pub mod cache;
 pub mod composite;
 pub mod detect;
@@ -18,6 +19,9 @@ pub mod grid;
 pub mod mask;
 pub mod month;
 pub mod reflectance;
+pub mod report;
+pub mod sample;
+pub mod scan;
 pub mod source;
 pub mod vectorize;
 pub mod window;

@@ -1,1 +1,220 @@
-fn main() {}
+//! The `compound-watch` command: parses arguments into a checked configuration, calls the library,
+//! prints what happened and maps the outcome to an exit code. No pipeline logic lives here.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use clap::{Args, Parser, Subcommand};
+use compound_watch::aoi::{self, AoiLimits};
+use compound_watch::month::Month;
+use compound_watch::sample::{self, SampleSpec};
+use compound_watch::scan::{self, Event, Progress, ScanConfig};
+use compound_watch::source::StaticCatalog;
+use compound_watch::window::GdalReader;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  finished; every scene found was used
+  1  failed: nothing new was written (the message says what and where)
+  2  the command line is wrong (see --help)
+  3  finished and wrote the report, but some scenes were skipped (listed on stderr and in the
+     report's compound_watch.skipped)";
+
+/// Watch scam compounds grow from space: Sentinel-2 L2A change detection of new built-up area.
+#[derive(Parser)]
+#[command(version, about, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Scan an AOI over a period and write report.geojson and composite.tif.
+    #[command(after_help = EXIT_CODES)]
+    Scan(ScanArgs),
+    /// Write the bundled SYNTHETIC sample (a static STAC catalog of COGs and truth.geojson).
+    Sample(SampleArgs),
+}
+
+#[derive(Args)]
+struct ScanArgs {
+    /// Site outline: a GeoJSON file with a Polygon or MultiPolygon in lon/lat (see aoi/).
+    #[arg(long, value_name = "FILE", required_unless_present = "bbox", conflicts_with = "bbox")]
+    aoi: Option<PathBuf>,
+    /// Site box instead of a file: west,south,east,north in degrees.
+    #[arg(long, value_name = "W,S,E,N", allow_hyphen_values = true)]
+    bbox: Option<String>,
+    /// Where scenes come from: a static STAC catalog (catalog.json) on disk.
+    #[arg(long, value_name = "CATALOG")]
+    source: PathBuf,
+    /// First month to scan, YYYY-MM.
+    #[arg(long, value_name = "YYYY-MM")]
+    from: Month,
+    /// Last month to scan, YYYY-MM (included).
+    #[arg(long, value_name = "YYYY-MM")]
+    to: Month,
+    /// Output directory (created if needed); report.geojson and composite.tif go here.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Cache of warped scene windows, shared between scans
+    /// [default: $COMPOUND_WATCH_CACHE, else $XDG_CACHE_HOME/compound-watch, else ~/.cache/compound-watch].
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Skip scenes whose eo:cloud_cover is above this percentage.
+    #[arg(long, default_value_t = 80.0, value_name = "PERCENT")]
+    max_cloud_cover: f64,
+    /// Minimum mapping unit: smaller change regions are dropped, in m².
+    #[arg(long, default_value_t = 1000.0, value_name = "M2")]
+    min_area: f64,
+    /// Refuse AOIs larger than this, in km².
+    #[arg(long, default_value_t = 2500.0, value_name = "KM2")]
+    max_aoi_km2: f64,
+    /// Pixels around SCL clouds and shadows that are not trusted either.
+    #[arg(long, default_value_t = 2, value_name = "PIXELS")]
+    cloud_buffer: usize,
+    /// Clear observations a pixel needs in a month; fewer make that month a gap.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    min_clear_obs: u16,
+    /// Worker threads [default: all cores].
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// No progress output; only the final summary and errors.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct SampleArgs {
+    /// Directory to write the sample into.
+    #[arg(long, value_name = "DIR", default_value = "samples/myawaddy")]
+    out: PathBuf,
+    /// Seed of the generator (the default is the bundled sample).
+    #[arg(long, default_value_t = SampleSpec::default().seed)]
+    seed: u64,
+}
+
+/// A progress bar on a terminal, plain log lines otherwise, nothing with --quiet.
+struct CliProgress {
+    bar: Mutex<Option<indicatif::ProgressBar>>,
+    terminal: bool,
+    quiet: bool,
+}
+
+impl Progress for CliProgress {
+    fn event(&self, event: Event<'_>) {
+        if self.quiet {
+            return;
+        }
+        let mut bar = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Event::Stage { name, total } => {
+                if let Some(b) = bar.take() {
+                    b.finish();
+                }
+                if self.terminal {
+                    let b = indicatif::ProgressBar::new(total);
+                    b.set_style(
+                        indicatif::ProgressStyle::with_template("{prefix:>8} [{bar:40}] {pos}/{len} {elapsed}")
+                            .expect("valid template")
+                            .progress_chars("=> "),
+                    );
+                    b.set_prefix(name.to_owned());
+                    *bar = Some(b);
+                } else {
+                    eprintln!("compound-watch: {name} ({total})");
+                }
+            }
+            Event::Advance(n) => {
+                if let Some(b) = bar.as_ref() {
+                    b.inc(n);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for CliProgress {
+    fn drop(&mut self) {
+        if let Some(b) = self.bar.lock().ok().and_then(|mut b| b.take()) {
+            b.finish();
+        }
+    }
+}
+
+fn default_cache() -> PathBuf {
+    if let Some(dir) = std::env::var_os("COMPOUND_WATCH_CACHE") {
+        return dir.into();
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("compound-watch");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache/compound-watch"),
+        None => PathBuf::from(".compound-watch-cache"),
+    }
+}
+
+fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
+    let limits = AoiLimits { max_area_km2: args.max_aoi_km2, ..AoiLimits::default() };
+    let aoi = match (&args.aoi, &args.bbox) {
+        (Some(path), _) => aoi::load(path, &limits)?,
+        (None, Some(bbox)) => aoi::from_bbox(bbox, &limits)?,
+        (None, None) => unreachable!("clap requires --aoi or --bbox"),
+    };
+    if let Some(jobs) = args.jobs {
+        // Only fails if a pool already exists, which cannot happen this early.
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global();
+    }
+    let mut config = ScanConfig::new(aoi, args.from, args.to, args.out, args.cache.unwrap_or_else(default_cache));
+    config.max_cloud_cover = args.max_cloud_cover;
+    config.min_area_m2 = args.min_area;
+    config.cloud_buffer = args.cloud_buffer;
+    config.min_clear_obs = args.min_clear_obs;
+    let progress = CliProgress { bar: Mutex::new(None), terminal: std::io::stderr().is_terminal(), quiet: args.quiet };
+    let source = StaticCatalog::new(&args.source);
+    let summary = scan::run(&config, &source, &GdalReader, &progress)?;
+    drop(progress);
+    println!("report:    {} ({} polygons of new construction)", summary.report.display(), summary.detections);
+    println!("composite: {}", summary.composite.display());
+    println!(
+        "scenes:    {} found, {} used, {} skipped; {} months of {} had scenes",
+        summary.scenes_found,
+        summary.scenes_used,
+        summary.skipped.len(),
+        summary.months_with_scenes,
+        config.from.until(config.to) + 1
+    );
+    println!("windows:   {} read from the source, {} from the cache ({})", summary.windows_fetched, summary.windows_cached, config.cache_dir.display());
+    for s in &summary.skipped {
+        eprintln!("skipped {}: {}", s.id, s.reason);
+    }
+    Ok(if summary.skipped.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}
+
+fn run_sample(args: SampleArgs) -> Result<ExitCode, compound_watch::Error> {
+    let spec = SampleSpec { seed: args.seed, ..SampleSpec::default() };
+    let summary = sample::generate(&args.out, &spec)?;
+    println!("sample:    {} (SYNTHETIC: {} scenes, {} events)", summary.catalog.display(), summary.scenes, summary.events);
+    println!("truth:     {}", summary.truth.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Scan(args) => run_scan(args),
+        Command::Sample(args) => run_sample(args),
+    };
+    outcome.unwrap_or_else(|e| {
+        eprintln!("compound-watch: error: {e}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            eprintln!("  caused by: {s}");
+            source = s.source();
+        }
+        ExitCode::FAILURE
+    })
+}

@@ -33,32 +33,49 @@ pub struct DarkPixels {
     pub p1: u16,
 }
 
+/// Accumulates the darkness evidence of a scene, band by band or block by block.
+#[derive(Debug, Clone)]
+pub struct DarkHistogram {
+    counts: Vec<usize>,
+}
+
+impl Default for DarkHistogram {
+    fn default() -> Self {
+        DarkHistogram { counts: vec![0; 65536] }
+    }
+}
+
+impl DarkHistogram {
+    /// Adds digital numbers (0 = no data, skipped).
+    pub fn add(&mut self, values: &[u16]) {
+        for &v in values.iter().filter(|&&v| v != 0) {
+            self.counts[v as usize] += 1;
+        }
+    }
+
+    /// The summary the offset decision needs.
+    pub fn finish(&self) -> DarkPixels {
+        let valid: usize = self.counts.iter().sum();
+        let below_offset = self.counts[..BOA_OFFSET_DN as usize].iter().sum();
+        let target = valid.div_ceil(100).max(1);
+        let mut seen = 0;
+        let mut p1 = 0;
+        for (v, &n) in self.counts.iter().enumerate() {
+            seen += n;
+            if seen >= target {
+                p1 = v as u16;
+                break;
+            }
+        }
+        DarkPixels { valid, below_offset, p1 }
+    }
+}
+
 /// Counts dark pixels over one or more bands (0 = no data, skipped).
 pub fn dark_pixels(bands: &[&[u16]]) -> DarkPixels {
-    let mut hist = vec![0usize; 65536];
-    let mut valid = 0usize;
-    for band in bands {
-        for &v in band.iter().filter(|&&v| v != 0) {
-            hist[v as usize] += 1;
-            valid += 1;
-        }
-    }
-    let below_offset = hist[..BOA_OFFSET_DN as usize].iter().sum();
-    let target = valid.div_ceil(100);
-    let mut seen = 0;
-    let mut p1 = 0;
-    for (v, &n) in hist.iter().enumerate() {
-        seen += n;
-        if seen >= target && n > 0 {
-            p1 = v as u16;
-            break;
-        }
-    }
-    DarkPixels {
-        valid,
-        below_offset,
-        p1,
-    }
+    let mut h = DarkHistogram::default();
+    bands.iter().for_each(|b| h.add(b));
+    h.finish()
 }
 
 /// How a scene's digital numbers were turned into reflectance, and why. Recorded per scene.

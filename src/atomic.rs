@@ -1,0 +1,58 @@
+//! Atomic output: every file the tool writes appears whole or not at all.
+//!
+//! Content goes to a temp file in the destination's directory, is flushed to disk, then renamed
+//! over the destination. A scan killed half-way leaves the previous report intact.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Writes `bytes` to `path` atomically, creating the directory if needed.
+pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = parent(path);
+    std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io(dir))?;
+    tmp.write_all(bytes).map_err(Error::io(path))?;
+    tmp.as_file().sync_all().map_err(Error::io(path))?;
+    tmp.persist(path).map_err(|e| Error::io(path)(e.error))?;
+    Ok(())
+}
+
+/// A fresh temp path beside `path` for writers that insist on creating the file themselves (GDAL);
+/// publish it with [`publish`].
+pub fn temp_path_beside(path: &Path) -> Result<tempfile::TempPath> {
+    let dir = parent(path);
+    std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .suffix(&format!("-{}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()))
+        .tempfile_in(dir)
+        .map_err(Error::io(dir))?;
+    Ok(tmp.into_temp_path())
+}
+
+/// Renames a finished temp file over `path`.
+pub fn publish(tmp: tempfile::TempPath, path: &Path) -> Result<()> {
+    tmp.persist(path).map_err(|e| Error::io(path)(e.error))
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn replaces_the_old_file_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out/report.geojson");
+        super::write(&path, b"old").unwrap();
+        super::write(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(dir.path().join("out")).unwrap().count(), 1);
+    }
+}

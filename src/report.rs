@@ -1,0 +1,187 @@
+//! Reports: the GeoJSON of new construction and the latest composite as a Cloud-Optimized GeoTIFF.
+//!
+//! The GeoJSON follows RFC 7946 to the letter: WGS84 longitude/latitude, at most 6 decimals
+//! (~0.1 m), exterior rings counter-clockwise and holes clockwise, no `crs` member. Everything that
+//! produced the figures (AOI, period, parameters, scenes and their offset decisions, skipped scenes,
+//! software version) travels with it in one foreign member, `compound_watch`. Nothing volatile
+//! (no clock time, no absolute temp paths) goes in, so the same scan writes the same bytes.
+
+use std::path::Path;
+
+use geo::{GeodesicArea, MapCoords, Orient, Polygon};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::atomic;
+use crate::error::{Error, Result};
+use crate::grid::Projector;
+use crate::month::Month;
+
+/// Decimal places kept in coordinates (RFC 7946 §11.2 recommends no more than 6).
+pub const DECIMALS: i32 = 6;
+
+/// One polygon of new construction, ready to be written.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Detection {
+    /// Stable id: AOI slug and the grid row/column of the region's first pixel.
+    pub id: String,
+    /// Outline in WGS84, rounded and oriented for RFC 7946.
+    #[serde(skip)]
+    pub outline: Polygon<f64>,
+    /// Geodesic area of `outline`, m².
+    pub area_m2: f64,
+    /// Month in which the new built-up surface was first seen.
+    pub first_detected: Month,
+    /// 0..1, how well the change is supported (see `detect::step`).
+    pub confidence: f64,
+    /// Median, over the polygon's pixels, of the clear observations in the whole period.
+    pub n_clear_obs: u32,
+    /// Items whose clear pixels show the change: the last clear month before it, the month of
+    /// first detection and the clear month after.
+    pub scenes: Vec<String>,
+}
+
+/// Converts a grid-CRS outline to a WGS84 polygon fit for RFC 7946.
+pub fn wgs84_outline(outline: &Polygon<f64>, to_wgs84: &Projector) -> Result<Polygon<f64>> {
+    let scale = 10f64.powi(DECIMALS);
+    let lonlat = outline.try_map_coords(|c| to_wgs84.coord(c))?;
+    let rounded = lonlat.map_coords(|c| geo::Coord { x: (c.x * scale).round() / scale, y: (c.y * scale).round() / scale });
+    Ok(rounded.orient(geo::orient::Direction::Default))
+}
+
+/// The one way this project computes areas: geodesic, on the WGS84 ellipsoid, in m².
+pub fn area_m2(polygon: &Polygon<f64>) -> f64 {
+    polygon.geodesic_area_unsigned()
+}
+
+fn round(v: f64, decimals: i32) -> f64 {
+    let s = 10f64.powi(decimals);
+    (v * s).round() / s
+}
+
+/// The report as a GeoJSON FeatureCollection; `provenance` becomes the `compound_watch` member.
+pub fn feature_collection(aoi_slug: &str, detections: &[Detection], provenance: &impl Serialize) -> Result<geojson::FeatureCollection> {
+    let features = detections
+        .iter()
+        .map(|d| {
+            let mut props = Map::new();
+            props.insert("id".into(), json!(d.id));
+            props.insert("area_m2".into(), json!(round(d.area_m2, 1)));
+            props.insert("area_ha".into(), json!(round(d.area_m2 / 10_000.0, 3)));
+            props.insert("first_detected".into(), json!(d.first_detected.first_day().to_string()));
+            props.insert("confidence".into(), json!(round(d.confidence, 3)));
+            props.insert("aoi".into(), json!(aoi_slug));
+            props.insert("n_clear_obs".into(), json!(d.n_clear_obs));
+            props.insert("scenes".into(), json!(d.scenes));
+            geojson::Feature {
+                bbox: None,
+                geometry: Some(geojson::Geometry::from(&d.outline)),
+                id: Some(geojson::feature::Id::String(d.id.clone())),
+                properties: Some(props),
+                foreign_members: None,
+            }
+        })
+        .collect();
+    let provenance = serde_json::to_value(provenance).map_err(|e| Error::Config {
+        field: "provenance".into(),
+        reason: format!("cannot be serialized: {e}"),
+    })?;
+    let mut foreign = Map::new();
+    foreign.insert("compound_watch".into(), provenance);
+    Ok(geojson::FeatureCollection { bbox: None, features, foreign_members: Some(foreign) })
+}
+
+/// Writes a FeatureCollection atomically, pretty-printed, with a final newline.
+pub fn write_geojson(path: &Path, collection: &geojson::FeatureCollection) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(collection).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
+    bytes.push(b'\n');
+    atomic::write(path, &bytes)
+}
+
+/// Reads a report back (for incremental scans and diffs).
+pub fn read_geojson(path: &Path) -> Result<geojson::FeatureCollection> {
+    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| Error::Io { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
+    serde_json::from_value(value).map_err(|e| Error::Io { path: path.to_path_buf(), source: std::io::Error::other(e) })
+}
+
+/// A u16 raster to be written as a Cloud-Optimized GeoTIFF (0 = no data in every band).
+pub struct CogRaster<'a> {
+    /// EPSG code of the CRS.
+    pub epsg: u32,
+    /// GDAL geotransform.
+    pub geo_transform: [f64; 6],
+    /// Columns.
+    pub width: usize,
+    /// Rows.
+    pub height: usize,
+    /// Band values (row-major) with their descriptions.
+    pub bands: Vec<(&'a [u16], &'a str)>,
+    /// Colour interpretation: red, green, blue for the first three bands.
+    pub rgb: bool,
+    /// Free text stored in the file's metadata.
+    pub description: &'a str,
+    /// Extra metadata items.
+    pub metadata: Vec<(&'a str, String)>,
+}
+
+/// Writes a raster as a deflate-compressed COG with overviews, atomically. The one COG writer.
+pub fn write_cog(path: &Path, raster: &CogRaster<'_>) -> Result<()> {
+    use gdal::raster::ColorInterpretation as C;
+    use gdal::Metadata;
+    let gdal = |what: &str| Error::gdal(format!("{what} {}", path.display()));
+    let mem = gdal::DriverManager::get_driver_by_name("MEM").map_err(gdal("loading MEM for"))?;
+    let mut ds = mem
+        .create_with_band_type::<u16, _>("", raster.width, raster.height, raster.bands.len())
+        .map_err(gdal("allocating"))?;
+    ds.set_geo_transform(&raster.geo_transform).map_err(gdal("georeferencing"))?;
+    ds.set_spatial_ref(&crate::grid::srs(raster.epsg)?).map_err(gdal("georeferencing"))?;
+    ds.set_metadata_item("DESCRIPTION", raster.description, "").map_err(gdal("describing"))?;
+    for (key, value) in &raster.metadata {
+        ds.set_metadata_item(key, value, "").map_err(gdal("describing"))?;
+    }
+    for (i, (data, name)) in raster.bands.iter().enumerate() {
+        let mut band = ds.rasterband(i + 1).map_err(gdal("opening a band of"))?;
+        let mut buffer = gdal::raster::Buffer::new((raster.width, raster.height), data.to_vec());
+        band.write((0, 0), (raster.width, raster.height), &mut buffer).map_err(gdal("writing"))?;
+        band.set_no_data_value(Some(0.0)).map_err(gdal("setting no-data in"))?;
+        let interp = match (raster.rgb, i) {
+            (true, 0) => C::RedBand,
+            (true, 1) => C::GreenBand,
+            (true, 2) => C::BlueBand,
+            (false, 0) if raster.bands.len() == 1 => C::GrayIndex,
+            _ => C::Undefined,
+        };
+        band.set_color_interpretation(interp).map_err(gdal("labelling bands of"))?;
+        band.set_description(name).map_err(gdal("naming bands of"))?;
+    }
+    let cog = gdal::DriverManager::get_driver_by_name("COG").map_err(gdal("loading the COG driver for"))?;
+    let tmp = atomic::temp_path_beside(path)?;
+    let options: gdal::raster::RasterCreationOptions =
+        ["COMPRESS=DEFLATE", "PREDICTOR=2", "BLOCKSIZE=256", "OVERVIEWS=AUTO", "RESAMPLING=AVERAGE"].into_iter().collect();
+    let out = ds.create_copy(&cog, &tmp, &options).map_err(gdal("writing the COG"))?;
+    out.close().map_err(gdal("closing"))?;
+    atomic::publish(tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo::{polygon, Winding};
+
+    #[test]
+    fn outlines_are_rounded_to_six_decimals_and_counter_clockwise() {
+        // A clockwise 100 m square in UTM 47N near Myawaddy.
+        let utm = polygon![(x: 480_000.0, y: 1_845_000.0), (x: 480_000.0, y: 1_845_100.0), (x: 480_100.0, y: 1_845_100.0), (x: 480_100.0, y: 1_845_000.0)];
+        let p = wgs84_outline(&utm, &Projector::new(32647, 4326).unwrap()).unwrap();
+        assert!(p.exterior().is_ccw());
+        for c in p.exterior().coords() {
+            assert_eq!((c.x * 1e6).round() / 1e6, c.x);
+            assert!((98.0..99.0).contains(&c.x) && (16.0..17.0).contains(&c.y));
+        }
+        approx::assert_relative_eq!(area_m2(&p), 10_000.0, max_relative = 0.01);
+    }
+}

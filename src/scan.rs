@@ -1,0 +1,516 @@
+//! The scan: runs the stages in order for one AOI and period, and writes the outputs.
+//!
+//! Fetch, then compute. First every missing scene band is read through the [`WindowReader`] into
+//! the cache, scenes in parallel. Then the grid is processed in blocks of rows, in parallel, each
+//! block reading only its rows of the cached windows: memory grows with the block, not the AOI.
+//! Partial failure is data: a scene that cannot be read is skipped and listed, never fatal.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ndarray::{Array1, Array2, Axis};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::aoi::Aoi;
+use crate::cache::Cache;
+use crate::composite::{median, monthly_median};
+use crate::detect::{builtup_score, step, DetectParams, Reflectance};
+use crate::error::{Error, Result};
+use crate::grid::{Grid, Projector};
+use crate::mask::clear_mask;
+use crate::month::Month;
+use crate::reflectance::{decide_offset, reflectance, DarkHistogram, OffsetDecision};
+use crate::report::{self, Detection};
+use crate::source::{Band, Scene, SceneSearch, SearchQuery, Skipped};
+use crate::vectorize;
+use crate::window::WindowReader;
+
+/// Everything a scan needs to know, already checked.
+#[derive(Debug, Clone)]
+pub struct ScanConfig {
+    /// The site.
+    pub aoi: Aoi,
+    /// First month, included.
+    pub from: Month,
+    /// Last month, included.
+    pub to: Month,
+    /// Where the report and composite go.
+    pub out_dir: PathBuf,
+    /// Where warped windows are cached.
+    pub cache_dir: PathBuf,
+    /// Largest accepted scene cloud cover, percent.
+    pub max_cloud_cover: f64,
+    /// Change decision parameters.
+    pub detect: DetectParams,
+    /// Pixels of margin around SCL clouds and shadows that are not trusted either.
+    pub cloud_buffer: usize,
+    /// Clear observations a pixel needs in a month for that month not to be a gap.
+    pub min_clear_obs: u16,
+    /// Minimum mapping unit, m².
+    pub min_area_m2: f64,
+    /// Rows per processing block.
+    pub block_rows: usize,
+}
+
+impl ScanConfig {
+    /// A configuration with the documented defaults.
+    pub fn new(aoi: Aoi, from: Month, to: Month, out_dir: PathBuf, cache_dir: PathBuf) -> ScanConfig {
+        ScanConfig {
+            aoi,
+            from,
+            to,
+            out_dir,
+            cache_dir,
+            max_cloud_cover: 80.0,
+            detect: DetectParams::default(),
+            cloud_buffer: 2,
+            min_clear_obs: 1,
+            min_area_m2: 1_000.0,
+            block_rows: 64,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        let bad = |field: &str, reason: String| Err(Error::Config { field: field.into(), reason });
+        if self.to < self.from {
+            return bad("--to", format!("{} is before --from {}; the period runs from --from to --to", self.to, self.from));
+        }
+        if !(0.0..=100.0).contains(&self.max_cloud_cover) {
+            return bad("--max-cloud-cover", format!("{} is not a percentage (0-100)", self.max_cloud_cover));
+        }
+        if self.min_area_m2 < 0.0 || !self.min_area_m2.is_finite() {
+            return bad("--min-area", format!("{} must be a positive area in m²", self.min_area_m2));
+        }
+        if self.block_rows == 0 {
+            return bad("block_rows", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// What happened, for the binary to report and turn into an exit code.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanSummary {
+    /// Scenes the search found.
+    pub scenes_found: usize,
+    /// Scenes that went into the composites.
+    pub scenes_used: usize,
+    /// Scene bands read from the source in this run.
+    pub windows_fetched: usize,
+    /// Scene bands found in the cache.
+    pub windows_cached: usize,
+    /// Scenes left out, with the reason.
+    pub skipped: Vec<Skipped>,
+    /// Months in the period with at least one usable scene.
+    pub months_with_scenes: usize,
+    /// Polygons in the report.
+    pub detections: usize,
+    /// The report file.
+    pub report: PathBuf,
+    /// The latest-composite COG.
+    pub composite: PathBuf,
+}
+
+/// Progress of a long scan, for a progress bar or log lines. The library never prints.
+pub trait Progress: Sync {
+    /// Called at each step.
+    fn event(&self, event: Event<'_>);
+}
+
+/// One progress step.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// A stage starts with `total` units of work.
+    Stage {
+        /// Stage name.
+        name: &'a str,
+        /// Units of work.
+        total: u64,
+    },
+    /// Units of work done in the current stage.
+    Advance(u64),
+}
+
+/// Progress that goes nowhere.
+pub struct Silent;
+impl Progress for Silent {
+    fn event(&self, _: Event<'_>) {}
+}
+
+/// A scene as used, with the decision that turned its numbers into reflectance. Provenance.
+#[derive(Debug, Clone, Serialize)]
+pub struct SceneRecord {
+    /// STAC item id.
+    pub id: String,
+    /// Collection.
+    pub collection: String,
+    /// Acquisition time.
+    pub datetime: String,
+    /// MGRS tile.
+    pub tile: Option<String>,
+    /// Scene cloud cover, percent.
+    pub cloud_cover: Option<f64>,
+    /// Processing baseline.
+    pub processing_baseline: Option<String>,
+    /// The offset decision.
+    pub offset: OffsetDecision,
+}
+
+/// The report's provenance member.
+#[derive(Debug, Clone, Serialize)]
+pub struct Provenance {
+    /// Always "compound-watch".
+    pub software: &'static str,
+    /// Crate version.
+    pub version: &'static str,
+    /// The site.
+    pub aoi: serde_json::Value,
+    /// First and last month.
+    pub period: serde_json::Value,
+    /// The analysis grid.
+    pub grid: Grid,
+    /// Where scenes came from.
+    pub source: String,
+    /// Every parameter that shaped a figure.
+    pub parameters: serde_json::Value,
+    /// Scenes used, in time order.
+    pub scenes: Vec<SceneRecord>,
+    /// Scenes found but left out, with reasons.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Per-pixel detection, kept only for pixels that changed.
+#[derive(Debug, Clone)]
+struct PixelChange {
+    pixel: usize,
+    month: usize,
+    confidence: f32,
+    clear_obs: u32,
+    evidence: Vec<u32>,
+}
+
+/// What one block of rows yields.
+struct BlockResult {
+    changes: Vec<PixelChange>,
+    /// Latest clear composite of red, green, blue, NIR, reflectance x 10000 (0 = never seen).
+    latest: [Vec<u16>; 4],
+}
+
+/// Runs a scan end to end.
+pub fn run(config: &ScanConfig, search: &dyn SceneSearch, reader: &dyn WindowReader, progress: &dyn Progress) -> Result<ScanSummary> {
+    config.check()?;
+    let grid = Grid::for_aoi(&config.aoi, 10.0)?;
+    let inside = config.aoi.bbox();
+    let aoi_mask = grid.aoi_mask(&config.aoi)?;
+    let cache = Cache::new(&config.cache_dir);
+
+    progress.event(Event::Stage { name: "search", total: 1 });
+    let found = search.search(&SearchQuery { bbox: inside, from: config.from, to: config.to, max_cloud_cover: config.max_cloud_cover })?;
+    progress.event(Event::Advance(1));
+    let scenes_found = found.scenes.len() + found.rejected.len();
+    let mut skipped = found.rejected;
+
+    // Fetch: every missing band of every scene, scenes in parallel.
+    let fetched = AtomicUsize::new(0);
+    let cached = AtomicUsize::new(0);
+    progress.event(Event::Stage { name: "fetch", total: found.scenes.len() as u64 });
+    let outcomes: Vec<std::result::Result<Scene, Skipped>> = found
+        .scenes
+        .into_par_iter()
+        .map(|scene| {
+            let result = fetch_scene(&scene, &grid, &cache, reader, &fetched, &cached);
+            progress.event(Event::Advance(1));
+            result.map(|()| scene.clone()).map_err(|e| Skipped { id: scene.id.clone(), reason: e.to_string() })
+        })
+        .collect();
+    let mut scenes = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            Ok(scene) => scenes.push(scene),
+            Err(s) => skipped.push(s),
+        }
+    }
+
+    // Offsets: one decision per scene, from its own dark pixels.
+    progress.event(Event::Stage { name: "offsets", total: scenes.len() as u64 });
+    let decisions: Vec<OffsetDecision> = scenes
+        .par_iter()
+        .map(|scene| {
+            let d = offset_decision(scene, &grid, &cache, config.block_rows.max(256));
+            progress.event(Event::Advance(1));
+            d
+        })
+        .collect::<Result<_>>()?;
+
+    // Compute, block by block.
+    let months = config.from.through(config.to);
+    let by_month: Vec<Vec<usize>> = months
+        .iter()
+        .map(|m| scenes.iter().enumerate().filter(|(_, s)| s.month() == *m).map(|(i, _)| i).collect())
+        .collect();
+    let blocks: Vec<(usize, usize)> =
+        (0..grid.height).step_by(config.block_rows).map(|r0| (r0, (r0 + config.block_rows).min(grid.height))).collect();
+    progress.event(Event::Stage { name: "detect", total: blocks.len() as u64 });
+    let results: Vec<BlockResult> = blocks
+        .par_iter()
+        .map(|&(r0, r1)| {
+            let r = process_block(config, &grid, &cache, &scenes, &decisions, &by_month, &aoi_mask, r0, r1);
+            progress.event(Event::Advance(1));
+            r
+        })
+        .collect::<Result<_>>()?;
+
+    // Assemble and vectorize.
+    progress.event(Event::Stage { name: "report", total: 1 });
+    let mut changed = vec![false; grid.len()];
+    let mut change_at = vec![usize::MAX; grid.len()];
+    let mut changes = Vec::new();
+    let mut latest: [Vec<u16>; 4] = Default::default();
+    for block in results {
+        for (i, band) in block.latest.into_iter().enumerate() {
+            latest[i].extend(band);
+        }
+        for c in block.changes {
+            changed[c.pixel] = true;
+            change_at[c.pixel] = changes.len();
+            changes.push(c);
+        }
+    }
+    let min_pixels = (config.min_area_m2 / (grid.res * grid.res)).ceil().max(1.0) as usize;
+    let regions = vectorize::regions(&changed, &grid, min_pixels)?;
+    let to_wgs84 = Projector::new(grid.epsg, 4326)?;
+    let mut detections = regions
+        .iter()
+        .map(|region| {
+            let pixels: Vec<&PixelChange> = region.pixels.iter().map(|&p| &changes[change_at[p]]).collect();
+            detection(&config.aoi.slug, &grid, region, &pixels, &scenes, &months, &to_wgs84)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    detections.sort_by(|a, b| (a.first_detected, &a.id).cmp(&(b.first_detected, &b.id)));
+
+    let records: Vec<SceneRecord> = scenes
+        .iter()
+        .zip(&decisions)
+        .map(|(s, d)| SceneRecord {
+            id: s.id.clone(),
+            collection: s.collection.clone(),
+            datetime: s.datetime.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            tile: s.tile.clone(),
+            cloud_cover: s.cloud_cover,
+            processing_baseline: s.processing_baseline.clone(),
+            offset: d.clone(),
+        })
+        .collect();
+    let provenance = Provenance {
+        software: "compound-watch",
+        version: env!("CARGO_PKG_VERSION"),
+        aoi: serde_json::json!({
+            "name": config.aoi.name,
+            "slug": config.aoi.slug,
+            "origin": config.aoi.origin,
+            "bbox": config.aoi.bbox(),
+            "area_m2": (config.aoi.area_m2).round(),
+            "properties": config.aoi.properties,
+        }),
+        period: serde_json::json!({ "from": config.from, "to": config.to }),
+        grid: grid.clone(),
+        source: search.describe(),
+        parameters: serde_json::json!({
+            "detect": config.detect,
+            "max_cloud_cover": config.max_cloud_cover,
+            "cloud_buffer_px": config.cloud_buffer,
+            "min_clear_obs": config.min_clear_obs,
+            "min_area_m2": config.min_area_m2,
+            "composite": "per-pixel monthly median of SCL-clear observations",
+            "score": "product of logistic memberships: NDVI<0.45, MNDWI<0.25, blue/red>0.7, visible>0.10",
+        }),
+        scenes: records,
+        skipped: skipped.clone(),
+    };
+    let report_path = config.out_dir.join("report.geojson");
+    let collection = report::feature_collection(&config.aoi.slug, &detections, &provenance)?;
+    report::write_geojson(&report_path, &collection)?;
+    let composite_path = config.out_dir.join("composite.tif");
+    let description = format!(
+        "compound-watch latest clear composite of {} for {}..{}: each pixel from the most recent month with a clear view; reflectance x 10000",
+        config.aoi.name, config.from, config.to
+    );
+    report::write_cog(
+        &composite_path,
+        &report::CogRaster {
+            epsg: grid.epsg,
+            geo_transform: grid.geo_transform(),
+            width: grid.width,
+            height: grid.height,
+            bands: vec![(&latest[0], "red (B04)"), (&latest[1], "green (B03)"), (&latest[2], "blue (B02)"), (&latest[3], "nir (B08)")],
+            rgb: true,
+            description: &description,
+            metadata: vec![("SCALE_FACTOR", "0.0001".into())],
+        },
+    )?;
+    progress.event(Event::Advance(1));
+    Ok(ScanSummary {
+        scenes_found,
+        scenes_used: scenes.len(),
+        windows_fetched: fetched.into_inner(),
+        windows_cached: cached.into_inner(),
+        skipped,
+        months_with_scenes: by_month.iter().filter(|s| !s.is_empty()).count(),
+        detections: detections.len(),
+        report: report_path,
+        composite: composite_path,
+    })
+}
+
+fn fetch_scene(scene: &Scene, grid: &Grid, cache: &Cache, reader: &dyn WindowReader, fetched: &AtomicUsize, cached: &AtomicUsize) -> Result<()> {
+    for band in Band::ALL {
+        let entry = cache.entry(scene, band, grid);
+        if entry.is_file() {
+            cached.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let href = &scene.hrefs[&band];
+        let data = reader.read(href, band, grid).map_err(|e| Error::Scene { id: scene.id.clone(), reason: format!("{}: {e}", band.asset_key()) })?;
+        cache.store(&entry, grid, &data)?;
+        fetched.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+fn offset_decision(scene: &Scene, grid: &Grid, cache: &Cache, rows_per_read: usize) -> Result<OffsetDecision> {
+    let mut hist = DarkHistogram::default();
+    for band in [Band::Nir, Band::Swir16, Band::Swir22] {
+        let entry = cache.entry(scene, band, grid);
+        for r0 in (0..grid.height).step_by(rows_per_read) {
+            hist.add(&Cache::read_rows(&entry, grid, r0..(r0 + rows_per_read).min(grid.height))?);
+        }
+    }
+    Ok(decide_offset(scene, hist.finish()))
+}
+
+/// One scene's rows: reflectance (6 bands x pixels) and clear mask, both over `r0..r1` only.
+fn scene_rows(scene: &Scene, decision: &OffsetDecision, grid: &Grid, cache: &Cache, r0: usize, r1: usize, halo: usize) -> Result<(Array2<f32>, Array1<bool>)> {
+    let (h0, h1) = (r0.saturating_sub(halo), (r1 + halo).min(grid.height));
+    let read = |band: Band| Cache::read_rows(&cache.entry(scene, band, grid), grid, h0..h1);
+    let scl = Array2::from_shape_vec((h1 - h0, grid.width), read(Band::Scl)?).expect("rows x width");
+    let dns: Vec<Vec<u16>> = Band::REFLECTANCE.iter().map(|&b| read(b)).collect::<Result<_>>()?;
+    let valid = Array2::from_shape_fn((h1 - h0, grid.width), |(r, c)| dns.iter().all(|d| d[r * grid.width + c] != 0));
+    let clear = clear_mask(scl.view(), valid.view(), halo);
+    let (start, end) = ((r0 - h0) * grid.width, (r1 - h0) * grid.width);
+    let pixels = end - start;
+    let mut refl = Array2::zeros((6, pixels));
+    for (b, d) in dns.iter().enumerate() {
+        for (p, &dn) in d[start..end].iter().enumerate() {
+            refl[(b, p)] = reflectance(dn, decision.subtract_dn);
+        }
+    }
+    let clear = Array1::from_iter(clear.iter().skip(start).take(pixels).copied());
+    Ok((refl, clear))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn process_block(
+    config: &ScanConfig,
+    grid: &Grid,
+    cache: &Cache,
+    scenes: &[Scene],
+    decisions: &[OffsetDecision],
+    by_month: &[Vec<usize>],
+    aoi_mask: &[bool],
+    r0: usize,
+    r1: usize,
+) -> Result<BlockResult> {
+    let pixels = (r1 - r0) * grid.width;
+    let months = by_month.len();
+    let mut score = Array2::from_elem((months, pixels), f32::NAN);
+    let mut clear_obs = vec![0u32; pixels];
+    let mut latest: [Vec<u16>; 4] = std::array::from_fn(|_| vec![0u16; pixels]);
+    // Which scenes saw each pixel clearly: one bit per scene, kept only for this block.
+    let words = scenes.len().div_ceil(64).max(1);
+    let mut seen = vec![0u64; pixels * words];
+    for (m, scene_ids) in by_month.iter().enumerate() {
+        if scene_ids.is_empty() {
+            continue;
+        }
+        let mut refl = Vec::with_capacity(scene_ids.len());
+        let mut clear = Vec::with_capacity(scene_ids.len());
+        for &s in scene_ids {
+            let (r, c) = scene_rows(&scenes[s], &decisions[s], grid, cache, r0, r1, config.cloud_buffer)?;
+            for (p, _) in c.iter().enumerate().filter(|(_, &c)| c) {
+                seen[p * words + s / 64] |= 1 << (s % 64);
+            }
+            refl.push(r);
+            clear.push(c);
+        }
+        let views: Vec<_> = refl.iter().map(|r| r.view()).collect();
+        let masks: Vec<_> = clear.iter().map(|c| c.view()).collect();
+        let comp = monthly_median(&views, &masks, 6, pixels, config.min_clear_obs);
+        for p in 0..pixels {
+            clear_obs[p] += comp.clear_obs[p] as u32;
+            let b = comp.bands.index_axis(Axis(1), p);
+            if b[0].is_nan() {
+                continue;
+            }
+            score[(m, p)] = builtup_score(Reflectance { blue: b[0], green: b[1], red: b[2], nir: b[3], swir16: b[4], swir22: b[5] });
+            for (i, band) in [2, 1, 0, 3].into_iter().enumerate() {
+                latest[i][p] = (b[band] * 10_000.0).round().clamp(1.0, 65_535.0) as u16;
+            }
+        }
+    }
+    let mut changes = Vec::new();
+    let mut series = vec![0f32; months];
+    for p in 0..pixels {
+        let pixel = r0 * grid.width + p;
+        if !aoi_mask[pixel] {
+            continue;
+        }
+        series.iter_mut().zip(score.column(p)).for_each(|(s, &v)| *s = v);
+        let Some(st) = step(&series, &config.detect) else { continue };
+        // Evidence: the clear months just before, at and just after the step.
+        let clear_months: Vec<usize> = (0..months).filter(|&m| !series[m].is_nan()).collect();
+        let at = clear_months.iter().position(|&m| m == st.index).expect("the step is at a clear month");
+        let evidence_months: BTreeSet<usize> = clear_months[at.saturating_sub(1)..(at + 2).min(clear_months.len())].iter().copied().collect();
+        let evidence = evidence_months
+            .iter()
+            .flat_map(|&m| by_month[m].iter().copied())
+            .filter(|&s| seen[p * words + s / 64] & (1 << (s % 64)) != 0)
+            .map(|s| s as u32)
+            .collect();
+        changes.push(PixelChange { pixel, month: st.index, confidence: st.confidence, clear_obs: clear_obs[p], evidence });
+    }
+    Ok(BlockResult { changes, latest })
+}
+
+fn detection(
+    slug: &str,
+    grid: &Grid,
+    region: &vectorize::Region,
+    pixels: &[&PixelChange],
+    scenes: &[Scene],
+    months: &[Month],
+    to_wgs84: &Projector,
+) -> Result<Detection> {
+    let mut month_idx: Vec<usize> = pixels.iter().map(|p| p.month).collect();
+    month_idx.sort_unstable();
+    // The lower median: a region is dated when at least half of it has changed.
+    let first = month_idx[(month_idx.len() - 1) / 2];
+    let confidence = pixels.iter().map(|p| p.confidence as f64).sum::<f64>() / pixels.len() as f64;
+    let mut obs: Vec<f32> = pixels.iter().map(|p| p.clear_obs as f32).collect();
+    let n_clear_obs = median(&mut obs).round() as u32;
+    let evidence: BTreeSet<u32> = pixels.iter().flat_map(|p| p.evidence.iter().copied()).collect();
+    let mut evidence: Vec<&Scene> = evidence.into_iter().map(|s| &scenes[s as usize]).collect();
+    evidence.sort_by(|a, b| (a.datetime, &a.id).cmp(&(b.datetime, &b.id)));
+    let first_pixel = region.pixels[0];
+    let outline = report::wgs84_outline(&region.outline, to_wgs84)?;
+    Ok(Detection {
+        id: format!("{slug}-r{:05}c{:05}", first_pixel / grid.width, first_pixel % grid.width),
+        area_m2: report::area_m2(&outline),
+        outline,
+        first_detected: months[first],
+        confidence,
+        n_clear_obs,
+        scenes: evidence.into_iter().map(|s| s.id.clone()).collect(),
+    })
+}
