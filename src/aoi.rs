@@ -50,10 +50,7 @@ impl Aoi {
     /// Bounding box `[west, south, east, north]` in degrees.
     pub fn bbox(&self) -> [f64; 4] {
         use geo::BoundingRect;
-        let r = self
-            .geometry
-            .bounding_rect()
-            .expect("a checked AOI has coordinates");
+        let r = self.geometry.bounding_rect().expect("a checked AOI has coordinates");
         [r.min().x, r.min().y, r.max().x, r.max().y]
     }
 }
@@ -113,12 +110,9 @@ pub fn from_bbox(text: &str, limits: &AoiLimits) -> Result<Aoi> {
         .split(',')
         .map(|v| v.trim().parse::<f64>())
         .collect::<std::result::Result<_, _>>()
-        .map_err(|_| {
-            fail("expected four numbers W,S,E,N in degrees, e.g. 98.49,16.67,98.54,16.71".into())
-        })?;
-    let [w, s, e, n] = <[f64; 4]>::try_from(values).map_err(|_| {
-        fail("expected exactly four numbers W,S,E,N, e.g. 98.49,16.67,98.54,16.71".into())
-    })?;
+        .map_err(|_| fail("expected four numbers W,S,E,N in degrees, e.g. 98.49,16.67,98.54,16.71".into()))?;
+    let [w, s, e, n] = <[f64; 4]>::try_from(values)
+        .map_err(|_| fail("expected exactly four numbers W,S,E,N, e.g. 98.49,16.67,98.54,16.71".into()))?;
     if w >= e || s >= n {
         return Err(fail(format!(
             "west must be less than east and south less than north (got W={w} E={e} S={s} N={n}); \
@@ -139,10 +133,11 @@ pub fn from_bbox(text: &str, limits: &AoiLimits) -> Result<Aoi> {
     })
 }
 
+/// Polygons found in a document, and the properties of the first feature that has one.
+type PolygonsAndProperties = (Vec<Polygon<f64>>, Map<String, Value>);
+
 /// The polygons of a GeoJSON document and the properties of its first polygon feature.
-fn polygons_of(
-    geojson: &GeoJson,
-) -> std::result::Result<(Vec<Polygon<f64>>, Map<String, Value>), String> {
+fn polygons_of(geojson: &GeoJson) -> std::result::Result<PolygonsAndProperties, String> {
     let mut polygons = Vec::new();
     let mut properties = None;
     let mut other = Vec::new();
@@ -182,20 +177,12 @@ fn polygons_of(
     Ok((polygons, properties.unwrap_or_default()))
 }
 
-fn collect(
-    geometry: &geojson::Geometry,
-    polygons: &mut Vec<Polygon<f64>>,
-    other: &mut Vec<String>,
-) {
+fn collect(geometry: &geojson::Geometry, polygons: &mut Vec<Polygon<f64>>, other: &mut Vec<String>) {
     use geojson::GeometryValue as G;
     match &geometry.value {
         G::Polygon { coordinates } => polygons.push(polygon(coordinates)),
-        G::MultiPolygon { coordinates } => {
-            polygons.extend(coordinates.iter().map(|rings| polygon(rings)))
-        }
-        G::GeometryCollection { geometries } => {
-            geometries.iter().for_each(|g| collect(g, polygons, other))
-        }
+        G::MultiPolygon { coordinates } => polygons.extend(coordinates.iter().map(|rings| polygon(rings))),
+        G::GeometryCollection { geometries } => geometries.iter().for_each(|g| collect(g, polygons, other)),
         v => other.push(v.type_name().to_owned()),
     }
 }
@@ -220,23 +207,15 @@ fn polygon(rings: &[Vec<geojson::Position>]) -> Polygon<f64> {
 }
 
 /// Checks coordinates, topology and size; returns the geometry as a MultiPolygon.
-fn check(
-    polygons: Vec<Polygon<f64>>,
-    limits: &AoiLimits,
-) -> std::result::Result<MultiPolygon<f64>, String> {
+fn check(polygons: Vec<Polygon<f64>>, limits: &AoiLimits) -> std::result::Result<MultiPolygon<f64>, String> {
     use geo::CoordsIter;
     let geometry = MultiPolygon::new(polygons);
     let coords: Vec<Coord<f64>> = geometry.coords_iter().collect();
     if coords.iter().any(|c| !c.x.is_finite() || !c.y.is_finite()) {
         return Err("has a position without two finite numbers [longitude, latitude]".into());
     }
-    if let Some(c) = coords
-        .iter()
-        .find(|c| c.x.abs() > 180.0 || c.y.abs() > 90.0)
-    {
-        let swapped = coords
-            .iter()
-            .all(|c| c.x.abs() <= 90.0 && c.y.abs() <= 180.0);
+    if let Some(c) = coords.iter().find(|c| c.x.abs() > 180.0 || c.y.abs() > 90.0) {
+        let swapped = coords.iter().all(|c| c.x.abs() <= 90.0 && c.y.abs() <= 180.0);
         return Err(if swapped {
             format!(
                 "position [{}, {}] has a latitude beyond ±90: the coordinates look like \
@@ -257,9 +236,9 @@ fn check(
         .iter()
         .flat_map(|p| std::iter::once(p.exterior()).chain(p.interiors()))
         .any(|ring| ring.lines().any(|l| (l.end.x - l.start.x).abs() > 180.0));
-    let (min_x, max_x) = coords.iter().fold((f64::MAX, f64::MIN), |(lo, hi), c| {
-        (lo.min(c.x), hi.max(c.x))
-    });
+    let (min_x, max_x) = coords
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), c| (lo.min(c.x), hi.max(c.x)));
     if crosses || max_x - min_x > 180.0 {
         return Err(
             "crosses the antimeridian (longitude ±180); split it into one polygon on each \
@@ -268,10 +247,13 @@ fn check(
         );
     }
     for (i, p) in geometry.iter().enumerate() {
-        if p.exterior().0.len() < 4 {
+        let mut distinct: Vec<(u64, u64)> = p.exterior().0.iter().map(|c| (c.x.to_bits(), c.y.to_bits())).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if p.exterior().0.len() < 4 || distinct.len() < 3 {
             return Err(format!(
-                "polygon {} has a ring of fewer than 4 positions: it encloses no area (a ring needs \
-                 at least three corners and must end where it starts)",
+                "polygon {} is empty or degenerate: its ring has fewer than three distinct corners, so it \
+                 encloses no area. Draw the site's outline (at least three corners, ending where it starts)",
                 i + 1
             ));
         }
@@ -319,9 +301,7 @@ mod tests {
 
     #[test]
     fn bbox_in_wrong_order_is_refused() {
-        let err = from_bbox("98.54,16.67,98.49,16.71", &limits())
-            .unwrap_err()
-            .to_string();
+        let err = from_bbox("98.54,16.67,98.49,16.71", &limits()).unwrap_err().to_string();
         assert!(err.contains("west must be less than east"), "{err}");
     }
 

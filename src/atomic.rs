@@ -26,7 +26,10 @@ pub fn temp_path_beside(path: &Path) -> Result<tempfile::TempPath> {
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
     let tmp = tempfile::Builder::new()
         .prefix(".tmp-")
-        .suffix(&format!("-{}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()))
+        .suffix(&format!(
+            "-{}",
+            path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        ))
         .tempfile_in(dir)
         .map_err(Error::io(dir))?;
     Ok(tmp.into_temp_path())

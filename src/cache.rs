@@ -76,7 +76,10 @@ impl Cache {
                 reason: format!("window has {} pixels, the grid {}", data.len(), grid.len()),
             });
         }
-        let encode = |e: tiff::TiffError| Error::Cache { path: path.to_path_buf(), reason: e.to_string() };
+        let encode = |e: tiff::TiffError| Error::Cache {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
         let mut bytes = Vec::new();
         {
             let mut encoder = TiffEncoder::new(Cursor::new(&mut bytes))
@@ -112,10 +115,7 @@ impl Cache {
         let first = rows.start / strip_rows;
         let last = rows.end.div_ceil(strip_rows);
         for strip in first..last {
-            let chunk = match decoder
-                .read_chunk(strip as u32)
-                .map_err(|e| bad(e.to_string()))?
-            {
+            let chunk = match decoder.read_chunk(strip as u32).map_err(|e| bad(e.to_string()))? {
                 DecodingResult::U16(v) => v,
                 _ => return Err(bad("is not a 16-bit image".into())),
             };
@@ -151,19 +151,13 @@ mod tests {
         let path = dir.path().join("a/b.tif");
         Cache::new(dir.path()).store(&path, &g, &data).unwrap();
         assert_eq!(Cache::read_rows(&path, &g, 0..40).unwrap(), data);
-        assert_eq!(
-            Cache::read_rows(&path, &g, 15..33).unwrap(),
-            data[15 * 7..33 * 7]
-        );
+        assert_eq!(Cache::read_rows(&path, &g, 15..33).unwrap(), data[15 * 7..33 * 7]);
     }
 
     #[test]
     fn ids_from_a_server_never_escape_the_cache() {
         assert_eq!(component("../../etc/passwd"), "_.._etc_passwd");
         assert_eq!(component(".."), "_");
-        assert_eq!(
-            component("S2A_47QNU_20220301_0_L2A"),
-            "S2A_47QNU_20220301_0_L2A"
-        );
+        assert_eq!(component("S2A_47QNU_20220301_0_L2A"), "S2A_47QNU_20220301_0_L2A");
     }
 }

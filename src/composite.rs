@@ -26,11 +26,7 @@ pub fn monthly_median(
     pixels: usize,
     min_clear: u16,
 ) -> Composite {
-    assert_eq!(
-        observations.len(),
-        clear.len(),
-        "one clear mask per observation"
-    );
+    assert_eq!(observations.len(), clear.len(), "one clear mask per observation");
     let mut out = Array2::from_elem((bands, pixels), f32::NAN);
     let mut counts = Array1::zeros(pixels);
     let mut values = Vec::with_capacity(observations.len());

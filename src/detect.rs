@@ -90,6 +90,29 @@ pub fn builtup_score(r: Reflectance) -> f32 {
         * logistic((visible - 0.10) / 0.02)
 }
 
+/// The built-up score of every pixel of a composite, shape (6 bands, pixels) in the order blue,
+/// green, red, nir, swir16, swir22; NaN where the composite is a gap.
+pub fn scores(bands: ndarray::ArrayView2<f32>) -> Vec<f32> {
+    bands
+        .columns()
+        .into_iter()
+        .map(|b| {
+            if b[0].is_nan() {
+                f32::NAN
+            } else {
+                builtup_score(Reflectance {
+                    blue: b[0],
+                    green: b[1],
+                    red: b[2],
+                    nir: b[3],
+                    swir16: b[4],
+                    swir22: b[5],
+                })
+            }
+        })
+        .collect()
+}
+
 /// A detected step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Step {
@@ -191,10 +214,7 @@ mod tests {
         let forest = builtup_score(refl(0.03, 0.06, 0.03, 0.35, 0.17, 0.08));
         let water = builtup_score(refl(0.06, 0.07, 0.05, 0.03, 0.01, 0.01));
         let laterite = builtup_score(refl(0.07, 0.10, 0.16, 0.23, 0.33, 0.28));
-        assert!(
-            grey_roof > 0.8 && blue_roof > 0.8,
-            "{grey_roof} {blue_roof}"
-        );
+        assert!(grey_roof > 0.8 && blue_roof > 0.8, "{grey_roof} {blue_roof}");
         for low in [forest, water, laterite] {
             assert!(low < 0.1, "{forest} {water} {laterite}");
         }
@@ -235,11 +255,7 @@ mod tests {
 
     #[test]
     fn fewer_clear_months_mean_lower_confidence() {
-        let long = step(
-            &[0.1, 0.1, 0.1, 0.9, 0.9, 0.9, 0.9],
-            &DetectParams::default(),
-        )
-        .unwrap();
+        let long = step(&[0.1, 0.1, 0.1, 0.9, 0.9, 0.9, 0.9], &DetectParams::default()).unwrap();
         let short = step(&[0.1, 0.1, 0.9, 0.9], &DetectParams::default()).unwrap();
         assert!(short.confidence < long.confidence);
     }

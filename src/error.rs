@@ -71,9 +71,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// Wraps a GDAL error with what the program was doing.
-    pub(crate) fn gdal(
-        context: impl Into<String>,
-    ) -> impl FnOnce(gdal::errors::GdalError) -> Error {
+    pub(crate) fn gdal(context: impl Into<String>) -> impl FnOnce(gdal::errors::GdalError) -> Error {
         let context = context.into();
         move |source| Error::Gdal { context, source }
     }

@@ -104,8 +104,7 @@ impl Grid {
     pub fn aoi_mask(&self, aoi: &Aoi) -> Result<Vec<bool>> {
         use gdal::vector::ToGdal;
         let utm = Projector::new(4326, self.epsg)?.multi_polygon(&aoi.geometry)?;
-        let driver = gdal::DriverManager::get_driver_by_name("MEM")
-            .map_err(Error::gdal("loading the MEM driver"))?;
+        let driver = gdal::DriverManager::get_driver_by_name("MEM").map_err(Error::gdal("loading the MEM driver"))?;
         let mut ds = driver
             .create_with_band_type::<u8, _>("", self.width, self.height, 1)
             .map_err(Error::gdal("creating the AOI mask"))?;
@@ -116,12 +115,8 @@ impl Grid {
         let geometry = utm.to_gdal().map_err(Error::gdal("converting the AOI"))?;
         gdal::raster::rasterize(&mut ds, &[1], &[geometry], &[1.0], None)
             .map_err(Error::gdal("rasterizing the AOI"))?;
-        let band = ds
-            .rasterband(1)
-            .map_err(Error::gdal("reading the AOI mask"))?;
-        let buf = band
-            .read_band_as::<u8>()
-            .map_err(Error::gdal("reading the AOI mask"))?;
+        let band = ds.rasterband(1).map_err(Error::gdal("reading the AOI mask"))?;
+        let buf = band.read_band_as::<u8>().map_err(Error::gdal("reading the AOI mask"))?;
         Ok(buf.data().iter().map(|&v| v != 0).collect())
     }
 }
@@ -145,11 +140,7 @@ impl Projector {
     pub fn new(from: u32, to: u32) -> Result<Projector> {
         let transform = CoordTransform::new(&srs(from)?, &srs(to)?)
             .map_err(Error::gdal(format!("setting up EPSG:{from} -> EPSG:{to}")))?;
-        Ok(Projector {
-            transform,
-            from,
-            to,
-        })
+        Ok(Projector { transform, from, to })
     }
 
     /// Converts one coordinate.
@@ -200,9 +191,6 @@ mod tests {
     #[test]
     fn the_same_aoi_gives_the_same_grid() {
         let aoi = from_bbox("98.49,16.67,98.54,16.71", &AoiLimits::default()).unwrap();
-        assert_eq!(
-            Grid::for_aoi(&aoi, 10.0).unwrap(),
-            Grid::for_aoi(&aoi, 10.0).unwrap()
-        );
+        assert_eq!(Grid::for_aoi(&aoi, 10.0).unwrap(), Grid::for_aoi(&aoi, 10.0).unwrap());
     }
 }

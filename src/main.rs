@@ -158,7 +158,10 @@ fn default_cache() -> PathBuf {
 }
 
 fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
-    let limits = AoiLimits { max_area_km2: args.max_aoi_km2, ..AoiLimits::default() };
+    let limits = AoiLimits {
+        max_area_km2: args.max_aoi_km2,
+        ..AoiLimits::default()
+    };
     let aoi = match (&args.aoi, &args.bbox) {
         (Some(path), _) => aoi::load(path, &limits)?,
         (None, Some(bbox)) => aoi::from_bbox(bbox, &limits)?,
@@ -168,16 +171,30 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
         // Only fails if a pool already exists, which cannot happen this early.
         let _ = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global();
     }
-    let mut config = ScanConfig::new(aoi, args.from, args.to, args.out, args.cache.unwrap_or_else(default_cache));
+    let mut config = ScanConfig::new(
+        aoi,
+        args.from,
+        args.to,
+        args.out,
+        args.cache.unwrap_or_else(default_cache),
+    );
     config.max_cloud_cover = args.max_cloud_cover;
     config.min_area_m2 = args.min_area;
     config.cloud_buffer = args.cloud_buffer;
     config.min_clear_obs = args.min_clear_obs;
-    let progress = CliProgress { bar: Mutex::new(None), terminal: std::io::stderr().is_terminal(), quiet: args.quiet };
+    let progress = CliProgress {
+        bar: Mutex::new(None),
+        terminal: std::io::stderr().is_terminal(),
+        quiet: args.quiet,
+    };
     let source = StaticCatalog::new(&args.source);
     let summary = scan::run(&config, &source, &GdalReader, &progress)?;
     drop(progress);
-    println!("report:    {} ({} polygons of new construction)", summary.report.display(), summary.detections);
+    println!(
+        "report:    {} ({} polygons of new construction)",
+        summary.report.display(),
+        summary.detections
+    );
     println!("composite: {}", summary.composite.display());
     println!(
         "scenes:    {} found, {} used, {} skipped; {} months of {} had scenes",
@@ -187,17 +204,34 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
         summary.months_with_scenes,
         config.from.until(config.to) + 1
     );
-    println!("windows:   {} read from the source, {} from the cache ({})", summary.windows_fetched, summary.windows_cached, config.cache_dir.display());
+    println!(
+        "windows:   {} read from the source, {} from the cache ({})",
+        summary.windows_fetched,
+        summary.windows_cached,
+        config.cache_dir.display()
+    );
     for s in &summary.skipped {
         eprintln!("skipped {}: {}", s.id, s.reason);
     }
-    Ok(if summary.skipped.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(if summary.skipped.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }
 
 fn run_sample(args: SampleArgs) -> Result<ExitCode, compound_watch::Error> {
-    let spec = SampleSpec { seed: args.seed, ..SampleSpec::default() };
+    let spec = SampleSpec {
+        seed: args.seed,
+        ..SampleSpec::default()
+    };
     let summary = sample::generate(&args.out, &spec)?;
-    println!("sample:    {} (SYNTHETIC: {} scenes, {} events)", summary.catalog.display(), summary.scenes, summary.events);
+    println!(
+        "sample:    {} (SYNTHETIC: {} scenes, {} events)",
+        summary.catalog.display(),
+        summary.scenes,
+        summary.events
+    );
     println!("truth:     {}", summary.truth.display());
     Ok(ExitCode::SUCCESS)
 }

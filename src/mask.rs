@@ -83,11 +83,7 @@ mod tests {
         scl[(2, 2)] = 9;
         let valid = Array2::from_elem((5, 5), true);
         let clear = clear_mask(scl.view(), valid.view(), 1);
-        let unclear: Vec<(usize, usize)> = clear
-            .indexed_iter()
-            .filter(|(_, &c)| !c)
-            .map(|(i, _)| i)
-            .collect();
+        let unclear: Vec<(usize, usize)> = clear.indexed_iter().filter(|(_, &c)| !c).map(|(i, _)| i).collect();
         assert_eq!(unclear.len(), 9);
         assert!(unclear
             .iter()

@@ -22,7 +22,7 @@ pub fn offset_start() -> NaiveDate {
 /// The offset in digital numbers that baseline 04.00 adds.
 pub const BOA_OFFSET_DN: u16 = 1000;
 
-/// What the dark pixels of a scene say, from its NIR and SWIR bands.
+/// What the dark pixels of a scene say, from the clear (SCL 4-7) pixels of its NIR and SWIR bands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DarkPixels {
     /// Pixels with data.
@@ -46,9 +46,9 @@ impl Default for DarkHistogram {
 }
 
 impl DarkHistogram {
-    /// Adds digital numbers (0 = no data, skipped).
-    pub fn add(&mut self, values: &[u16]) {
-        for &v in values.iter().filter(|&&v| v != 0) {
+    /// Adds the digital numbers where `keep` is true (0 = no data, always skipped).
+    pub fn add(&mut self, values: &[u16], keep: &[bool]) {
+        for (&v, _) in values.iter().zip(keep).filter(|(&v, &k)| k && v != 0) {
             self.counts[v as usize] += 1;
         }
     }
@@ -67,14 +67,18 @@ impl DarkHistogram {
                 break;
             }
         }
-        DarkPixels { valid, below_offset, p1 }
+        DarkPixels {
+            valid,
+            below_offset,
+            p1,
+        }
     }
 }
 
 /// Counts dark pixels over one or more bands (0 = no data, skipped).
 pub fn dark_pixels(bands: &[&[u16]]) -> DarkPixels {
     let mut h = DarkHistogram::default();
-    bands.iter().for_each(|b| h.add(b));
+    bands.iter().for_each(|b| h.add(b, &vec![true; b.len()]));
     h.finish()
 }
 
@@ -134,14 +138,13 @@ pub fn decide_offset(scene: &Scene, dark: DarkPixels) -> OffsetDecision {
                 100.0 * dark.below_offset as f64 / dark.valid as f64
             ),
         ))
-    } else if dark.p1 < BOA_OFFSET_DN + 400 {
-        // The darkest pixels sit just above 1000 DN: near-zero reflectance plus the offset.
+    } else if dark.p1 < BOA_OFFSET_DN + 500 {
+        // None below 1000 DN, and the darkest clear pixels sit just above it: water, shade or
+        // vegetation in SWIR (reflectance 0.01-0.05) plus the offset. Harmonized, those would
+        // be far below 1000 DN.
         Some((
             BOA_OFFSET_DN,
-            format!(
-                "darkest 1% of NIR/SWIR pixels at {} DN, none below 1000",
-                dark.p1
-            ),
+            format!("darkest 1% of NIR/SWIR pixels at {} DN, none below 1000", dark.p1),
         ))
     } else {
         None
@@ -199,18 +202,9 @@ mod tests {
     fn raw_offset_scene_is_corrected_even_when_the_flag_says_applied() {
         // Water at reflectance 0.01-0.03 with the offset still in: 1100-1300 DN.
         let band: Vec<u16> = (0..10_000)
-            .map(|i| {
-                if i < 500 {
-                    1100 + (i % 200) as u16
-                } else {
-                    3000
-                }
-            })
+            .map(|i| if i < 500 { 1100 + (i % 200) as u16 } else { 3000 })
             .collect();
-        let d = decide_offset(
-            &scene("2022-06-01", Some("04.00"), Some(true)),
-            dark_pixels(&[&band]),
-        );
+        let d = decide_offset(&scene("2022-06-01", Some("04.00"), Some(true)), dark_pixels(&[&band]));
         assert_eq!(d.subtract_dn, 1000);
         assert_eq!(d.basis, "pixels");
         assert_eq!(d.flag_consistent, Some(false));
@@ -218,13 +212,8 @@ mod tests {
 
     #[test]
     fn harmonized_scene_is_left_alone_even_when_the_flag_says_raw() {
-        let band: Vec<u16> = (0..10_000)
-            .map(|i| if i < 500 { 150 } else { 2500 })
-            .collect();
-        let d = decide_offset(
-            &scene("2023-02-01", Some("05.09"), Some(false)),
-            dark_pixels(&[&band]),
-        );
+        let band: Vec<u16> = (0..10_000).map(|i| if i < 500 { 150 } else { 2500 }).collect();
+        let d = decide_offset(&scene("2023-02-01", Some("05.09"), Some(false)), dark_pixels(&[&band]));
         assert_eq!(d.subtract_dn, 0);
         assert_eq!(d.flag_consistent, Some(false));
     }
@@ -233,19 +222,11 @@ mod tests {
     fn without_dark_pixels_the_flag_decides() {
         let band = vec![3000u16; 10_000];
         assert_eq!(
-            decide_offset(
-                &scene("2023-02-01", None, Some(true)),
-                dark_pixels(&[&band])
-            )
-            .subtract_dn,
+            decide_offset(&scene("2023-02-01", None, Some(true)), dark_pixels(&[&band])).subtract_dn,
             0
         );
         assert_eq!(
-            decide_offset(
-                &scene("2023-02-01", None, Some(false)),
-                dark_pixels(&[&band])
-            )
-            .subtract_dn,
+            decide_offset(&scene("2023-02-01", None, Some(false)), dark_pixels(&[&band])).subtract_dn,
             1000
         );
         assert_eq!(
@@ -257,10 +238,7 @@ mod tests {
     #[test]
     fn scenes_before_baseline_04_never_get_an_offset() {
         let band = vec![1200u16; 10_000];
-        let d = decide_offset(
-            &scene("2021-12-30", Some("03.01"), None),
-            dark_pixels(&[&band]),
-        );
+        let d = decide_offset(&scene("2021-12-30", Some("03.01"), None), dark_pixels(&[&band]));
         assert_eq!((d.subtract_dn, d.basis.as_str()), (0, "baseline"));
     }
 

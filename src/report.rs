@@ -45,7 +45,10 @@ pub struct Detection {
 pub fn wgs84_outline(outline: &Polygon<f64>, to_wgs84: &Projector) -> Result<Polygon<f64>> {
     let scale = 10f64.powi(DECIMALS);
     let lonlat = outline.try_map_coords(|c| to_wgs84.coord(c))?;
-    let rounded = lonlat.map_coords(|c| geo::Coord { x: (c.x * scale).round() / scale, y: (c.y * scale).round() / scale });
+    let rounded = lonlat.map_coords(|c| geo::Coord {
+        x: (c.x * scale).round() / scale,
+        y: (c.y * scale).round() / scale,
+    });
     Ok(rounded.orient(geo::orient::Direction::Default))
 }
 
@@ -60,7 +63,11 @@ fn round(v: f64, decimals: i32) -> f64 {
 }
 
 /// The report as a GeoJSON FeatureCollection; `provenance` becomes the `compound_watch` member.
-pub fn feature_collection(aoi_slug: &str, detections: &[Detection], provenance: &impl Serialize) -> Result<geojson::FeatureCollection> {
+pub fn feature_collection(
+    aoi_slug: &str,
+    detections: &[Detection],
+    provenance: &impl Serialize,
+) -> Result<geojson::FeatureCollection> {
     let features = detections
         .iter()
         .map(|d| {
@@ -88,7 +95,11 @@ pub fn feature_collection(aoi_slug: &str, detections: &[Detection], provenance: 
     })?;
     let mut foreign = Map::new();
     foreign.insert("compound_watch".into(), provenance);
-    Ok(geojson::FeatureCollection { bbox: None, features, foreign_members: Some(foreign) })
+    Ok(geojson::FeatureCollection {
+        bbox: None,
+        features,
+        foreign_members: Some(foreign),
+    })
 }
 
 /// Writes a FeatureCollection atomically, pretty-printed, with a final newline.
@@ -104,8 +115,14 @@ pub fn write_geojson(path: &Path, collection: &geojson::FeatureCollection) -> Re
 /// Reads a report back (for incremental scans and diffs).
 pub fn read_geojson(path: &Path) -> Result<geojson::FeatureCollection> {
     let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| Error::Io { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
-    serde_json::from_value(value).map_err(|e| Error::Io { path: path.to_path_buf(), source: std::io::Error::other(e) })
+    let value: Value = serde_json::from_str(&text).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
+    serde_json::from_value(value).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })
 }
 
 /// A u16 raster to be written as a Cloud-Optimized GeoTIFF (0 = no data in every band).
@@ -137,16 +154,20 @@ pub fn write_cog(path: &Path, raster: &CogRaster<'_>) -> Result<()> {
     let mut ds = mem
         .create_with_band_type::<u16, _>("", raster.width, raster.height, raster.bands.len())
         .map_err(gdal("allocating"))?;
-    ds.set_geo_transform(&raster.geo_transform).map_err(gdal("georeferencing"))?;
-    ds.set_spatial_ref(&crate::grid::srs(raster.epsg)?).map_err(gdal("georeferencing"))?;
-    ds.set_metadata_item("DESCRIPTION", raster.description, "").map_err(gdal("describing"))?;
+    ds.set_geo_transform(&raster.geo_transform)
+        .map_err(gdal("georeferencing"))?;
+    ds.set_spatial_ref(&crate::grid::srs(raster.epsg)?)
+        .map_err(gdal("georeferencing"))?;
+    ds.set_metadata_item("DESCRIPTION", raster.description, "")
+        .map_err(gdal("describing"))?;
     for (key, value) in &raster.metadata {
         ds.set_metadata_item(key, value, "").map_err(gdal("describing"))?;
     }
     for (i, (data, name)) in raster.bands.iter().enumerate() {
         let mut band = ds.rasterband(i + 1).map_err(gdal("opening a band of"))?;
         let mut buffer = gdal::raster::Buffer::new((raster.width, raster.height), data.to_vec());
-        band.write((0, 0), (raster.width, raster.height), &mut buffer).map_err(gdal("writing"))?;
+        band.write((0, 0), (raster.width, raster.height), &mut buffer)
+            .map_err(gdal("writing"))?;
         band.set_no_data_value(Some(0.0)).map_err(gdal("setting no-data in"))?;
         let interp = match (raster.rgb, i) {
             (true, 0) => C::RedBand,
@@ -155,13 +176,21 @@ pub fn write_cog(path: &Path, raster: &CogRaster<'_>) -> Result<()> {
             (false, 0) if raster.bands.len() == 1 => C::GrayIndex,
             _ => C::Undefined,
         };
-        band.set_color_interpretation(interp).map_err(gdal("labelling bands of"))?;
+        band.set_color_interpretation(interp)
+            .map_err(gdal("labelling bands of"))?;
         band.set_description(name).map_err(gdal("naming bands of"))?;
     }
     let cog = gdal::DriverManager::get_driver_by_name("COG").map_err(gdal("loading the COG driver for"))?;
     let tmp = atomic::temp_path_beside(path)?;
-    let options: gdal::raster::RasterCreationOptions =
-        ["COMPRESS=DEFLATE", "PREDICTOR=2", "BLOCKSIZE=256", "OVERVIEWS=AUTO", "RESAMPLING=AVERAGE"].into_iter().collect();
+    let options: gdal::raster::RasterCreationOptions = [
+        "COMPRESS=DEFLATE",
+        "PREDICTOR=2",
+        "BLOCKSIZE=256",
+        "OVERVIEWS=AUTO",
+        "RESAMPLING=AVERAGE",
+    ]
+    .into_iter()
+    .collect();
     let out = ds.create_copy(&cog, &tmp, &options).map_err(gdal("writing the COG"))?;
     out.close().map_err(gdal("closing"))?;
     atomic::publish(tmp, path)

@@ -170,8 +170,16 @@ impl World {
     fn build(spec: &SampleSpec) -> Result<World> {
         let epsg = crate::grid::utm_epsg((spec.bbox[0] + spec.bbox[2]) / 2.0, (spec.bbox[1] + spec.bbox[3]) / 2.0);
         let to_utm = Projector::new(4326, epsg)?;
-        let corners = [(spec.bbox[0], spec.bbox[1]), (spec.bbox[2], spec.bbox[1]), (spec.bbox[2], spec.bbox[3]), (spec.bbox[0], spec.bbox[3])];
-        let utm: Vec<Coord<f64>> = corners.iter().map(|&(x, y)| to_utm.coord(Coord { x, y })).collect::<Result<_>>()?;
+        let corners = [
+            (spec.bbox[0], spec.bbox[1]),
+            (spec.bbox[2], spec.bbox[1]),
+            (spec.bbox[2], spec.bbox[3]),
+            (spec.bbox[0], spec.bbox[3]),
+        ];
+        let utm: Vec<Coord<f64>> = corners
+            .iter()
+            .map(|&(x, y)| to_utm.coord(Coord { x, y }))
+            .collect::<Result<_>>()?;
         let margin = 300.0;
         let x0 = ((utm.iter().map(|c| c.x).fold(f64::MAX, f64::min) - margin) / 20.0).floor() * 20.0;
         let x1 = ((utm.iter().map(|c| c.x).fold(f64::MIN, f64::max) + margin) / 20.0).ceil() * 20.0;
@@ -213,7 +221,17 @@ impl World {
         }
         let first_month = Month::of(spec.first);
         let n_months = first_month.until(Month::of(spec.last)) + 1;
-        let mut world = World { epsg, x0, y0, width, height, cover, fixed, events: Vec::new(), first_month };
+        let mut world = World {
+            epsg,
+            x0,
+            y0,
+            width,
+            height,
+            cover,
+            fixed,
+            events: Vec::new(),
+            first_month,
+        };
         world.place_events(&mut rng, n_months);
         Ok(world)
     }
@@ -245,15 +263,25 @@ impl World {
         let mut centres: Vec<(f64, f64, f64)> = Vec::new();
         for (i, &(wm, lm, kind)) in plan.iter().enumerate() {
             let radius = (wm * wm + lm * lm).sqrt() / 2.0;
-            let want = if kind == Kind::Demolition { [Cover::Town] } else { [Cover::Field] };
+            let want = if kind == Kind::Demolition {
+                [Cover::Town]
+            } else {
+                [Cover::Field]
+            };
             let (cx, cy) = loop {
                 let cx = rng.gen_range(60.0..(self.width as f64 * 10.0 - 60.0));
                 let cy = rng.gen_range(60.0..(self.height as f64 * 10.0 - 60.0));
                 let p = (cy / 10.0) as usize * self.width + (cx / 10.0) as usize;
-                let ok_cover = want.contains(&self.cover[p]) || (kind == Kind::Construction && i % 3 == 0 && self.cover[p] == Cover::Forest);
-                let far = centres.iter().all(|&(x, y, r)| ((x - cx).powi(2) + (y - cy).powi(2)).sqrt() > r + radius + 40.0);
+                let ok_cover = want.contains(&self.cover[p])
+                    || (kind == Kind::Construction && i % 3 == 0 && self.cover[p] == Cover::Forest);
+                let far = centres
+                    .iter()
+                    .all(|&(x, y, r)| ((x - cx).powi(2) + (y - cy).powi(2)).sqrt() > r + radius + 40.0);
                 // Keep sites off the river and inside the AOI (the scene has a 300 m margin).
-                let inside = cx > 350.0 + radius && cx < self.width as f64 * 10.0 - 350.0 - radius && cy > 350.0 + radius && cy < self.height as f64 * 10.0 - 350.0 - radius;
+                let inside = cx > 350.0 + radius
+                    && cx < self.width as f64 * 10.0 - 350.0 - radius
+                    && cy > 350.0 + radius
+                    && cy < self.height as f64 * 10.0 - 350.0 - radius;
                 if ok_cover && far && inside {
                     break (cx, cy);
                 }
@@ -261,12 +289,28 @@ impl World {
             centres.push((cx, cy, radius));
             let angle: f64 = rng.gen_range(-0.5..0.5);
             let (s, c) = angle.sin_cos();
-            let corner = |dx: f64, dy: f64| Coord { x: cx + dx * c - dy * s, y: cy + dx * s + dy * c };
+            let corner = |dx: f64, dy: f64| Coord {
+                x: cx + dx * c - dy * s,
+                y: cy + dx * s + dy * c,
+            };
             let (hw, hl) = (wm / 2.0, lm / 2.0);
             // Outline in scene metres from the top-left corner, y down.
-            let local = Polygon::new(LineString::from(vec![corner(-hw, -hl), corner(hw, -hl), corner(hw, hl), corner(-hw, hl), corner(-hw, -hl)]), vec![]);
+            let local = Polygon::new(
+                LineString::from(vec![
+                    corner(-hw, -hl),
+                    corner(hw, -hl),
+                    corner(hw, hl),
+                    corner(-hw, hl),
+                    corner(-hw, -hl),
+                ]),
+                vec![],
+            );
             let coverage = self.coverage(&local);
-            let cleared = if kind == Kind::Demolition { rng.gen_range(8..n_months - 4) } else { rng.gen_range(2..n_months - 8) };
+            let cleared = if kind == Kind::Demolition {
+                rng.gen_range(8..n_months - 4)
+            } else {
+                rng.gen_range(2..n_months - 8)
+            };
             // Event 4 is finished in the middle of the monsoon on purpose.
             let completed = match kind {
                 Kind::Construction if i == 4 => Some(Month { year: 2022, month: 8 }.until(self.first_month).abs()),
@@ -277,7 +321,14 @@ impl World {
             let roof = [ROOF_GREY, ROOF_BLUE, ROOF_WHITE, ROOF_BLUE][rng.gen_range(0..4)];
             let roof = std::array::from_fn(|b| roof[b] * rng.gen_range(0.92..1.08));
             let outline = local.map_coords_to(self.x0, self.y0);
-            self.events.push(Event { kind, outline, coverage, cleared, completed, roof });
+            self.events.push(Event {
+                kind,
+                outline,
+                coverage,
+                cleared,
+                completed,
+                roof,
+            });
         }
     }
 
@@ -307,7 +358,11 @@ impl World {
 
     /// True surface reflectance of every 10 m pixel in a month.
     fn surface(&self, month_index: i32, month: u32) -> Vec<Spectrum> {
-        let forest = if (2..=4).contains(&month) { FOREST_DRY } else { FOREST_WET };
+        let forest = if (2..=4).contains(&month) {
+            FOREST_DRY
+        } else {
+            FOREST_WET
+        };
         let field = field_spectrum(month);
         let mut s: Vec<Spectrum> = self
             .cover
@@ -342,7 +397,10 @@ impl ToMapCoords for Polygon<f64> {
     /// Scene-local metres (y down) to map coordinates.
     fn map_coords_to(&self, x0: f64, y0: f64) -> Polygon<f64> {
         use geo::MapCoords;
-        self.map_coords(|c| Coord { x: x0 + c.x, y: y0 - c.y })
+        self.map_coords(|c| Coord {
+            x: x0 + c.x,
+            y: y0 - c.y,
+        })
     }
 }
 
@@ -362,8 +420,11 @@ pub fn generate(out: &Path, spec: &SampleSpec) -> Result<SampleSummary> {
         dates.push(d);
         d += Duration::days(spec.revisit_days);
     }
-    let acquisitions: Vec<Acquisition> =
-        dates.par_iter().enumerate().map(|(i, &date)| write_scene(out, spec, &world, i, date)).collect::<Result<_>>()?;
+    let acquisitions: Vec<Acquisition> = dates
+        .par_iter()
+        .enumerate()
+        .map(|(i, &date)| write_scene(out, spec, &world, i, date))
+        .collect::<Result<_>>()?;
     let mut links = vec![json!({"rel": "root", "href": "./catalog.json", "type": "application/json"})];
     for (i, &date) in dates.iter().enumerate() {
         let id = item_id(i, date);
@@ -385,7 +446,12 @@ pub fn generate(out: &Path, spec: &SampleSpec) -> Result<SampleSummary> {
         &out.join("README.md"),
         b"# SYNTHETIC sample\n\nGenerated by `compound-watch sample`. These are not real Sentinel-2 images: the landscape,\nclouds and construction are simulated, and `truth.geojson` records what was built and when.\nRegenerate with `compound-watch sample --out <dir>`; the output is the same every time.\n",
     )?;
-    Ok(SampleSummary { scenes: dates.len(), events: world.events.len(), catalog: catalog_path, truth: truth_path })
+    Ok(SampleSummary {
+        scenes: dates.len(),
+        events: world.events.len(),
+        catalog: catalog_path,
+        truth: truth_path,
+    })
 }
 
 fn item_id(i: usize, date: NaiveDate) -> String {
@@ -394,7 +460,10 @@ fn item_id(i: usize, date: NaiveDate) -> String {
 }
 
 fn write_json(path: &Path, value: &Value) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::Io { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
     bytes.push(b'\n');
     atomic::write(path, &bytes)
 }
@@ -410,7 +479,9 @@ fn write_scene(out: &Path, spec: &SampleSpec, world: &World, index: usize, date:
     // so edges are thin; shadows are the same field displaced.
     let fraction = cloud_fraction(date.month(), &mut rng);
     let field = Fbm::<Perlin>::new(rng.gen()).set_octaves(5).set_frequency(1.0);
-    let raw: Vec<f64> = (0..w * h).map(|p| field.get([(p % w) as f64 / 120.0, (p / w) as f64 / 120.0])).collect();
+    let raw: Vec<f64> = (0..w * h)
+        .map(|p| field.get([(p % w) as f64 / 120.0, (p / w) as f64 / 120.0]))
+        .collect();
     let thickness: Vec<f32> = if fraction <= 0.0 {
         vec![0.0; w * h]
     } else {
@@ -418,7 +489,9 @@ fn write_scene(out: &Path, spec: &SampleSpec, world: &World, index: usize, date:
         sorted.sort_unstable_by(f64::total_cmp);
         let k = (((1.0 - fraction) * (w * h) as f64) as usize).min(w * h - 1);
         let threshold = sorted[k];
-        raw.iter().map(|&v| (((v - threshold) / 0.12).clamp(0.0, 1.0)) as f32).collect()
+        raw.iter()
+            .map(|&v| (((v - threshold) / 0.12).clamp(0.0, 1.0)) as f32)
+            .collect()
     };
     let (sdx, sdy) = (-14isize, 9isize);
     let shadow = |p: usize| -> f32 {
@@ -430,7 +503,11 @@ fn write_scene(out: &Path, spec: &SampleSpec, world: &World, index: usize, date:
         }
     };
     let roofs_called_cloud = rng.gen_bool(0.15);
-    let swath_edge = if rng.gen_bool(0.1) { Some(rng.gen_range(0.6..1.3)) } else { None };
+    let swath_edge = if rng.gen_bool(0.1) {
+        Some(rng.gen_range(0.6..1.3))
+    } else {
+        None
+    };
     let gain: [f32; 6] = std::array::from_fn(|_| 1.0 + Normal::new(0.0, 0.015).expect("valid").sample(&mut rng));
     let noise = Normal::new(0.0f32, 0.004).expect("valid");
 
@@ -537,7 +614,16 @@ fn write_scene(out: &Path, spec: &SampleSpec, world: &World, index: usize, date:
         let (gt, width, height) = if *ten { (gt10, w, h) } else { (gt20, w2, h2) };
         report::write_cog(
             &dir.join(format!("{name}.tif")),
-            &CogRaster { epsg: world.epsg, geo_transform: gt, width, height, bands: vec![(data, name)], rgb: false, description: "SYNTHETIC compound-watch sample", metadata: vec![] },
+            &CogRaster {
+                epsg: world.epsg,
+                geo_transform: gt,
+                width,
+                height,
+                bands: vec![(data, name)],
+                rgb: false,
+                description: "SYNTHETIC compound-watch sample",
+                metadata: vec![],
+            },
         )?;
         assets.insert(
             key.to_string(),
@@ -546,10 +632,16 @@ fn write_scene(out: &Path, spec: &SampleSpec, world: &World, index: usize, date:
     }
     let to_wgs84 = Projector::new(world.epsg, 4326)?;
     let (x1, y1) = (world.x0 + w as f64 * 10.0, world.y0 - h as f64 * 10.0);
-    let ring: Vec<Coord<f64>> = [(world.x0, y1), (x1, y1), (x1, world.y0), (world.x0, world.y0), (world.x0, y1)]
-        .iter()
-        .map(|&(x, y)| to_wgs84.coord(Coord { x, y }))
-        .collect::<Result<_>>()?;
+    let ring: Vec<Coord<f64>> = [
+        (world.x0, y1),
+        (x1, y1),
+        (x1, world.y0),
+        (world.x0, world.y0),
+        (world.x0, y1),
+    ]
+    .iter()
+    .map(|&(x, y)| to_wgs84.coord(Coord { x, y }))
+    .collect::<Result<_>>()?;
     let (lons, lats): (Vec<f64>, Vec<f64>) = ring.iter().map(|c| (c.x, c.y)).unzip();
     let bbox = [
         lons.iter().copied().fold(f64::MAX, f64::min),
@@ -558,7 +650,8 @@ fn write_scene(out: &Path, spec: &SampleSpec, world: &World, index: usize, date:
         lats.iter().copied().fold(f64::MIN, f64::max),
     ];
     let datetime = Utc.from_utc_datetime(&date.and_hms_opt(3, 56, 10).expect("valid"));
-    let cloud_cover = (thickness.iter().filter(|&&t| t > 0.1).count() as f64 / (w * h) as f64 * 10_000.0).round() / 100.0;
+    let cloud_cover =
+        (thickness.iter().filter(|&&t| t > 0.1).count() as f64 / (w * h) as f64 * 10_000.0).round() / 100.0;
     let item = json!({
         "type": "Feature",
         "stac_version": "1.0.0",
@@ -590,7 +683,12 @@ fn write_scene(out: &Path, spec: &SampleSpec, world: &World, index: usize, date:
         .events
         .iter()
         .map(|e| {
-            let (p, _) = e.coverage.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or((0, 0.0));
+            let (p, _) = e
+                .coverage
+                .iter()
+                .copied()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .unwrap_or((0, 0.0));
             valid(p) && thickness[p] < 0.1 && shadow(p) < 0.15
         })
         .collect();
@@ -605,7 +703,10 @@ fn write_truth(path: &Path, world: &World, acquisitions: &[Acquisition]) -> Resu
         let month = |m: i32| world.first_month.plus(m).first_day().to_string();
         let first_clear_after = e.completed.and_then(|t| {
             let start = world.first_month.plus(t).first_day();
-            acquisitions.iter().find(|a| a.date >= start && a.clear_over_event[i]).map(|a| Month::of(a.date).first_day().to_string())
+            acquisitions
+                .iter()
+                .find(|a| a.date >= start && a.clear_over_event[i])
+                .map(|a| Month::of(a.date).first_day().to_string())
         });
         features.push(json!({
             "type": "Feature",
@@ -673,12 +774,19 @@ pub fn score(report: &geojson::FeatureCollection, truth: &geojson::FeatureCollec
         .features
         .iter()
         .map(|f| {
-            let month = prop(f, "first_detected").and_then(Value::as_str).and_then(|s| s.get(..7)).and_then(|s| s.parse().ok());
+            let month = prop(f, "first_detected")
+                .and_then(Value::as_str)
+                .and_then(|s| s.get(..7))
+                .and_then(|s| s.parse().ok());
             (polygons_of(f), month)
         })
         .collect();
-    let built: Vec<(&geojson::Feature, MultiPolygon<f64>)> =
-        truth.features.iter().filter(|f| prop(f, "kind").and_then(Value::as_str) == Some("construction")).map(|f| (f, polygons_of(f))).collect();
+    let built: Vec<(&geojson::Feature, MultiPolygon<f64>)> = truth
+        .features
+        .iter()
+        .filter(|f| prop(f, "kind").and_then(Value::as_str) == Some("construction"))
+        .map(|f| (f, polygons_of(f)))
+        .collect();
     let overlaps = |a: &MultiPolygon<f64>, b: &MultiPolygon<f64>| {
         let inter = a.intersection(b).unsigned_area();
         inter > 0.0 && inter >= 0.3 * a.unsigned_area().min(b.unsigned_area())
@@ -689,13 +797,17 @@ pub fn score(report: &geojson::FeatureCollection, truth: &geojson::FeatureCollec
             continue;
         }
         truth_objects += 1;
-        let best = detections
-            .iter()
-            .filter(|(d, _)| overlaps(d, t))
-            .max_by(|a, b| a.0.intersection(t).unsigned_area().total_cmp(&b.0.intersection(t).unsigned_area()));
+        let best = detections.iter().filter(|(d, _)| overlaps(d, t)).max_by(|a, b| {
+            a.0.intersection(t)
+                .unsigned_area()
+                .total_cmp(&b.0.intersection(t).unsigned_area())
+        });
         if let Some((_, month)) = best {
             recalled += 1;
-            let seen: Option<Month> = prop(f, "first_clear_after").and_then(Value::as_str).and_then(|s| s.get(..7)).and_then(|s| s.parse().ok());
+            let seen: Option<Month> = prop(f, "first_clear_after")
+                .and_then(Value::as_str)
+                .and_then(|s| s.get(..7))
+                .and_then(|s| s.parse().ok());
             if let (Some(m), Some(s)) = (month, seen) {
                 if s.until(*m).abs() <= 1 {
                     dated += 1;
@@ -703,7 +815,10 @@ pub fn score(report: &geojson::FeatureCollection, truth: &geojson::FeatureCollec
             }
         }
     }
-    let correct = detections.iter().filter(|(d, _)| built.iter().any(|(_, t)| overlaps(d, t))).count();
+    let correct = detections
+        .iter()
+        .filter(|(d, _)| built.iter().any(|(_, t)| overlaps(d, t)))
+        .count();
     let ratio = |a: usize, b: usize| if b == 0 { 1.0 } else { a as f64 / b as f64 };
     Score {
         truth_objects,

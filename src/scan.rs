@@ -16,10 +16,10 @@ use serde::Serialize;
 use crate::aoi::Aoi;
 use crate::cache::Cache;
 use crate::composite::{median, monthly_median};
-use crate::detect::{builtup_score, step, DetectParams, Reflectance};
+use crate::detect::{scores, step, DetectParams};
 use crate::error::{Error, Result};
 use crate::grid::{Grid, Projector};
-use crate::mask::clear_mask;
+use crate::mask::{clear_mask, scl_is_clear};
 use crate::month::Month;
 use crate::reflectance::{decide_offset, reflectance, DarkHistogram, OffsetDecision};
 use crate::report::{self, Detection};
@@ -73,15 +73,32 @@ impl ScanConfig {
     }
 
     fn check(&self) -> Result<()> {
-        let bad = |field: &str, reason: String| Err(Error::Config { field: field.into(), reason });
+        let bad = |field: &str, reason: String| {
+            Err(Error::Config {
+                field: field.into(),
+                reason,
+            })
+        };
         if self.to < self.from {
-            return bad("--to", format!("{} is before --from {}; the period runs from --from to --to", self.to, self.from));
+            return bad(
+                "--to",
+                format!(
+                    "{} is before --from {}; the period runs from --from to --to",
+                    self.to, self.from
+                ),
+            );
         }
         if !(0.0..=100.0).contains(&self.max_cloud_cover) {
-            return bad("--max-cloud-cover", format!("{} is not a percentage (0-100)", self.max_cloud_cover));
+            return bad(
+                "--max-cloud-cover",
+                format!("{} is not a percentage (0-100)", self.max_cloud_cover),
+            );
         }
         if self.min_area_m2 < 0.0 || !self.min_area_m2.is_finite() {
-            return bad("--min-area", format!("{} must be a positive area in m²", self.min_area_m2));
+            return bad(
+                "--min-area",
+                format!("{} must be a positive area in m²", self.min_area_m2),
+            );
         }
         if self.block_rows == 0 {
             return bad("block_rows", "must be at least 1".into());
@@ -199,15 +216,28 @@ struct BlockResult {
 }
 
 /// Runs a scan end to end.
-pub fn run(config: &ScanConfig, search: &dyn SceneSearch, reader: &dyn WindowReader, progress: &dyn Progress) -> Result<ScanSummary> {
+pub fn run(
+    config: &ScanConfig,
+    search: &dyn SceneSearch,
+    reader: &dyn WindowReader,
+    progress: &dyn Progress,
+) -> Result<ScanSummary> {
     config.check()?;
     let grid = Grid::for_aoi(&config.aoi, 10.0)?;
     let inside = config.aoi.bbox();
     let aoi_mask = grid.aoi_mask(&config.aoi)?;
     let cache = Cache::new(&config.cache_dir);
 
-    progress.event(Event::Stage { name: "search", total: 1 });
-    let found = search.search(&SearchQuery { bbox: inside, from: config.from, to: config.to, max_cloud_cover: config.max_cloud_cover })?;
+    progress.event(Event::Stage {
+        name: "search",
+        total: 1,
+    });
+    let found = search.search(&SearchQuery {
+        bbox: inside,
+        from: config.from,
+        to: config.to,
+        max_cloud_cover: config.max_cloud_cover,
+    })?;
     progress.event(Event::Advance(1));
     let scenes_found = found.scenes.len() + found.rejected.len();
     let mut skipped = found.rejected;
@@ -215,14 +245,20 @@ pub fn run(config: &ScanConfig, search: &dyn SceneSearch, reader: &dyn WindowRea
     // Fetch: every missing band of every scene, scenes in parallel.
     let fetched = AtomicUsize::new(0);
     let cached = AtomicUsize::new(0);
-    progress.event(Event::Stage { name: "fetch", total: found.scenes.len() as u64 });
+    progress.event(Event::Stage {
+        name: "fetch",
+        total: found.scenes.len() as u64,
+    });
     let outcomes: Vec<std::result::Result<Scene, Skipped>> = found
         .scenes
         .into_par_iter()
         .map(|scene| {
             let result = fetch_scene(&scene, &grid, &cache, reader, &fetched, &cached);
             progress.event(Event::Advance(1));
-            result.map(|()| scene.clone()).map_err(|e| Skipped { id: scene.id.clone(), reason: e.to_string() })
+            result.map(|()| scene.clone()).map_err(|e| Skipped {
+                id: scene.id.clone(),
+                reason: e.to_string(),
+            })
         })
         .collect();
     let mut scenes = Vec::new();
@@ -234,7 +270,10 @@ pub fn run(config: &ScanConfig, search: &dyn SceneSearch, reader: &dyn WindowRea
     }
 
     // Offsets: one decision per scene, from its own dark pixels.
-    progress.event(Event::Stage { name: "offsets", total: scenes.len() as u64 });
+    progress.event(Event::Stage {
+        name: "offsets",
+        total: scenes.len() as u64,
+    });
     let decisions: Vec<OffsetDecision> = scenes
         .par_iter()
         .map(|scene| {
@@ -248,11 +287,23 @@ pub fn run(config: &ScanConfig, search: &dyn SceneSearch, reader: &dyn WindowRea
     let months = config.from.through(config.to);
     let by_month: Vec<Vec<usize>> = months
         .iter()
-        .map(|m| scenes.iter().enumerate().filter(|(_, s)| s.month() == *m).map(|(i, _)| i).collect())
+        .map(|m| {
+            scenes
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.month() == *m)
+                .map(|(i, _)| i)
+                .collect()
+        })
         .collect();
-    let blocks: Vec<(usize, usize)> =
-        (0..grid.height).step_by(config.block_rows).map(|r0| (r0, (r0 + config.block_rows).min(grid.height))).collect();
-    progress.event(Event::Stage { name: "detect", total: blocks.len() as u64 });
+    let blocks: Vec<(usize, usize)> = (0..grid.height)
+        .step_by(config.block_rows)
+        .map(|r0| (r0, (r0 + config.block_rows).min(grid.height)))
+        .collect();
+    progress.event(Event::Stage {
+        name: "detect",
+        total: blocks.len() as u64,
+    });
     let results: Vec<BlockResult> = blocks
         .par_iter()
         .map(|&(r0, r1)| {
@@ -263,7 +314,10 @@ pub fn run(config: &ScanConfig, search: &dyn SceneSearch, reader: &dyn WindowRea
         .collect::<Result<_>>()?;
 
     // Assemble and vectorize.
-    progress.event(Event::Stage { name: "report", total: 1 });
+    progress.event(Event::Stage {
+        name: "report",
+        total: 1,
+    });
     let mut changed = vec![false; grid.len()];
     let mut change_at = vec![usize::MAX; grid.len()];
     let mut changes = Vec::new();
@@ -344,7 +398,12 @@ pub fn run(config: &ScanConfig, search: &dyn SceneSearch, reader: &dyn WindowRea
             geo_transform: grid.geo_transform(),
             width: grid.width,
             height: grid.height,
-            bands: vec![(&latest[0], "red (B04)"), (&latest[1], "green (B03)"), (&latest[2], "blue (B02)"), (&latest[3], "nir (B08)")],
+            bands: vec![
+                (&latest[0], "red (B04)"),
+                (&latest[1], "green (B03)"),
+                (&latest[2], "blue (B02)"),
+                (&latest[3], "nir (B08)"),
+            ],
             rgb: true,
             description: &description,
             metadata: vec![("SCALE_FACTOR", "0.0001".into())],
@@ -364,7 +423,14 @@ pub fn run(config: &ScanConfig, search: &dyn SceneSearch, reader: &dyn WindowRea
     })
 }
 
-fn fetch_scene(scene: &Scene, grid: &Grid, cache: &Cache, reader: &dyn WindowReader, fetched: &AtomicUsize, cached: &AtomicUsize) -> Result<()> {
+fn fetch_scene(
+    scene: &Scene,
+    grid: &Grid,
+    cache: &Cache,
+    reader: &dyn WindowReader,
+    fetched: &AtomicUsize,
+    cached: &AtomicUsize,
+) -> Result<()> {
     for band in Band::ALL {
         let entry = cache.entry(scene, band, grid);
         if entry.is_file() {
@@ -372,7 +438,10 @@ fn fetch_scene(scene: &Scene, grid: &Grid, cache: &Cache, reader: &dyn WindowRea
             continue;
         }
         let href = &scene.hrefs[&band];
-        let data = reader.read(href, band, grid).map_err(|e| Error::Scene { id: scene.id.clone(), reason: format!("{}: {e}", band.asset_key()) })?;
+        let data = reader.read(href, band, grid).map_err(|e| Error::Scene {
+            id: scene.id.clone(),
+            reason: format!("{}: {e}", band.asset_key()),
+        })?;
         cache.store(&entry, grid, &data)?;
         fetched.fetch_add(1, Ordering::Relaxed);
     }
@@ -381,22 +450,40 @@ fn fetch_scene(scene: &Scene, grid: &Grid, cache: &Cache, reader: &dyn WindowRea
 
 fn offset_decision(scene: &Scene, grid: &Grid, cache: &Cache, rows_per_read: usize) -> Result<OffsetDecision> {
     let mut hist = DarkHistogram::default();
-    for band in [Band::Nir, Band::Swir16, Band::Swir22] {
-        let entry = cache.entry(scene, band, grid);
-        for r0 in (0..grid.height).step_by(rows_per_read) {
-            hist.add(&Cache::read_rows(&entry, grid, r0..(r0 + rows_per_read).min(grid.height))?);
+    let scl = cache.entry(scene, Band::Scl, grid);
+    for r0 in (0..grid.height).step_by(rows_per_read) {
+        let rows = r0..(r0 + rows_per_read).min(grid.height);
+        let clear: Vec<bool> = Cache::read_rows(&scl, grid, rows.clone())?
+            .into_iter()
+            .map(scl_is_clear)
+            .collect();
+        for band in [Band::Nir, Band::Swir16, Band::Swir22] {
+            hist.add(
+                &Cache::read_rows(&cache.entry(scene, band, grid), grid, rows.clone())?,
+                &clear,
+            );
         }
     }
     Ok(decide_offset(scene, hist.finish()))
 }
 
 /// One scene's rows: reflectance (6 bands x pixels) and clear mask, both over `r0..r1` only.
-fn scene_rows(scene: &Scene, decision: &OffsetDecision, grid: &Grid, cache: &Cache, r0: usize, r1: usize, halo: usize) -> Result<(Array2<f32>, Array1<bool>)> {
+fn scene_rows(
+    scene: &Scene,
+    decision: &OffsetDecision,
+    grid: &Grid,
+    cache: &Cache,
+    r0: usize,
+    r1: usize,
+    halo: usize,
+) -> Result<(Array2<f32>, Array1<bool>)> {
     let (h0, h1) = (r0.saturating_sub(halo), (r1 + halo).min(grid.height));
     let read = |band: Band| Cache::read_rows(&cache.entry(scene, band, grid), grid, h0..h1);
     let scl = Array2::from_shape_vec((h1 - h0, grid.width), read(Band::Scl)?).expect("rows x width");
     let dns: Vec<Vec<u16>> = Band::REFLECTANCE.iter().map(|&b| read(b)).collect::<Result<_>>()?;
-    let valid = Array2::from_shape_fn((h1 - h0, grid.width), |(r, c)| dns.iter().all(|d| d[r * grid.width + c] != 0));
+    let valid = Array2::from_shape_fn((h1 - h0, grid.width), |(r, c)| {
+        dns.iter().all(|d| d[r * grid.width + c] != 0)
+    });
     let clear = clear_mask(scl.view(), valid.view(), halo);
     let (start, end) = ((r0 - h0) * grid.width, (r1 - h0) * grid.width);
     let pixels = end - start;
@@ -447,13 +534,14 @@ fn process_block(
         let views: Vec<_> = refl.iter().map(|r| r.view()).collect();
         let masks: Vec<_> = clear.iter().map(|c| c.view()).collect();
         let comp = monthly_median(&views, &masks, 6, pixels, config.min_clear_obs);
+        let month_scores = scores(comp.bands.view());
         for p in 0..pixels {
             clear_obs[p] += comp.clear_obs[p] as u32;
-            let b = comp.bands.index_axis(Axis(1), p);
-            if b[0].is_nan() {
+            if month_scores[p].is_nan() {
                 continue;
             }
-            score[(m, p)] = builtup_score(Reflectance { blue: b[0], green: b[1], red: b[2], nir: b[3], swir16: b[4], swir22: b[5] });
+            score[(m, p)] = month_scores[p];
+            let b = comp.bands.index_axis(Axis(1), p);
             for (i, band) in [2, 1, 0, 3].into_iter().enumerate() {
                 latest[i][p] = (b[band] * 10_000.0).round().clamp(1.0, 65_535.0) as u16;
             }
@@ -467,18 +555,32 @@ fn process_block(
             continue;
         }
         series.iter_mut().zip(score.column(p)).for_each(|(s, &v)| *s = v);
-        let Some(st) = step(&series, &config.detect) else { continue };
+        let Some(st) = step(&series, &config.detect) else {
+            continue;
+        };
         // Evidence: the clear months just before, at and just after the step.
         let clear_months: Vec<usize> = (0..months).filter(|&m| !series[m].is_nan()).collect();
-        let at = clear_months.iter().position(|&m| m == st.index).expect("the step is at a clear month");
-        let evidence_months: BTreeSet<usize> = clear_months[at.saturating_sub(1)..(at + 2).min(clear_months.len())].iter().copied().collect();
+        let at = clear_months
+            .iter()
+            .position(|&m| m == st.index)
+            .expect("the step is at a clear month");
+        let evidence_months: BTreeSet<usize> = clear_months[at.saturating_sub(1)..(at + 2).min(clear_months.len())]
+            .iter()
+            .copied()
+            .collect();
         let evidence = evidence_months
             .iter()
             .flat_map(|&m| by_month[m].iter().copied())
             .filter(|&s| seen[p * words + s / 64] & (1 << (s % 64)) != 0)
             .map(|s| s as u32)
             .collect();
-        changes.push(PixelChange { pixel, month: st.index, confidence: st.confidence, clear_obs: clear_obs[p], evidence });
+        changes.push(PixelChange {
+            pixel,
+            month: st.index,
+            confidence: st.confidence,
+            clear_obs: clear_obs[p],
+            evidence,
+        });
     }
     Ok(BlockResult { changes, latest })
 }
@@ -505,7 +607,11 @@ fn detection(
     let first_pixel = region.pixels[0];
     let outline = report::wgs84_outline(&region.outline, to_wgs84)?;
     Ok(Detection {
-        id: format!("{slug}-r{:05}c{:05}", first_pixel / grid.width, first_pixel % grid.width),
+        id: format!(
+            "{slug}-r{:05}c{:05}",
+            first_pixel / grid.width,
+            first_pixel % grid.width
+        ),
         area_m2: report::area_m2(&outline),
         outline,
         first_detected: months[first],

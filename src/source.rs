@@ -284,8 +284,7 @@ fn matches(item: &stac::Item, q: &SearchQuery) -> bool {
         }
     }
     match item.bbox {
-        Some(stac::Bbox::TwoDimensional([w, s, e, n]))
-        | Some(stac::Bbox::ThreeDimensional([w, s, _, e, n, _])) => {
+        Some(stac::Bbox::TwoDimensional([w, s, e, n])) | Some(stac::Bbox::ThreeDimensional([w, s, _, e, n, _])) => {
             w <= q.bbox[2] && e >= q.bbox[0] && s <= q.bbox[3] && n >= q.bbox[1]
         }
         None => true,
@@ -339,10 +338,7 @@ pub fn scene_from_item(
     });
     Ok(Scene {
         id: item.id.clone(),
-        collection: item
-            .collection
-            .clone()
-            .unwrap_or_else(|| collection_default.to_owned()),
+        collection: item.collection.clone().unwrap_or_else(|| collection_default.to_owned()),
         datetime,
         cloud_cover: props.get("eo:cloud_cover").and_then(Value::as_f64),
         processing_baseline: baseline,

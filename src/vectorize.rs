@@ -112,18 +112,13 @@ pub fn regions(changed: &[bool], grid: &Grid, min_pixels: usize) -> Result<Vec<R
         .set_geo_transform(&grid.geo_transform())
         .map_err(gdal("georeferencing labels"))?;
     {
-        let mut band = raster
-            .rasterband(1)
-            .map_err(gdal("opening the label band"))?;
+        let mut band = raster.rasterband(1).map_err(gdal("opening the label band"))?;
         let mut buffer = gdal::raster::Buffer::new((grid.width, grid.height), labels);
         band.write((0, 0), (grid.width, grid.height), &mut buffer)
             .map_err(gdal("writing labels"))?;
     }
-    let memory =
-        gdal::DriverManager::get_driver_by_name("Memory").map_err(gdal("loading Memory"))?;
-    let mut vectors = memory
-        .create_vector_only("")
-        .map_err(gdal("creating a vector layer"))?;
+    let memory = gdal::DriverManager::get_driver_by_name("Memory").map_err(gdal("loading Memory"))?;
+    let mut vectors = memory.create_vector_only("").map_err(gdal("creating a vector layer"))?;
     let layer = vectors
         .create_layer(LayerOptions {
             name: "regions",
@@ -135,9 +130,7 @@ pub fn regions(changed: &[bool], grid: &Grid, min_pixels: usize) -> Result<Vec<R
     layer
         .create_defn_fields(&[("label", OGRFieldType::OFTInteger)])
         .map_err(gdal("adding a field"))?;
-    let band = raster
-        .rasterband(1)
-        .map_err(gdal("opening the label band"))?;
+    let band = raster.rasterband(1).map_err(gdal("opening the label band"))?;
     gdal_ext::polygonize(&band, &layer, 0).map_err(gdal("polygonizing"))?;
     let mut layer = vectors.layer(0).map_err(gdal("reopening the layer"))?;
     for feature in layer.features() {
@@ -149,9 +142,7 @@ pub fn regions(changed: &[bool], grid: &Grid, min_pixels: usize) -> Result<Vec<R
             context: "polygonizing".into(),
             source: gdal::errors::GdalError::BadArgument("a region without geometry".into()),
         })?;
-        let geo_types::Geometry::Polygon(polygon) =
-            geometry.to_geo().map_err(gdal("converting an outline"))?
-        else {
+        let geo_types::Geometry::Polygon(polygon) = geometry.to_geo().map_err(gdal("converting an outline"))? else {
             continue;
         };
         if (1..=kept.len()).contains(&label) {
@@ -192,9 +183,7 @@ mod tests {
     }
 
     fn mask(rows: &[&str]) -> Vec<bool> {
-        rows.iter()
-            .flat_map(|r| r.chars().map(|c| c == '#'))
-            .collect()
+        rows.iter().flat_map(|r| r.chars().map(|c| c == '#')).collect()
     }
 
     #[test]

@@ -36,8 +36,7 @@ impl WindowReader for GdalReader {
     fn read(&self, href: &str, band: Band, grid: &Grid) -> Result<Vec<u16>> {
         let path = gdal_path(href);
         let src = Dataset::open(&path).map_err(Error::gdal(format!("opening {href}")))?;
-        let driver = gdal::DriverManager::get_driver_by_name("MEM")
-            .map_err(Error::gdal("loading the MEM driver"))?;
+        let driver = gdal::DriverManager::get_driver_by_name("MEM").map_err(Error::gdal("loading the MEM driver"))?;
         let mut dst = driver
             .create_with_band_type::<u16, _>("", grid.width, grid.height, 1)
             .map_err(Error::gdal("allocating a window"))?;
@@ -53,8 +52,7 @@ impl WindowReader for GdalReader {
         } else {
             Resampling::Bilinear
         };
-        gdal_ext::reproject(&src, &dst, resampling)
-            .map_err(Error::gdal(format!("warping {href}")))?;
+        gdal_ext::reproject(&src, &dst, resampling).map_err(Error::gdal(format!("warping {href}")))?;
         let data = dst
             .rasterband(1)
             .and_then(|b| b.read_band_as::<u16>())

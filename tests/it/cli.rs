@@ -1,0 +1,137 @@
+//! The real binary: help, exit codes, and errors a user can act on.
+
+use assert_cmd::Command;
+
+use crate::common::{root, sample_dir};
+
+fn cli() -> Command {
+    Command::cargo_bin("compound-watch").unwrap()
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let out = cli()
+        .args(["scan", "--help"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    for needle in [
+        "--aoi",
+        "--bbox",
+        "--source",
+        "--from",
+        "--to",
+        "--out",
+        "--cache",
+        "Exit codes",
+        "3  finished",
+    ] {
+        assert!(text.contains(needle), "help lacks {needle:?}");
+    }
+}
+
+#[test]
+fn a_bad_aoi_exits_1_naming_the_file_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let aoi = dir.path().join("site.geojson");
+    std::fs::write(&aoi, r#"{"type":"Point","coordinates":[98.5,16.7]}"#).unwrap();
+    let out = dir.path().join("out");
+    let assert = cli()
+        .args([
+            "scan",
+            "--source",
+            "catalog.json",
+            "--from",
+            "2022-01",
+            "--to",
+            "2022-03",
+            "--out",
+        ])
+        .arg(&out)
+        .arg("--aoi")
+        .arg(&aoi)
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(&aoi.display().to_string()) && stderr.contains("polygon"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_bad_month_is_a_usage_error() {
+    cli()
+        .args([
+            "scan",
+            "--bbox",
+            "98.49,16.67,98.53,16.71",
+            "--source",
+            "x",
+            "--from",
+            "2022-13",
+            "--to",
+            "2022-03",
+            "--out",
+            "o",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("YYYY-MM"));
+}
+
+/// A catalog with two good sample items and one whose red band is missing: the scan finishes,
+/// lists the broken scene, and exits 3.
+#[test]
+fn a_skipped_scene_is_listed_and_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let items: Vec<_> = std::fs::read_dir(sample_dir().join("items"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains("202301"))
+        .collect();
+    assert!(items.len() >= 3);
+    let mut links = vec![];
+    for (i, item_dir) in items.iter().take(3).enumerate() {
+        let id = item_dir.file_name().unwrap().to_string_lossy().into_owned();
+        let mut item: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(item_dir.join(format!("{id}.json"))).unwrap()).unwrap();
+        for (_, asset) in item["assets"].as_object_mut().unwrap() {
+            let href = asset["href"].as_str().unwrap().trim_start_matches("./").to_owned();
+            asset["href"] = item_dir.join(href).display().to_string().into();
+        }
+        if i == 0 {
+            item["assets"]["red"]["href"] = dir.path().join("missing/B04.tif").display().to_string().into();
+        }
+        let path = dir.path().join(format!("{id}.json"));
+        std::fs::write(&path, item.to_string()).unwrap();
+        links.push(serde_json::json!({"rel": "item", "href": format!("./{id}.json")}));
+    }
+    let catalog = dir.path().join("catalog.json");
+    std::fs::write(
+        &catalog,
+        serde_json::json!({"type": "Catalog", "id": "t", "description": "t", "stac_version": "1.0.0", "links": links})
+            .to_string(),
+    )
+    .unwrap();
+    let assert = cli()
+        .args(["scan", "--from", "2023-01", "--to", "2023-01", "--quiet", "--aoi"])
+        .arg(root().join("aoi/myawaddy.geojson"))
+        .arg("--source")
+        .arg(&catalog)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .arg("--cache")
+        .arg(dir.path().join("cache"))
+        .assert()
+        .code(3);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(stderr.contains("skipped") && stderr.contains("red"), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/report.geojson")).unwrap()).unwrap();
+    assert_eq!(report["compound_watch"]["skipped"].as_array().unwrap().len(), 1);
+}

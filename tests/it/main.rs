@@ -1,0 +1,6 @@
+//! Integration tests, compiled into one binary: AOI errors, the end-to-end demo scan, the CLI.
+
+mod aoi;
+mod cli;
+mod common;
+mod scan;

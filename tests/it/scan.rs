@@ -1,0 +1,166 @@
+//! The end-to-end scan of the bundled sample: accuracy against its truth, reruns, outputs.
+
+use std::sync::atomic::Ordering;
+
+use compound_watch::report;
+use compound_watch::sample;
+use compound_watch::scan::{self, Silent};
+use compound_watch::source::StaticCatalog;
+
+use crate::common::{demo_config, demo_scan, python_tool, read_json, sample_dir, CountingReader};
+
+#[test]
+fn demo_finds_the_sample_construction_and_dates_it() {
+    let demo = demo_scan();
+    let report = report::read_geojson(&demo.summary.report).unwrap();
+    let truth = report::read_geojson(&sample_dir().join("truth.geojson")).unwrap();
+    let s = sample::score(&report, &truth, 1_000.0);
+    eprintln!("demo score: {s:?}");
+    assert!(
+        s.truth_objects >= 10,
+        "the sample should hold at least 10 objects of >= 1000 m2: {s:?}"
+    );
+    assert!(s.recall >= 0.9, "object recall {:.2} < 0.9: {s:?}", s.recall);
+    assert!(s.precision >= 0.9, "precision {:.2} < 0.9: {s:?}", s.precision);
+    assert!(
+        s.dating >= 0.8,
+        "dated within one month for {:.2} < 0.8 of matches: {s:?}",
+        s.dating
+    );
+}
+
+#[test]
+fn no_polygon_is_reported_on_the_cleared_but_unbuilt_sites_or_the_demolition() {
+    use geo::{BooleanOps, MultiPolygon};
+    let demo = demo_scan();
+    let report = report::read_geojson(&demo.summary.report).unwrap();
+    let truth = report::read_geojson(&sample_dir().join("truth.geojson")).unwrap();
+    let poly = |f: &geojson::Feature| -> MultiPolygon<f64> {
+        match geo_types::Geometry::<f64>::try_from(f.geometry.clone().unwrap()).unwrap() {
+            geo_types::Geometry::Polygon(p) => p.into(),
+            geo_types::Geometry::MultiPolygon(m) => m,
+            g => panic!("unexpected {g:?}"),
+        }
+    };
+    for t in truth
+        .features
+        .iter()
+        .filter(|f| f.property("kind").unwrap() != "construction")
+    {
+        for d in &report.features {
+            use geo::Area;
+            let overlap = poly(d).intersection(&poly(t)).unsigned_area();
+            assert!(
+                overlap == 0.0,
+                "{:?} overlaps {} ({:?})",
+                d.id,
+                t.property("kind").unwrap(),
+                t.id
+            );
+        }
+    }
+}
+
+#[test]
+fn a_second_scan_reads_no_scene_and_writes_identical_geojson() {
+    let demo = demo_scan();
+    assert!(demo.reads > 0);
+    assert_eq!(demo.reads, demo.summary.windows_fetched);
+    let out2 = demo.dir.join("out-again");
+    let reader = CountingReader::default();
+    let config = demo_config(&out2, &demo.cache());
+    let summary = scan::run(
+        &config,
+        &StaticCatalog::new(sample_dir().join("catalog.json")),
+        &reader,
+        &Silent,
+    )
+    .unwrap();
+    assert_eq!(reader.reads.load(Ordering::SeqCst), 0, "the rerun read scenes again");
+    assert_eq!(summary.windows_cached, demo.summary.windows_fetched);
+    assert_eq!(
+        std::fs::read(&summary.report).unwrap(),
+        std::fs::read(&demo.summary.report).unwrap()
+    );
+}
+
+#[test]
+fn every_feature_carries_its_figures_and_traceable_scenes() {
+    let demo = demo_scan();
+    let doc = read_json(&demo.summary.report);
+    let used: Vec<&str> = doc["compound_watch"]["scenes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(used.len(), demo.summary.scenes_used);
+    assert!(doc.get("crs").is_none());
+    let features = doc["features"].as_array().unwrap();
+    assert_eq!(features.len(), demo.summary.detections);
+    for f in features {
+        let p = &f["properties"];
+        assert_eq!(f["id"], p["id"]);
+        let date = p["first_detected"].as_str().unwrap();
+        assert!(date.len() == 10 && date.ends_with("-01"), "{date}");
+        let c = p["confidence"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&c));
+        assert!(p["area_m2"].as_f64().unwrap() >= 1_000.0 * 0.99);
+        assert!(p["n_clear_obs"].as_u64().unwrap() > 0);
+        let scenes = p["scenes"].as_array().unwrap();
+        assert!(!scenes.is_empty());
+        assert!(scenes.iter().all(|s| used.contains(&s.as_str().unwrap())));
+    }
+    for key in ["version", "aoi", "period", "grid", "source", "parameters", "skipped"] {
+        assert!(doc["compound_watch"].get(key).is_some(), "provenance lacks {key}");
+    }
+}
+
+#[test]
+fn offset_decisions_follow_the_pixels_when_flags_lie() {
+    let demo = demo_scan();
+    let doc = read_json(&demo.summary.report);
+    let scenes = doc["compound_watch"]["scenes"].as_array().unwrap();
+    let contradicted = scenes
+        .iter()
+        .filter(|s| s["offset"]["flag_consistent"] == false)
+        .count();
+    assert!(
+        contradicted > 0,
+        "the sample has items whose flag is wrong; the pixels should catch some"
+    );
+    for s in scenes {
+        let date = s["datetime"].as_str().unwrap();
+        if date < "2022-01-25" {
+            assert_eq!(s["offset"]["subtract_dn"], 0, "{s}");
+        }
+    }
+}
+
+#[test]
+fn the_report_passes_the_strict_rfc7946_checker() {
+    let demo = demo_scan();
+    let path = demo.summary.report.to_str().unwrap().to_owned();
+    let Some(out) = python_tool("tools/check_geojson.py", &[&path, "--bbox", "97,15,100,18"], "shapely") else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "check_geojson.py: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_composite_is_a_cloud_optimized_geotiff_on_the_grid() {
+    use gdal::Metadata;
+    let demo = demo_scan();
+    let ds = gdal::Dataset::open(&demo.summary.composite).unwrap();
+    assert_eq!(ds.raster_count(), 4);
+    assert_eq!(ds.metadata_item("LAYOUT", "IMAGE_STRUCTURE").as_deref(), Some("COG"));
+    let gt = ds.geo_transform().unwrap();
+    assert_eq!((gt[1], gt[5]), (10.0, -10.0));
+    assert_eq!(gt[0] % 10.0, 0.0);
+    assert!(ds.spatial_ref().unwrap().auth_code().unwrap() == 32647);
+}
