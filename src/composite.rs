@@ -4,6 +4,8 @@
 //! A pixel with fewer clear observations than asked for is a gap (NaN), never a zero: a gap says
 //! "not seen", a zero would say "black". Pure functions; this module reads nothing.
 
+use std::borrow::Cow;
+
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 /// One month's composite over a set of pixels.
@@ -27,27 +29,42 @@ pub fn monthly_median(
     min_clear: u16,
 ) -> Composite {
     assert_eq!(observations.len(), clear.len(), "one clear mask per observation");
-    let mut out = Array2::from_elem((bands, pixels), f32::NAN);
+    // Plain slices: this per-pixel loop is the hot path of a scan.
+    let obs: Vec<Cow<[f32]>> = observations
+        .iter()
+        .map(|o| {
+            o.as_slice()
+                .map(Cow::Borrowed)
+                .unwrap_or_else(|| Cow::Owned(o.iter().copied().collect()))
+        })
+        .collect();
+    let masks: Vec<Cow<[bool]>> = clear
+        .iter()
+        .map(|m| {
+            m.as_slice()
+                .map(Cow::Borrowed)
+                .unwrap_or_else(|| Cow::Owned(m.iter().copied().collect()))
+        })
+        .collect();
+    let mut out = vec![f32::NAN; bands * pixels];
     let mut counts = Array1::zeros(pixels);
-    let mut values = Vec::with_capacity(observations.len());
+    let mut values = Vec::with_capacity(obs.len());
+    let mut seen = Vec::with_capacity(obs.len());
     for p in 0..pixels {
-        let n = clear.iter().filter(|m| m[p]).count() as u16;
+        seen.clear();
+        seen.extend((0..obs.len()).filter(|&i| masks[i][p]));
+        let n = seen.len() as u16;
         counts[p] = n;
         if n == 0 || n < min_clear {
             continue;
         }
         for b in 0..bands {
             values.clear();
-            values.extend(
-                observations
-                    .iter()
-                    .zip(clear)
-                    .filter(|(_, m)| m[p])
-                    .map(|(o, _)| o[(b, p)]),
-            );
-            out[(b, p)] = median(&mut values);
+            values.extend(seen.iter().map(|&i| obs[i][b * pixels + p]));
+            out[b * pixels + p] = median(&mut values);
         }
     }
+    let out = Array2::from_shape_vec((bands, pixels), out).expect("bands x pixels");
     Composite {
         bands: out,
         clear_obs: counts,

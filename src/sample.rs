@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
-use geo::{Area, BooleanOps, Contains, Coord, LineString, MultiPolygon, Point, Polygon};
+use geo::{Area, BooleanOps, Contains, Coord, LineString, MapCoords, MultiPolygon, Point, Polygon};
 use noise::{Fbm, MultiFractal, NoiseFn, Perlin};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -27,6 +27,9 @@ use crate::error::{Error, Result};
 use crate::grid::Projector;
 use crate::month::Month;
 use crate::report::{self, CogRaster};
+
+/// Bumped whenever the generator's output changes, so cached copies of an old sample are not reused.
+pub const GENERATOR_VERSION: u32 = 2;
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -82,6 +85,7 @@ const ROOF_GREY: Spectrum = [0.150, 0.160, 0.170, 0.22, 0.26, 0.230];
 const ROOF_BLUE: Spectrum = [0.190, 0.170, 0.110, 0.21, 0.19, 0.150];
 const ROOF_WHITE: Spectrum = [0.240, 0.250, 0.260, 0.30, 0.31, 0.270];
 const ROOF_RED: Spectrum = [0.080, 0.090, 0.180, 0.24, 0.29, 0.240];
+const SAND: Spectrum = [0.120, 0.140, 0.160, 0.20, 0.26, 0.220];
 const CLOUD: Spectrum = [0.42, 0.42, 0.43, 0.46, 0.36, 0.26];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +93,8 @@ enum Cover {
     Forest,
     Field,
     Water,
+    /// River bank: exposed sand in the dry season, water in the wet season.
+    Bank,
     Town,
     Hill,
 }
@@ -131,6 +137,10 @@ struct World {
     cover: Vec<Cover>,
     /// Static mixture for town and hill pixels.
     fixed: Vec<Spectrum>,
+    /// Per parcel: planting offset in months and a brightness factor.
+    parcels: Vec<(i32, f32)>,
+    /// Parcel of each pixel.
+    parcel: Vec<usize>,
     events: Vec<Event>,
     first_month: Month,
 }
@@ -191,6 +201,22 @@ impl World {
         let mut cover = vec![Cover::Field; width * height];
         let mut fixed = vec![[0.0; 6]; width * height];
         let (w, h) = (width as f64, height as f64);
+        // Rice parcels of ~140 m x 110 m, each planted up to a month early or late, each its own
+        // shade; town blocks of 30 m x 30 m, each with one kind of roof.
+        let (pw, ph) = (width / 14 + 1, height / 11 + 1);
+        let parcels: Vec<(i32, f32)> = (0..pw * ph)
+            .map(|_| ([-1, 0, 0, 1][rng.gen_range(0..4)], rng.gen_range(0.88..1.12)))
+            .collect();
+        let parcel = (0..width * height)
+            .map(|p| ((p / width) / 11) * pw + (p % width) / 14)
+            .collect();
+        let (bw, bh) = (width / 3 + 1, height / 3 + 1);
+        let blocks: Vec<(Spectrum, f32)> = (0..bw * bh)
+            .map(|_| {
+                let roof = [ROOF_GREY, ROOF_RED, ROOF_RED, ROOF_WHITE, ROOF_BLUE][rng.gen_range(0..5)];
+                (roof, rng.gen_range(0.3..0.9))
+            })
+            .collect();
         for r in 0..height {
             for c in 0..width {
                 let p = r * width + c;
@@ -198,8 +224,11 @@ impl World {
                 let river = 0.72 * w + 18.0 * (y / 37.0).sin() + 9.0 * (y / 13.0).cos();
                 let t = terrain.get([x / 160.0, y / 160.0]);
                 let town = ((x - 0.55 * w) / (0.13 * w)).powi(2) + ((y - 0.5 * h) / (0.2 * h)).powi(2) < 1.0;
+                let bank = (y / 45.0).sin() > 0.55;
                 cover[p] = if (x - river).abs() < 3.5 {
                     Cover::Water
+                } else if (x - river).abs() < 7.0 && bank {
+                    Cover::Bank
                 } else if town && x < river - 6.0 {
                     Cover::Town
                 } else if x < 0.22 * w || t > 0.35 {
@@ -211,8 +240,12 @@ impl World {
                 };
                 fixed[p] = match cover[p] {
                     Cover::Town => {
-                        let roof = [ROOF_GREY, ROOF_RED, ROOF_RED, ROOF_WHITE, ROOF_BLUE][rng.gen_range(0..5)];
-                        mix(mix(FOREST_WET, LATERITE, 0.4), roof, rng.gen_range(0.35..0.9))
+                        let (roof, share) = blocks[(r / 3) * bw + c / 3];
+                        mix(
+                            mix(FOREST_WET, LATERITE, 0.4),
+                            roof,
+                            (share + rng.gen_range(-0.08..0.08)).clamp(0.0, 1.0),
+                        )
                     }
                     Cover::Hill => mix(LATERITE, FOREST_DRY, rng.gen_range(0.0..0.35)),
                     _ => [0.0; 6],
@@ -229,6 +262,8 @@ impl World {
             height,
             cover,
             fixed,
+            parcels,
+            parcel,
             events: Vec::new(),
             first_month,
         };
@@ -313,14 +348,18 @@ impl World {
             };
             // Event 4 is finished in the middle of the monsoon on purpose.
             let completed = match kind {
-                Kind::Construction if i == 4 => Some(Month { year: 2022, month: 8 }.until(self.first_month).abs()),
+                Kind::Construction if i == 4 => Some(self.first_month.until(Month { year: 2022, month: 8 })),
                 Kind::Construction => Some((cleared + rng.gen_range(1..4)).min(n_months - 4)),
                 _ => None,
             };
             let cleared = completed.map_or(cleared, |t| cleared.min(t - 1));
             let roof = [ROOF_GREY, ROOF_BLUE, ROOF_WHITE, ROOF_BLUE][rng.gen_range(0..4)];
             let roof = std::array::from_fn(|b| roof[b] * rng.gen_range(0.92..1.08));
-            let outline = local.map_coords_to(self.x0, self.y0);
+            // Scene-local metres (y down) to map coordinates.
+            let outline = local.map_coords(|c| Coord {
+                x: self.x0 + c.x,
+                y: self.y0 - c.y,
+            });
             self.events.push(Event {
                 kind,
                 outline,
@@ -363,15 +402,28 @@ impl World {
         } else {
             FOREST_WET
         };
-        let field = field_spectrum(month);
+        let fields: [Spectrum; 3] =
+            std::array::from_fn(|k| field_spectrum((month as i32 + k as i32 - 1 - 1).rem_euclid(12) as u32 + 1));
+        let dry = matches!(month, 12 | 1..=4);
         let mut s: Vec<Spectrum> = self
             .cover
             .iter()
             .zip(&self.fixed)
-            .map(|(c, f)| match c {
+            .zip(&self.parcel)
+            .map(|((c, f), &parcel)| match c {
                 Cover::Forest => forest,
-                Cover::Field => field,
+                Cover::Field => {
+                    let (phase, gain) = self.parcels[parcel];
+                    fields[(phase + 1) as usize].map(|v| v * gain)
+                }
                 Cover::Water => WATER,
+                Cover::Bank => {
+                    if dry {
+                        SAND
+                    } else {
+                        WATER
+                    }
+                }
                 Cover::Town | Cover::Hill => *f,
             })
             .collect();
@@ -386,21 +438,6 @@ impl World {
             }
         }
         s
-    }
-}
-
-trait ToMapCoords {
-    fn map_coords_to(&self, x0: f64, y0: f64) -> Polygon<f64>;
-}
-
-impl ToMapCoords for Polygon<f64> {
-    /// Scene-local metres (y down) to map coordinates.
-    fn map_coords_to(&self, x0: f64, y0: f64) -> Polygon<f64> {
-        use geo::MapCoords;
-        self.map_coords(|c| Coord {
-            x: x0 + c.x,
-            y: y0 - c.y,
-        })
     }
 }
 

@@ -27,7 +27,11 @@ pub fn sample_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let spec = SampleSpec::default();
-        let dir = root().join(format!("target/test-sample/seed-{}", spec.seed));
+        let dir = root().join(format!(
+            "target/test-sample/seed-{}-v{}",
+            spec.seed,
+            sample::GENERATOR_VERSION
+        ));
         if !dir.join("truth.geojson").is_file() {
             std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
             let tmp = tempfile::tempdir_in(dir.parent().unwrap()).unwrap();
