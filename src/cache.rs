@@ -95,6 +95,56 @@ impl Cache {
         Ok(())
     }
 
+    /// Files and bytes in the cache.
+    pub fn usage(&self) -> Result<Usage> {
+        let mut usage = Usage::default();
+        walk(&self.root, &mut |path, meta| {
+            usage.files += 1;
+            usage.bytes += meta.len();
+            if path.extension().is_some_and(|e| e == "tif") {
+                usage.windows += 1;
+            }
+        })?;
+        Ok(usage)
+    }
+
+    /// Deletes entries not modified for `older_than` (all with zero), and any leftover temp files
+    /// of interrupted writes; returns what was removed. Empty directories are removed too.
+    pub fn prune(&self, older_than: std::time::Duration) -> Result<Usage> {
+        let now = std::time::SystemTime::now();
+        let mut removed = Usage::default();
+        let mut victims = Vec::new();
+        walk(&self.root, &mut |path, meta| {
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or_default();
+            let temp = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".tmp"));
+            if temp || age >= older_than {
+                victims.push((path.to_path_buf(), meta.len()));
+            }
+        })?;
+        for (path, len) in victims {
+            std::fs::remove_file(&path).map_err(Error::io(&path))?;
+            removed.files += 1;
+            removed.bytes += len;
+            if path.extension().is_some_and(|e| e == "tif") {
+                removed.windows += 1;
+            }
+            let mut dir = path.parent();
+            while let Some(d) = dir.filter(|d| *d != self.root) {
+                if std::fs::remove_dir(d).is_err() {
+                    break;
+                }
+                dir = d.parent();
+            }
+        }
+        Ok(removed)
+    }
+
     /// Reads rows `rows` of a cached window (row-major, `grid.width` values a row).
     pub fn read_rows(path: &Path, grid: &Grid, rows: Range<usize>) -> Result<Vec<u16>> {
         let bad = |reason: String| Error::Cache {
@@ -128,6 +178,36 @@ impl Cache {
     }
 }
 
+/// How much a cache holds (or a prune removed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Files.
+    pub files: u64,
+    /// Of those, cached windows.
+    pub windows: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+}
+
+fn walk(dir: &Path, f: &mut dyn FnMut(&Path, &std::fs::Metadata)) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(Error::io(dir))?;
+        let path = entry.path();
+        let meta = entry.metadata().map_err(Error::io(&path))?;
+        if meta.is_dir() {
+            walk(&path, f)?;
+        } else {
+            f(&path, &meta);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +232,21 @@ mod tests {
         Cache::new(dir.path()).store(&path, &g, &data).unwrap();
         assert_eq!(Cache::read_rows(&path, &g, 0..40).unwrap(), data);
         assert_eq!(Cache::read_rows(&path, &g, 15..33).unwrap(), data[15 * 7..33 * 7]);
+    }
+
+    #[test]
+    fn prune_removes_old_entries_and_temp_files_and_reports_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        let g = grid(4, 4);
+        cache.store(&dir.path().join("c/item/g/red.tif"), &g, &[1; 16]).unwrap();
+        std::fs::write(dir.path().join("c/item/g/.tmpXYZ"), b"half").unwrap();
+        assert_eq!(cache.usage().unwrap().windows, 1);
+        let removed = cache.prune(std::time::Duration::from_secs(3600)).unwrap();
+        assert_eq!((removed.files, removed.windows), (1, 0));
+        let removed = cache.prune(std::time::Duration::ZERO).unwrap();
+        assert_eq!(removed.windows, 1);
+        assert_eq!(cache.usage().unwrap(), Usage::default());
     }
 
     #[test]

@@ -39,6 +39,14 @@ pub enum Error {
         #[source]
         source: gdal::errors::GdalError,
     },
+    /// A server could not be reached or answered with an error.
+    #[error("{url}: {reason}")]
+    Remote {
+        /// The URL asked.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

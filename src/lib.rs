@@ -16,6 +16,7 @@ pub mod detect;
 pub mod error;
 mod gdal_ext;
 pub mod grid;
+pub mod http;
 pub mod mask;
 pub mod month;
 pub mod reflectance;
@@ -23,6 +24,7 @@ pub mod report;
 pub mod sample;
 pub mod scan;
 pub mod source;
+pub mod state;
 pub mod vectorize;
 pub mod window;
 

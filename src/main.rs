@@ -8,11 +8,14 @@ use std::sync::Mutex;
 
 use clap::{Args, Parser, Subcommand};
 use compound_watch::aoi::{self, AoiLimits};
+use compound_watch::cache::Cache;
+use compound_watch::http::{Http, RetryPolicy};
 use compound_watch::month::Month;
 use compound_watch::sample::{self, SampleSpec};
 use compound_watch::scan::{self, Event, Progress, ScanConfig};
-use compound_watch::source::StaticCatalog;
+use compound_watch::source;
 use compound_watch::window::GdalReader;
+use std::time::Duration;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -37,6 +40,29 @@ enum Command {
     Scan(ScanArgs),
     /// Write the bundled SYNTHETIC sample (a static STAC catalog of COGs and truth.geojson).
     Sample(SampleArgs),
+    /// Show the window cache's size, or prune it.
+    Cache(CacheArgs),
+}
+
+#[derive(Args)]
+struct CacheArgs {
+    #[command(subcommand)]
+    action: CacheAction,
+    /// The cache [default: as for `scan --cache`].
+    #[arg(long, value_name = "DIR", global = true)]
+    cache: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum CacheAction {
+    /// Print the number of cached windows and their size.
+    Info,
+    /// Delete cached windows not used for a while (and leftovers of interrupted writes).
+    Prune {
+        /// Delete entries older than this many days; 0 empties the cache.
+        #[arg(long, value_name = "DAYS", default_value_t = 90)]
+        older_than_days: u64,
+    },
 }
 
 #[derive(Args)]
@@ -47,9 +73,28 @@ struct ScanArgs {
     /// Site box instead of a file: west,south,east,north in degrees.
     #[arg(long, value_name = "W,S,E,N", allow_hyphen_values = true)]
     bbox: Option<String>,
-    /// Where scenes come from: a static STAC catalog (catalog.json) on disk.
-    #[arg(long, value_name = "CATALOG")]
-    source: PathBuf,
+    /// Where scenes come from: `earth-search` (Element 84 Earth Search v1, public COGs),
+    /// `planetary-computer` (Microsoft; hrefs signed with a SAS token), `cdse` (Copernicus Data
+    /// Space; needs S3 keys in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_S3_ENDPOINT; its
+    /// assets are JP2 files that GDAL reads whole, not window by window, so scans are slow and
+    /// heavy), the URL of any STAC API, or the path of a static catalog.json.
+    #[arg(long, value_name = "SOURCE")]
+    source: String,
+    /// STAC collection [default: sentinel-2-l2a; e.g. sentinel-2-c1-l2a on Earth Search].
+    #[arg(long, value_name = "ID")]
+    collection: Option<String>,
+    /// Use only the cache and this output's previous scene list: no network, no source reads.
+    #[arg(long)]
+    offline: bool,
+    /// Scenes read at once.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    fetch_jobs: usize,
+    /// Seconds before an HTTP request is given up (and retried).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    timeout: u64,
+    /// Retries of a failed request (5xx, 429, timeouts, resets), with exponential backoff.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    retries: u32,
     /// First month to scan, YYYY-MM.
     #[arg(long, value_name = "YYYY-MM")]
     from: Month,
@@ -182,13 +227,24 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
     config.min_area_m2 = args.min_area;
     config.cloud_buffer = args.cloud_buffer;
     config.min_clear_obs = args.min_clear_obs;
+    config.fetch_jobs = args.fetch_jobs;
+    config.offline = args.offline;
+    let retry = RetryPolicy {
+        max_retries: args.retries,
+        ..RetryPolicy::default()
+    };
+    let source = source::open(
+        &args.source,
+        args.collection.as_deref(),
+        Http::new(Duration::from_secs(args.timeout), retry),
+    )?;
+    let reader = GdalReader::new(retry, args.timeout)?;
     let progress = CliProgress {
         bar: Mutex::new(None),
         terminal: std::io::stderr().is_terminal(),
         quiet: args.quiet,
     };
-    let source = StaticCatalog::new(&args.source);
-    let summary = scan::run(&config, &source, &GdalReader, &progress)?;
+    let summary = scan::run(&config, source.as_ref(), &reader, &progress)?;
     drop(progress);
     println!(
         "report:    {} ({} polygons of new construction)",
@@ -197,8 +253,9 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
     );
     println!("composite: {}", summary.composite.display());
     println!(
-        "scenes:    {} found, {} used, {} skipped; {} months of {} had scenes",
+        "scenes:    {} found ({} new since the last scan of this output), {} used, {} skipped; {} months of {} had scenes",
         summary.scenes_found,
+        summary.scenes_new,
         summary.scenes_used,
         summary.skipped.len(),
         summary.months_with_scenes,
@@ -218,6 +275,33 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
     } else {
         ExitCode::from(3)
     })
+}
+
+fn run_cache(args: CacheArgs) -> Result<ExitCode, compound_watch::Error> {
+    let cache = Cache::new(args.cache.unwrap_or_else(default_cache));
+    match args.action {
+        CacheAction::Info => {
+            let u = cache.usage()?;
+            println!("cache:     {}", cache.root().display());
+            println!(
+                "windows:   {} ({:.1} MB in {} files)",
+                u.windows,
+                u.bytes as f64 / 1e6,
+                u.files
+            );
+        }
+        CacheAction::Prune { older_than_days } => {
+            let u = cache.prune(Duration::from_secs(older_than_days * 86_400))?;
+            println!(
+                "pruned:    {} windows ({:.1} MB in {} files) from {}",
+                u.windows,
+                u.bytes as f64 / 1e6,
+                u.files,
+                cache.root().display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_sample(args: SampleArgs) -> Result<ExitCode, compound_watch::Error> {
@@ -241,6 +325,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Scan(args) => run_scan(args),
         Command::Sample(args) => run_sample(args),
+        Command::Cache(args) => run_cache(args),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("compound-watch: error: {e}");

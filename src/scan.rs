@@ -23,7 +23,8 @@ use crate::mask::{clear_mask, scl_is_clear};
 use crate::month::Month;
 use crate::reflectance::{decide_offset, reflectance, DarkHistogram, OffsetDecision};
 use crate::report::{self, Detection};
-use crate::source::{Band, Scene, SceneSearch, SearchQuery, Skipped};
+use crate::source::{dedupe, Band, Found, Scene, SceneSearch, SearchQuery, Skipped};
+use crate::state::{self, State};
 use crate::vectorize;
 use crate::window::WindowReader;
 
@@ -52,6 +53,10 @@ pub struct ScanConfig {
     pub min_area_m2: f64,
     /// Rows per processing block.
     pub block_rows: usize,
+    /// Scenes read at once (I/O-bound, so more than the cores is fine).
+    pub fetch_jobs: usize,
+    /// Use only the cache and the previous scan's scene list: no search, no reads.
+    pub offline: bool,
 }
 
 impl ScanConfig {
@@ -69,6 +74,8 @@ impl ScanConfig {
             min_clear_obs: 1,
             min_area_m2: 1_000.0,
             block_rows: 64,
+            fetch_jobs: 8,
+            offline: false,
         }
     }
 
@@ -110,8 +117,10 @@ impl ScanConfig {
 /// What happened, for the binary to report and turn into an exit code.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScanSummary {
-    /// Scenes the search found.
+    /// Scenes the search found (after de-duplication).
     pub scenes_found: usize,
+    /// Of those, scenes the previous scan of this output did not have.
+    pub scenes_new: usize,
     /// Scenes that went into the composites.
     pub scenes_used: usize,
     /// Scene bands read from the source in this run.
@@ -196,6 +205,8 @@ pub struct Provenance {
     pub scenes: Vec<SceneRecord>,
     /// Scenes found but left out, with reasons.
     pub skipped: Vec<Skipped>,
+    /// Items replaced by a newer processing of the same tile and date.
+    pub superseded: Vec<String>,
 }
 
 /// Per-pixel detection, kept only for pixels that changed.
@@ -232,35 +243,60 @@ pub fn run(
         name: "search",
         total: 1,
     });
-    let found = search.search(&SearchQuery {
-        bbox: inside,
-        from: config.from,
-        to: config.to,
-        max_cloud_cover: config.max_cloud_cover,
-    })?;
+    std::fs::create_dir_all(&config.out_dir).map_err(Error::io(&config.out_dir))?;
+    let _lock = state::lock(&config.out_dir)?;
+    let previous = state::load(&config.out_dir)?;
+    let found = if config.offline {
+        offline_scenes(config, &grid, previous.as_ref())?
+    } else {
+        search.search(&SearchQuery {
+            bbox: inside,
+            geometry: Some(config.aoi.geometry.clone()),
+            from: config.from,
+            to: config.to,
+            max_cloud_cover: config.max_cloud_cover,
+        })?
+    };
     progress.event(Event::Advance(1));
-    let scenes_found = found.scenes.len() + found.rejected.len();
+    let (found_scenes, superseded) = dedupe(found.scenes);
+    let scenes_found = found_scenes.len() + found.rejected.len();
     let mut skipped = found.rejected;
+    let seen_before: BTreeSet<&str> = previous
+        .iter()
+        .flat_map(|s| s.scenes.iter().map(|s| s.id.as_str()))
+        .collect();
+    let scenes_new = found_scenes
+        .iter()
+        .filter(|s| !seen_before.contains(s.id.as_str()))
+        .count();
 
-    // Fetch: every missing band of every scene, scenes in parallel.
+    // Fetch: every missing band of every scene, a bounded number of scenes at once.
     let fetched = AtomicUsize::new(0);
     let cached = AtomicUsize::new(0);
     progress.event(Event::Stage {
         name: "fetch",
-        total: found.scenes.len() as u64,
+        total: found_scenes.len() as u64,
     });
-    let outcomes: Vec<std::result::Result<Scene, Skipped>> = found
-        .scenes
-        .into_par_iter()
-        .map(|scene| {
-            let result = fetch_scene(&scene, &grid, &cache, reader, &fetched, &cached);
-            progress.event(Event::Advance(1));
-            result.map(|()| scene.clone()).map_err(|e| Skipped {
-                id: scene.id.clone(),
-                reason: e.to_string(),
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.fetch_jobs.max(1))
+        .build()
+        .map_err(|e| Error::Config {
+            field: "--fetch-jobs".into(),
+            reason: e.to_string(),
+        })?;
+    let outcomes: Vec<std::result::Result<Scene, Skipped>> = pool.install(|| {
+        found_scenes
+            .par_iter()
+            .map(|scene| {
+                let result = fetch_scene(scene, &grid, &cache, reader, config.offline, &fetched, &cached);
+                progress.event(Event::Advance(1));
+                result.map(|()| scene.clone()).map_err(|e| Skipped {
+                    id: scene.id.clone(),
+                    reason: e.to_string(),
+                })
             })
-        })
-        .collect();
+            .collect()
+    });
     let mut scenes = Vec::new();
     for outcome in outcomes {
         match outcome {
@@ -382,6 +418,7 @@ pub fn run(
         }),
         scenes: records,
         skipped: skipped.clone(),
+        superseded,
     };
     let report_path = config.out_dir.join("report.geojson");
     let collection = report::feature_collection(&config.aoi.slug, &detections, &provenance)?;
@@ -410,7 +447,20 @@ pub fn run(
         },
     )?;
     progress.event(Event::Advance(1));
+    state::save(
+        &config.out_dir,
+        &State {
+            version: env!("CARGO_PKG_VERSION").into(),
+            aoi: config.aoi.slug.clone(),
+            grid: grid.clone(),
+            source: search.describe(),
+            from: config.from,
+            to: config.to,
+            scenes: found_scenes,
+        },
+    )?;
     Ok(ScanSummary {
+        scenes_new,
         scenes_found,
         scenes_used: scenes.len(),
         windows_fetched: fetched.into_inner(),
@@ -423,11 +473,43 @@ pub fn run(
     })
 }
 
+/// The scenes of the previous scan in this output that fall in the period, for `--offline`.
+fn offline_scenes(config: &ScanConfig, grid: &Grid, previous: Option<&State>) -> Result<Found> {
+    let state = previous.ok_or_else(|| Error::Config {
+        field: "--offline".into(),
+        reason: format!(
+            "{} holds no earlier scan to rerun; run once without --offline to search the source",
+            config.out_dir.display()
+        ),
+    })?;
+    if state.grid != *grid {
+        return Err(Error::Config {
+            field: "--offline".into(),
+            reason: format!(
+                "the earlier scan in {} was of another AOI ({})",
+                config.out_dir.display(),
+                state.aoi
+            ),
+        });
+    }
+    let scenes = state
+        .scenes
+        .iter()
+        .filter(|s| (config.from..=config.to).contains(&s.month()))
+        .cloned()
+        .collect();
+    Ok(Found {
+        scenes,
+        rejected: Vec::new(),
+    })
+}
+
 fn fetch_scene(
     scene: &Scene,
     grid: &Grid,
     cache: &Cache,
     reader: &dyn WindowReader,
+    offline: bool,
     fetched: &AtomicUsize,
     cached: &AtomicUsize,
 ) -> Result<()> {
@@ -436,6 +518,15 @@ fn fetch_scene(
         if entry.is_file() {
             cached.fetch_add(1, Ordering::Relaxed);
             continue;
+        }
+        if offline {
+            return Err(Error::Scene {
+                id: scene.id.clone(),
+                reason: format!(
+                    "{} is not in the cache and --offline forbids reading it",
+                    band.asset_key()
+                ),
+            });
         }
         let href = &scene.hrefs[&band];
         let data = reader.read(href, band, grid).map_err(|e| Error::Scene {

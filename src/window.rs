@@ -17,9 +17,70 @@ pub trait WindowReader: Sync {
     fn read(&self, href: &str, band: Band, grid: &Grid) -> Result<Vec<u16>>;
 }
 
-/// Reads local files and URLs through GDAL.
+/// Reads local files and URLs through GDAL, retrying what is worth retrying.
+///
+/// Over HTTP GDAL itself retries 429 and 5xx answers (`GDAL_HTTP_MAX_RETRY`, delay doubling from
+/// `GDAL_HTTP_RETRY_DELAY`); on top of that a whole window read that still fails (connection reset,
+/// body cut short, timeout) is retried with exponential backoff. 404 and 403 are never retried.
+/// GDAL 3.6 does not read `Retry-After` on asset requests; STAC API requests honour it (`http`).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct GdalReader;
+pub struct GdalReader {
+    retry: crate::http::RetryPolicy,
+}
+
+impl GdalReader {
+    /// A reader with this retry policy; sets GDAL's HTTP options (timeouts, retries, no directory
+    /// listing on open) for the whole process.
+    pub fn new(retry: crate::http::RetryPolicy, timeout_secs: u64) -> Result<GdalReader> {
+        let options = [
+            ("GDAL_HTTP_TIMEOUT", timeout_secs.to_string()),
+            ("GDAL_HTTP_CONNECTTIMEOUT", timeout_secs.min(10).to_string()),
+            ("GDAL_HTTP_MAX_RETRY", retry.max_retries.to_string()),
+            (
+                "GDAL_HTTP_RETRY_DELAY",
+                format!("{:.3}", retry.base_delay.as_secs_f64()),
+            ),
+            ("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR".into()),
+            ("GDAL_HTTP_MERGE_CONSECUTIVE_RANGES", "YES".into()),
+            ("VSI_CACHE", "FALSE".into()),
+        ];
+        for (key, value) in options {
+            gdal::config::set_config_option(key, &value).map_err(Error::gdal(format!("setting {key}")))?;
+        }
+        // Public buckets (Earth Search's s3:// hrefs) are read unsigned unless credentials are set.
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            gdal::config::set_config_option("AWS_NO_SIGN_REQUEST", "YES")
+                .map_err(Error::gdal("setting AWS_NO_SIGN_REQUEST"))?;
+        }
+        Ok(GdalReader { retry })
+    }
+}
+
+/// The HTTP status of a one-byte GET of `href`, for URLs (None for local paths or no answer).
+fn http_status(href: &str) -> Option<u16> {
+    if !(href.starts_with("http://") || href.starts_with("https://")) {
+        return None;
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    agent.get(href).header("Range", "bytes=0-0").call().ok().map(|r| r.status().as_u16())
+}
+
+/// Whether a failed read is final: the file is not there or not ours to read.
+fn is_permanent(message: &str) -> bool {
+    [
+        "HTTP response code: 404",
+        "HTTP response code: 403",
+        "HTTP response code: 401",
+        "No such file or directory",
+        "does not exist",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
 
 /// The GDAL path for an href: URLs go through GDAL's virtual file systems.
 pub fn gdal_path(href: &str) -> String {
@@ -34,29 +95,49 @@ pub fn gdal_path(href: &str) -> String {
 
 impl WindowReader for GdalReader {
     fn read(&self, href: &str, band: Band, grid: &Grid) -> Result<Vec<u16>> {
-        let path = gdal_path(href);
-        let src = Dataset::open(&path).map_err(Error::gdal(format!("opening {href}")))?;
-        let driver = gdal::DriverManager::get_driver_by_name("MEM").map_err(Error::gdal("loading the MEM driver"))?;
-        let mut dst = driver
-            .create_with_band_type::<u16, _>("", grid.width, grid.height, 1)
-            .map_err(Error::gdal("allocating a window"))?;
-        dst.set_geo_transform(&grid.geo_transform())
-            .map_err(Error::gdal("georeferencing a window"))?;
-        dst.set_spatial_ref(&grid.spatial_ref()?)
-            .map_err(Error::gdal("georeferencing a window"))?;
-        dst.rasterband(1)
-            .and_then(|mut b| b.set_no_data_value(Some(0.0)))
-            .map_err(Error::gdal("setting no-data on a window"))?;
-        let resampling = if band.is_categorical() {
-            Resampling::Nearest
-        } else {
-            Resampling::Bilinear
-        };
-        gdal_ext::reproject(&src, &dst, resampling).map_err(Error::gdal(format!("warping {href}")))?;
-        let data = dst
-            .rasterband(1)
-            .and_then(|b| b.read_band_as::<u16>())
-            .map_err(Error::gdal(format!("reading the warped window of {href}")))?;
-        Ok(data.into_shape_and_vec().1)
+        let mut attempt = 0;
+        loop {
+            match read_once(href, band, grid) {
+                Ok(data) => return Ok(data),
+                Err(e) if attempt >= self.retry.max_retries || is_permanent(&e.to_string()) => return Err(e),
+                // GDAL often loses the HTTP status of a failed open; ask once, so that a 404 or 403
+                // is reported as such and never retried.
+                Err(e) if http_status(href).is_some_and(|s| matches!(s, 401 | 403 | 404)) => {
+                    let status = http_status(href).unwrap_or_default();
+                    return Err(Error::Scene { id: href.to_owned(), reason: format!("HTTP {status} (not retried): {e}") });
+                }
+                Err(_) => {
+                    std::thread::sleep(self.retry.backoff(attempt));
+                    attempt += 1;
+                }
+            }
+        }
     }
+}
+
+fn read_once(href: &str, band: Band, grid: &Grid) -> Result<Vec<u16>> {
+    let path = gdal_path(href);
+    let src = Dataset::open(&path).map_err(Error::gdal(format!("opening {href}")))?;
+    let driver = gdal::DriverManager::get_driver_by_name("MEM").map_err(Error::gdal("loading the MEM driver"))?;
+    let mut dst = driver
+        .create_with_band_type::<u16, _>("", grid.width, grid.height, 1)
+        .map_err(Error::gdal("allocating a window"))?;
+    dst.set_geo_transform(&grid.geo_transform())
+        .map_err(Error::gdal("georeferencing a window"))?;
+    dst.set_spatial_ref(&grid.spatial_ref()?)
+        .map_err(Error::gdal("georeferencing a window"))?;
+    dst.rasterband(1)
+        .and_then(|mut b| b.set_no_data_value(Some(0.0)))
+        .map_err(Error::gdal("setting no-data on a window"))?;
+    let resampling = if band.is_categorical() {
+        Resampling::Nearest
+    } else {
+        Resampling::Bilinear
+    };
+    gdal_ext::reproject(&src, &dst, resampling).map_err(Error::gdal(format!("warping {href}")))?;
+    let data = dst
+        .rasterband(1)
+        .and_then(|b| b.read_band_as::<u16>())
+        .map_err(Error::gdal(format!("reading the warped window of {href}")))?;
+    Ok(data.into_shape_and_vec().1)
 }

@@ -3,4 +3,5 @@
 mod aoi;
 mod cli;
 mod common;
+mod remote;
 mod scan;

@@ -1,6 +1,8 @@
 //! Shared fixtures: the generated sample (once per machine), a read-counting reader, and the demo
 //! scan (once per test run).
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -55,7 +57,7 @@ pub struct CountingReader {
 impl WindowReader for CountingReader {
     fn read(&self, href: &str, band: Band, grid: &Grid) -> compound_watch::Result<Vec<u16>> {
         self.reads.fetch_add(1, Ordering::SeqCst);
-        GdalReader.read(href, band, grid)
+        GdalReader::default().read(href, band, grid)
     }
 }
 

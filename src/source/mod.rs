@@ -1,17 +1,23 @@
 //! Scenes: finding the Sentinel-2 L2A items that cover an AOI in a period.
 //!
-//! A search is one trait with one method; this module implements it for a static STAC catalog on
-//! disk that follows Earth Search `sentinel-2-l2a` conventions. It reads metadata only, never pixels.
-
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+//! A search is one trait with one method, implemented for a static STAC catalog on disk
+//! ([`StaticCatalog`]) and for STAC APIs over HTTP ([`StacApi`]: Earth Search, Planetary Computer,
+//! Copernicus Data Space, or any STAC API). Items follow Earth Search `sentinel-2-l2a` conventions
+//! or are mapped onto them. This stage reads metadata only, never pixels.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::month::Month;
+
+mod api;
+mod catalog;
+
+pub use api::{Provider, StacApi};
+pub use catalog::StaticCatalog;
 
 /// The bands the pipeline reads, by their Earth Search asset keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -80,6 +86,14 @@ impl Band {
         }
     }
 
+    /// Native pixel size in metres.
+    pub fn native_resolution(self) -> u32 {
+        match self {
+            Band::Blue | Band::Green | Band::Red | Band::Nir => 10,
+            _ => 20,
+        }
+    }
+
     /// Categorical bands are resampled by nearest neighbour, never interpolated.
     pub fn is_categorical(self) -> bool {
         self == Band::Scl
@@ -126,6 +140,8 @@ impl Scene {
 pub struct SearchQuery {
     /// `[west, south, east, north]`, degrees.
     pub bbox: [f64; 4],
+    /// The AOI itself, for APIs that search by geometry (`intersects`).
+    pub geometry: Option<geo::MultiPolygon<f64>>,
     /// First month, included.
     pub from: Month,
     /// Last month, included.
@@ -163,109 +179,8 @@ pub trait SceneSearch: Sync {
     }
 }
 
-/// A static STAC catalog on disk: `catalog.json` -> (collections ->) items -> COG assets.
-#[derive(Debug, Clone)]
-pub struct StaticCatalog {
-    root: PathBuf,
-}
-
-impl StaticCatalog {
-    /// A catalog rooted at `path` (a `catalog.json` or `collection.json`).
-    pub fn new(path: impl Into<PathBuf>) -> StaticCatalog {
-        StaticCatalog { root: path.into() }
-    }
-
-    fn read_json(path: &Path) -> Result<Value> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Catalog {
-            path: path.display().to_string(),
-            reason: format!("cannot be read ({e})"),
-        })?;
-        serde_json::from_str(&text).map_err(|e| Error::Catalog {
-            path: path.display().to_string(),
-            reason: format!("is not JSON ({e})"),
-        })
-    }
-
-    /// Walks child and item links depth-first, collecting item files; `seen` stops link cycles.
-    fn walk(&self, path: &Path, items: &mut Vec<PathBuf>, seen: &mut Vec<PathBuf>) -> Result<()> {
-        let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        if seen.contains(&canonical) {
-            return Ok(());
-        }
-        seen.push(canonical);
-        let doc = Self::read_json(path)?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let links: Vec<stac::Link> = doc
-            .get("links")
-            .cloned()
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|e| Error::Catalog {
-                path: path.display().to_string(),
-                reason: format!("bad links ({e})"),
-            })?
-            .unwrap_or_default();
-        for link in links {
-            let target = base.join(&link.href);
-            if link.is_item() {
-                items.push(target);
-            } else if link.is_child() {
-                self.walk(&target, items, seen)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl SceneSearch for StaticCatalog {
-    fn search(&self, query: &SearchQuery) -> Result<Found> {
-        let mut files = Vec::new();
-        self.walk(&self.root, &mut files, &mut Vec::new())?;
-        let collection_default = Self::read_json(&self.root)?
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or("catalog")
-            .to_owned();
-        let mut found = Found::default();
-        for file in files {
-            let doc = Self::read_json(&file)?;
-            let item: stac::Item = serde_json::from_value(doc).map_err(|e| Error::Catalog {
-                path: file.display().to_string(),
-                reason: format!("is not a STAC item ({e})"),
-            })?;
-            if !matches(&item, query) {
-                continue;
-            }
-            let base = file.parent().unwrap_or(Path::new("."));
-            match scene_from_item(&item, &collection_default, |href| resolve(base, href)) {
-                Ok(scene) => found.scenes.push(scene),
-                Err(reason) => found.rejected.push(Skipped {
-                    id: item.id.clone(),
-                    reason,
-                }),
-            }
-        }
-        found
-            .scenes
-            .sort_by(|a, b| (a.datetime, &a.id).cmp(&(b.datetime, &b.id)));
-        Ok(found)
-    }
-
-    fn describe(&self) -> String {
-        format!("static STAC catalog {}", self.root.display())
-    }
-}
-
-/// A relative href resolved against the item's directory; URLs and absolute paths stay as they are.
-fn resolve(base: &Path, href: &str) -> String {
-    if href.contains("://") || Path::new(href).is_absolute() {
-        href.to_owned()
-    } else {
-        base.join(href).display().to_string()
-    }
-}
-
-fn matches(item: &stac::Item, q: &SearchQuery) -> bool {
+/// Whether an item falls in the query's months, cloud limit and box.
+pub(crate) fn matches(item: &stac::Item, q: &SearchQuery) -> bool {
     let Some(dt) = item.properties.datetime else {
         return true;
     }; // refused later, with a reason
@@ -295,7 +210,7 @@ fn matches(item: &stac::Item, q: &SearchQuery) -> bool {
 pub fn scene_from_item(
     item: &stac::Item,
     collection_default: &str,
-    resolve_href: impl Fn(&str) -> String,
+    mut resolve_href: impl FnMut(&str) -> String,
 ) -> std::result::Result<Scene, String> {
     let props = &item.properties.additional_fields;
     let datetime = item.properties.datetime.ok_or("has no datetime")?;
@@ -351,4 +266,121 @@ pub fn scene_from_item(
             .map(|s| s.trim_start_matches("MGRS-").to_owned()),
         hrefs,
     })
+}
+
+/// Opens the source named on the command line: `earth-search`, `planetary-computer`, `cdse`, the
+/// URL of any STAC API, or the path of a static catalog. `collection` overrides the default
+/// `sentinel-2-l2a` (e.g. `sentinel-2-c1-l2a` on Earth Search).
+pub fn open(
+    source: &str,
+    collection: Option<&str>,
+    http: crate::http::Http,
+) -> crate::error::Result<Box<dyn SceneSearch>> {
+    let collection = collection.unwrap_or("sentinel-2-l2a");
+    Ok(match source {
+        "earth-search" => Box::new(StacApi::new(api::EARTH_SEARCH, collection, Provider::Plain, http)),
+        "planetary-computer" => Box::new(StacApi::new(
+            api::PLANETARY_COMPUTER,
+            collection,
+            Provider::PlanetaryComputer {
+                sas_url: api::PLANETARY_COMPUTER_SAS.into(),
+            },
+            http,
+        )),
+        "cdse" => {
+            let missing: Vec<&str> = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_S3_ENDPOINT"]
+                .into_iter()
+                .filter(|v| std::env::var_os(v).is_none())
+                .collect();
+            if !missing.is_empty() {
+                return Err(crate::error::Error::Config {
+                    field: "--source cdse".into(),
+                    reason: format!(
+                        "Copernicus Data Space assets need S3 credentials in the environment; {} not set. Create \
+                         S3 keys at eodata-s3keysmanager.dataspace.copernicus.eu, then export AWS_ACCESS_KEY_ID, \
+                         AWS_SECRET_ACCESS_KEY, AWS_S3_ENDPOINT=eodata.dataspace.copernicus.eu and AWS_VIRTUAL_HOSTING=FALSE",
+                        missing.join(", ")
+                    ),
+                });
+            }
+            Box::new(StacApi::new(api::CDSE, collection, Provider::Plain, http))
+        }
+        url if url.starts_with("http://") || url.starts_with("https://") => {
+            let provider = if url.contains("planetarycomputer.microsoft.com") {
+                Provider::PlanetaryComputer {
+                    sas_url: api::PLANETARY_COMPUTER_SAS.into(),
+                }
+            } else {
+                Provider::Plain
+            };
+            Box::new(StacApi::new(url, collection, provider, http))
+        }
+        path => Box::new(StaticCatalog::new(path)),
+    })
+}
+
+/// Keeps one scene per tile and acquisition date: the newest processing (highest baseline, then
+/// the later id, e.g. `..._1_L2A` over `..._0_L2A`). Returns the kept scenes in time order and the
+/// ids of the superseded ones.
+pub fn dedupe(scenes: Vec<Scene>) -> (Vec<Scene>, Vec<String>) {
+    use std::collections::btree_map::Entry;
+    let baseline = |s: &Scene| {
+        s.processing_baseline
+            .as_deref()
+            .and_then(|b| b.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let mut best: BTreeMap<(String, NaiveDate), Scene> = BTreeMap::new();
+    let mut superseded = Vec::new();
+    for scene in scenes {
+        let key = (scene.tile.clone().unwrap_or_else(|| scene.id.clone()), scene.date());
+        match best.entry(key) {
+            Entry::Vacant(v) => {
+                v.insert(scene);
+            }
+            Entry::Occupied(mut o) => {
+                let newer = (baseline(&scene), &scene.id) > (baseline(o.get()), &o.get().id);
+                if newer {
+                    superseded.push(o.insert(scene).id);
+                } else {
+                    superseded.push(scene.id);
+                }
+            }
+        }
+    }
+    let mut kept: Vec<Scene> = best.into_values().collect();
+    kept.sort_by(|a, b| (a.datetime, &a.id).cmp(&(b.datetime, &b.id)));
+    superseded.sort();
+    (kept, superseded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scene(id: &str, tile: &str, baseline: &str) -> Scene {
+        Scene {
+            id: id.into(),
+            collection: "c".into(),
+            datetime: "2022-03-01T03:50:00Z".parse().unwrap(),
+            cloud_cover: None,
+            processing_baseline: Some(baseline.into()),
+            boa_offset_applied: None,
+            epsg: None,
+            tile: Some(tile.into()),
+            hrefs: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn the_newest_processing_of_a_tile_and_date_wins() {
+        let (kept, dropped) = dedupe(vec![
+            scene("S2B_47QNU_20220301_0_L2A", "47QNU", "04.00"),
+            scene("S2B_47QNU_20220301_1_L2A", "47QNU", "05.00"),
+            scene("S2B_47QNV_20220301_0_L2A", "47QNV", "04.00"),
+        ]);
+        let ids: Vec<&str> = kept.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["S2B_47QNU_20220301_1_L2A", "S2B_47QNV_20220301_0_L2A"]);
+        assert_eq!(dropped, ["S2B_47QNU_20220301_0_L2A"]);
+    }
 }

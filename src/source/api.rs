@@ -1,0 +1,259 @@
+//! STAC APIs over HTTP: item search by AOI geometry, months and cloud cover, following `next`
+//! links (GET, or POST with a body as Earth Search does), with provider specifics:
+//! Planetary Computer hrefs are signed with a SAS token (cached until it expires), Copernicus Data
+//! Space assets are JP2 files in SAFE products read through GDAL's `/vsis3/`.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::{matches, scene_from_item, Found, SceneSearch, SearchQuery, Skipped};
+use crate::error::{Error, Result};
+use crate::http::Http;
+
+/// Element 84 Earth Search v1.
+pub const EARTH_SEARCH: &str = "https://earth-search.aws.element84.com/v1";
+/// Microsoft Planetary Computer STAC API.
+pub const PLANETARY_COMPUTER: &str = "https://planetarycomputer.microsoft.com/api/stac/v1";
+/// Planetary Computer SAS token service.
+pub const PLANETARY_COMPUTER_SAS: &str = "https://planetarycomputer.microsoft.com/api/sas/v1";
+/// Copernicus Data Space Ecosystem STAC API.
+pub const CDSE: &str = "https://stac.dataspace.copernicus.eu/v1";
+
+/// What the API needs beyond plain STAC.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Provider {
+    /// Hrefs are public (https or s3://) and used as they are.
+    Plain,
+    /// Hrefs must be signed with a token from `{sas_url}/token/{collection}`.
+    PlanetaryComputer {
+        /// Base URL of the SAS service.
+        sas_url: String,
+    },
+}
+
+/// A STAC API.
+#[derive(Debug)]
+pub struct StacApi {
+    url: String,
+    collection: String,
+    provider: Provider,
+    http: Http,
+    page_size: usize,
+    token: Mutex<Option<(String, Instant)>>,
+}
+
+impl StacApi {
+    /// A STAC API at `url` (the landing page, without `/search`) searched in `collection`.
+    pub fn new(url: &str, collection: &str, provider: Provider, http: Http) -> StacApi {
+        StacApi {
+            url: url.trim_end_matches('/').to_owned(),
+            collection: collection.to_owned(),
+            provider,
+            http,
+            page_size: 100,
+            token: Mutex::new(None),
+        }
+    }
+
+    /// Items per page asked of the server.
+    pub fn with_page_size(mut self, n: usize) -> StacApi {
+        self.page_size = n.max(1);
+        self
+    }
+
+    /// A signed href (Planetary Computer) or the href as it is.
+    fn sign(&self, href: &str) -> Result<String> {
+        let Provider::PlanetaryComputer { sas_url } = &self.provider else {
+            return Ok(href.to_owned());
+        };
+        let mut cached = self.token.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = cached
+            .as_ref()
+            .filter(|(_, until)| Instant::now() < *until)
+            .map(|(t, _)| t.clone());
+        let token = match fresh {
+            Some(t) => t,
+            None => {
+                let url = format!("{}/token/{}", sas_url.trim_end_matches('/'), self.collection);
+                let doc = self.http.get_json(&url)?;
+                let token = doc["token"].as_str().ok_or_else(|| Error::Remote {
+                    url: url.clone(),
+                    reason: "the token answer has no `token`".into(),
+                })?;
+                // Renew a minute early; without an expiry, keep the token for 10 minutes.
+                let lifetime = doc["msft:expiry"]
+                    .as_str()
+                    .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+                    .map(|e| {
+                        (e.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                            .num_seconds()
+                            .max(0) as u64
+                    })
+                    .unwrap_or(600);
+                let until = Instant::now() + Duration::from_secs(lifetime.saturating_sub(60));
+                *cached = Some((token.to_owned(), until));
+                token.to_owned()
+            }
+        };
+        let sep = if href.contains('?') { '&' } else { '?' };
+        Ok(format!("{href}{sep}{token}"))
+    }
+
+    fn first_request(&self, q: &SearchQuery) -> Value {
+        let mut body = json!({
+            "collections": [self.collection],
+            "datetime": format!(
+                "{}T00:00:00Z/{}T23:59:59Z",
+                q.from.first_day(),
+                q.to.plus(1).first_day().pred_opt().expect("a month has a last day")
+            ),
+            "limit": self.page_size,
+            "filter-lang": "cql2-json",
+            "filter": {"op": "<=", "args": [{"property": "eo:cloud_cover"}, q.max_cloud_cover]},
+        });
+        match &q.geometry {
+            Some(g) => {
+                body["intersects"] = serde_json::to_value(geojson::Geometry::from(g)).expect("geometry serializes")
+            }
+            None => body["bbox"] = json!(q.bbox),
+        }
+        body
+    }
+}
+
+impl SceneSearch for StacApi {
+    fn search(&self, q: &SearchQuery) -> Result<Found> {
+        let mut found = Found::default();
+        let mut next: Option<(String, Option<Value>)> =
+            Some((format!("{}/search", self.url), Some(self.first_request(q))));
+        let mut seen = HashSet::new();
+        let mut ids = HashSet::new();
+        let mut page = 0;
+        while let Some((url, body)) = next.take() {
+            page += 1;
+            let key = format!("{url} {}", body.as_ref().map(Value::to_string).unwrap_or_default());
+            if !seen.insert(key) {
+                found.rejected.push(Skipped {
+                    id: format!("search page {page}"),
+                    reason: format!("the `next` link of page {} leads back to a page already read ({url}); stopped there, later items may be missing", page - 1),
+                });
+                break;
+            }
+            let doc = match &body {
+                Some(b) => self.http.post_json(&url, b),
+                None => self.http.get_json(&url),
+            };
+            let doc = match doc {
+                Ok(d) => d,
+                Err(e) if page > 1 => {
+                    found.rejected.push(Skipped {
+                        id: format!("search page {page}"),
+                        reason: format!("{e}; stopped there, later items may be missing"),
+                    });
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            let features = doc["features"].as_array().ok_or_else(|| Error::Remote {
+                url: url.clone(),
+                reason: "answered without a `features` array: not a STAC item search".into(),
+            })?;
+            for feature in features {
+                let item: stac::Item = match serde_json::from_value(feature.clone()) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        let id = feature["id"].as_str().unwrap_or("an item").to_owned();
+                        found.rejected.push(Skipped {
+                            id,
+                            reason: format!("is not a STAC item ({e})"),
+                        });
+                        continue;
+                    }
+                };
+                // Pages from an API asked for one collection hold only it; anything else is ignored.
+                if item.collection.as_deref().is_some_and(|c| c != self.collection)
+                    || !matches(&item, q)
+                    || !ids.insert(item.id.clone())
+                {
+                    continue;
+                }
+                let mut signing_error = None;
+                let scene = scene_from_item(&item, &self.collection, |href| {
+                    self.sign(href).unwrap_or_else(|e| {
+                        signing_error = Some(e.to_string());
+                        href.to_owned()
+                    })
+                });
+                match (scene, signing_error) {
+                    (Ok(scene), None) => found.scenes.push(scene),
+                    (_, Some(reason)) | (Err(reason), None) => found.rejected.push(Skipped {
+                        id: item.id.clone(),
+                        reason,
+                    }),
+                }
+            }
+            next = next_link(&doc, body.as_ref());
+        }
+        found
+            .scenes
+            .sort_by(|a, b| (a.datetime, &a.id).cmp(&(b.datetime, &b.id)));
+        Ok(found)
+    }
+
+    fn describe(&self) -> String {
+        format!("STAC API {} collection {}", self.url, self.collection)
+    }
+}
+
+/// The next page to ask for: a `rel: next` link, with its POST body (merged into the previous one
+/// when the link says `merge: true`), or a plain GET.
+fn next_link(doc: &Value, previous: Option<&Value>) -> Option<(String, Option<Value>)> {
+    let link = doc["links"].as_array()?.iter().find(|l| l["rel"] == "next")?;
+    let href = link["href"].as_str()?.to_owned();
+    let method = link["method"].as_str().unwrap_or("GET").to_ascii_uppercase();
+    if method != "POST" {
+        return Some((href, None));
+    }
+    let mut body = link.get("body").cloned().unwrap_or_else(|| json!({}));
+    if link["merge"].as_bool() == Some(true) {
+        if let (Some(prev), Some(obj)) = (previous.and_then(Value::as_object), body.as_object()) {
+            let mut merged = prev.clone();
+            merged.extend(obj.clone());
+            body = Value::Object(merged);
+        }
+    }
+    Some((href, Some(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn earth_search_next_links_post_their_own_body() {
+        let doc = json!({"links": [{"rel": "next", "method": "POST", "href": "https://x/v1/search", "merge": false, "body": {"next": "abc"}}]});
+        let prev = json!({"collections": ["sentinel-2-l2a"], "limit": 10});
+        assert_eq!(
+            next_link(&doc, Some(&prev)),
+            Some(("https://x/v1/search".into(), Some(json!({"next": "abc"}))))
+        );
+    }
+
+    #[test]
+    fn merged_next_links_keep_the_query() {
+        let doc = json!({"links": [{"rel": "next", "method": "POST", "href": "https://x/search", "merge": true, "body": {"token": "t2"}}]});
+        let prev = json!({"collections": ["c"], "token": "t1"});
+        let (_, body) = next_link(&doc, Some(&prev)).unwrap();
+        assert_eq!(body.unwrap(), json!({"collections": ["c"], "token": "t2"}));
+    }
+
+    #[test]
+    fn get_next_links_and_the_last_page() {
+        let doc = json!({"links": [{"rel": "next", "href": "https://x/search?page=2"}]});
+        assert_eq!(next_link(&doc, None), Some(("https://x/search?page=2".into(), None)));
+        assert_eq!(next_link(&json!({"links": []}), None), None);
+    }
+}

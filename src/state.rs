@@ -1,0 +1,116 @@
+//! A scan's state, kept in its output directory (`.compound-watch/`): the scenes it used last time,
+//! so a later run knows what is new and `--offline` can rerun without asking the source; and a
+//! lock, so two scans never write the same output at once.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::atomic;
+use crate::error::{Error, Result};
+use crate::grid::Grid;
+use crate::month::Month;
+use crate::source::Scene;
+
+/// What a finished scan remembers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    /// Version of compound-watch that wrote it.
+    pub version: String,
+    /// AOI slug.
+    pub aoi: String,
+    /// The analysis grid.
+    pub grid: Grid,
+    /// The source, as described in provenance.
+    pub source: String,
+    /// First month scanned.
+    pub from: Month,
+    /// Last month scanned.
+    pub to: Month,
+    /// Every scene the search returned (after de-duplication), used or skipped.
+    pub scenes: Vec<Scene>,
+}
+
+fn dir(out: &Path) -> PathBuf {
+    out.join(".compound-watch")
+}
+
+/// The state of the last finished scan in `out`, if any.
+pub fn load(out: &Path) -> Result<Option<State>> {
+    let path = dir(out).join("state.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
+    serde_json::from_str(&text).map(Some).map_err(|e| Error::Cache {
+        path: path.clone(),
+        reason: format!("cannot be read ({e}); delete it and the next scan starts afresh"),
+    })
+}
+
+/// Saves the state atomically.
+pub fn save(out: &Path, state: &State) -> Result<()> {
+    let path = dir(out).join("state.json");
+    let bytes = serde_json::to_vec_pretty(state).map_err(|e| Error::Io {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    atomic::write(&path, &bytes)
+}
+
+/// An exclusive lock on an output directory, released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+/// Takes the output directory's lock, or says who holds it.
+pub fn lock(out: &Path) -> Result<Lock> {
+    let d = dir(out);
+    std::fs::create_dir_all(&d).map_err(Error::io(&d))?;
+    let path = d.join("lock");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(Error::io(&path))?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0).map_err(Error::io(&path))?;
+            writeln!(file, "{}", std::process::id()).map_err(Error::io(&path))?;
+            Ok(Lock { _file: file })
+        }
+        Err(TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            Err(Error::Config {
+                field: "--out".into(),
+                reason: format!(
+                    "another scan (process {}) is writing to {}; wait for it to finish, or choose another --out",
+                    holder.trim(),
+                    out.display()
+                ),
+            })
+        }
+        Err(TryLockError::Error(e)) => Err(Error::io(&path)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_second_lock_on_the_same_output_is_refused_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = super::lock(dir.path()).unwrap();
+        let err = super::lock(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("another scan") && err.contains(&std::process::id().to_string()),
+            "{err}"
+        );
+        drop(first);
+        assert!(super::lock(dir.path()).is_ok());
+    }
+}
