@@ -196,14 +196,10 @@ fn a_small_window_fetches_little_more_than_its_cog_blocks() {
         fetched as f64 <= 1.2 * needed as f64,
         "fetched {fetched} bytes for {needed} bytes of blocks"
     );
+    let requests = server.requests.lock().unwrap();
     assert!(
-        server
-            .requests
-            .lock()
-            .unwrap()
-            .iter()
-            .all(|(_, _, range)| range.is_some()),
-        "every request was a Range request"
+        requests.iter().filter(|(m, _, _)| m == "GET").all(|(_, _, range)| range.is_some()),
+        "every GET was a Range request: {requests:?}"
     );
 }
 
@@ -287,7 +283,8 @@ fn a_missing_asset_is_not_retried_and_its_scene_is_skipped_with_the_reason() {
         summary.skipped[0].reason
     );
     assert!(
-        server.count(&path) <= 2,
+        // GDAL's open (HEAD, maybe a GET) and one status probe; four attempts would make 8 or more.
+        server.count(&path) <= 3,
         "a 404 was retried: {} requests",
         server.count(&path)
     );
