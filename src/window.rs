@@ -66,7 +66,12 @@ fn http_status(href: &str) -> Option<u16> {
         .http_status_as_error(false)
         .build()
         .into();
-    agent.get(href).header("Range", "bytes=0-0").call().ok().map(|r| r.status().as_u16())
+    agent
+        .get(href)
+        .header("Range", "bytes=0-0")
+        .call()
+        .ok()
+        .map(|r| r.status().as_u16())
 }
 
 /// Whether a failed read is final: the file is not there or not ours to read.
@@ -104,7 +109,10 @@ impl WindowReader for GdalReader {
                 // is reported as such and never retried.
                 Err(e) if http_status(href).is_some_and(|s| matches!(s, 401 | 403 | 404)) => {
                     let status = http_status(href).unwrap_or_default();
-                    return Err(Error::Scene { id: href.to_owned(), reason: format!("HTTP {status} (not retried): {e}") });
+                    return Err(Error::Scene {
+                        id: href.to_owned(),
+                        reason: format!("HTTP {status} (not retried): {e}"),
+                    });
                 }
                 Err(_) => {
                     std::thread::sleep(self.retry.backoff(attempt));

@@ -135,3 +135,65 @@ fn a_skipped_scene_is_listed_and_exits_3() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/report.geojson")).unwrap()).unwrap();
     assert_eq!(report["compound_watch"]["skipped"].as_array().unwrap().len(), 1);
 }
+
+fn scan_args(out: &std::path::Path, cache: &std::path::Path) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = ["scan", "--from", "2021-07", "--to", "2023-06", "--quiet", "--aoi"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    args.push(root().join("aoi/myawaddy.geojson").into());
+    args.push("--source".into());
+    args.push(sample_dir().join("catalog.json").into());
+    args.push("--out".into());
+    args.push(out.into());
+    args.push("--cache".into());
+    args.push(cache.into());
+    args
+}
+
+/// Killed with SIGKILL at several points (searching, fetching, computing, writing), then rerun:
+/// the result is byte for byte the uninterrupted scan's.
+#[test]
+fn a_scan_killed_at_any_point_and_rerun_writes_what_an_uninterrupted_scan_writes() {
+    let demo = crate::common::demo_scan();
+    let dir = tempfile::tempdir().unwrap();
+    let (out, cache) = (dir.path().join("out"), dir.path().join("cache"));
+    let bin = assert_cmd::cargo::cargo_bin("compound-watch");
+    let mut killed = 0;
+    for delay_ms in [300u64, 1_500, 4_000, 9_000] {
+        let mut child = std::process::Command::new(&bin)
+            .args(scan_args(&out, &cache))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL on Unix
+            killed += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(
+        killed >= 2,
+        "the scan finished before most kill points; nothing was tested"
+    );
+    cli().args(scan_args(&out, &cache)).assert().success();
+    assert_eq!(
+        std::fs::read(out.join("report.geojson")).unwrap(),
+        std::fs::read(&demo.summary.report).unwrap()
+    );
+}
+
+#[test]
+fn a_second_concurrent_scan_on_the_same_output_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, cache) = (dir.path().join("out"), dir.path().join("cache"));
+    let _held = compound_watch::state::lock(&out).unwrap();
+    let assert = cli().args(scan_args(&out, &cache)).assert().code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("another scan") && stderr.contains(&std::process::id().to_string()),
+        "{stderr}"
+    );
+    assert!(!out.join("report.geojson").exists());
+}

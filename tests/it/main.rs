@@ -3,5 +3,6 @@
 mod aoi;
 mod cli;
 mod common;
+mod recorded;
 mod remote;
 mod scan;

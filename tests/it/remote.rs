@@ -198,7 +198,10 @@ fn a_small_window_fetches_little_more_than_its_cog_blocks() {
     );
     let requests = server.requests.lock().unwrap();
     assert!(
-        requests.iter().filter(|(m, _, _)| m == "GET").all(|(_, _, range)| range.is_some()),
+        requests
+            .iter()
+            .filter(|(m, _, _)| m == "GET")
+            .all(|(_, _, range)| range.is_some()),
         "every GET was a Range request: {requests:?}"
     );
 }
