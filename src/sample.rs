@@ -492,7 +492,7 @@ pub fn generate(out: &Path, spec: &SampleSpec) -> Result<SampleSummary> {
 }
 
 fn item_id(i: usize, date: NaiveDate) -> String {
-    let platform = if i % 2 == 0 { "S2A" } else { "S2B" };
+    let platform = if i.is_multiple_of(2) { "S2A" } else { "S2B" };
     format!("{platform}_47QNU_{}_0_L2A", date.format("%Y%m%d"))
 }
 
@@ -699,7 +699,7 @@ fn write_scene(out: &Path, spec: &SampleSpec, world: &World, index: usize, date:
         "bbox": bbox,
         "properties": {
             "datetime": datetime.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "platform": if index % 2 == 0 { "sentinel-2a" } else { "sentinel-2b" },
+            "platform": if index.is_multiple_of(2) { "sentinel-2a" } else { "sentinel-2b" },
             "constellation": "sentinel-2",
             "eo:cloud_cover": cloud_cover,
             "proj:epsg": world.epsg,

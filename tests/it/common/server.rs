@@ -53,13 +53,16 @@ pub enum Fault {
     Garbage,
 }
 
+/// (method, path, Range header) of every request, in order.
+pub type Log = Arc<Mutex<Vec<(String, String, Option<String>)>>>;
+
 type Handler = Box<dyn Fn(&Request, &str) -> Reply + Send + Sync>;
 
 pub struct Server {
     pub addr: SocketAddr,
     routes: Arc<Mutex<Vec<(String, Handler)>>>,
     faults: Arc<Mutex<HashMap<String, VecDeque<Fault>>>>,
-    pub requests: Arc<Mutex<Vec<(String, String, Option<String>)>>>,
+    pub requests: Log,
     pub bytes: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 }
