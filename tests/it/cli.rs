@@ -197,3 +197,29 @@ fn a_second_concurrent_scan_on_the_same_output_is_refused() {
     );
     assert!(!out.join("report.geojson").exists());
 }
+
+#[test]
+fn cache_info_counts_the_windows_and_offline_without_a_previous_scan_says_what_to_do() {
+    let demo = crate::common::demo_scan();
+    let out = cli()
+        .args(["cache", "info", "--cache"])
+        .arg(demo.cache())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains(&format!("windows:   {} ", demo.summary.windows_fetched)),
+        "{text}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = scan_args(&dir.path().join("out"), &demo.cache());
+    args.push("--offline".into());
+    cli()
+        .args(args)
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("run once without --offline"));
+}

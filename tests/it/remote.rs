@@ -153,6 +153,18 @@ fn reruns_fetch_nothing_and_one_more_month_fetches_only_its_scenes() {
     assert!(february > 0);
     assert_eq!(later.scenes_new, february);
     assert_eq!(later.windows_fetched, february * 7);
+
+    // --offline: the previous scene list and the cache, not one request.
+    server.reset_counters();
+    let mut offline = config.clone();
+    offline.offline = true;
+    let again = scan::run(&offline, &source, &reader(), &Silent).unwrap();
+    assert_eq!(server.requests.lock().unwrap().len(), 0);
+    assert_eq!(again.scenes_used, later.scenes_used);
+    assert_eq!(
+        std::fs::read(&again.report).unwrap(),
+        std::fs::read(&later.report).unwrap()
+    );
 }
 
 /// Bytes fetched for a small window are close to the COG blocks it needs, from the server's counters.
