@@ -14,6 +14,7 @@ pub mod cache;
 pub mod composite;
 pub mod detect;
 pub mod error;
+pub mod eval;
 mod gdal_ext;
 pub mod grid;
 pub mod http;

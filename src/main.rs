@@ -42,6 +42,30 @@ enum Command {
     Sample(SampleArgs),
     /// Show the window cache's size, or prune it.
     Cache(CacheArgs),
+    /// Measure the change detector on labelled data.
+    Eval(EvalArgs),
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[command(subcommand)]
+    dataset: EvalDataset,
+}
+
+#[derive(Subcommand)]
+enum EvalDataset {
+    /// Onera Satellite Change Detection layout: <data>/<city>/imgs_1, imgs_2, cm/<city>-cm.tif.
+    Oscd {
+        /// Directory holding one directory per city.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Where change maps (<city>-cm.tif), eval.md and eval.json go.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Minimum mapping unit, pixels.
+        #[arg(long, default_value_t = 10, value_name = "N")]
+        min_pixels: usize,
+    },
 }
 
 #[derive(Args)]
@@ -304,6 +328,18 @@ fn run_cache(args: CacheArgs) -> Result<ExitCode, compound_watch::Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn run_eval(args: EvalArgs) -> Result<ExitCode, compound_watch::Error> {
+    let EvalDataset::Oscd { data, out, min_pixels } = args.dataset;
+    let evaluation = compound_watch::eval::oscd(&data, &out, &Default::default(), min_pixels)?;
+    print!("{}", compound_watch::eval::markdown(&evaluation));
+    println!(
+        "written:   {} and {}",
+        out.join("eval.md").display(),
+        out.join("eval.json").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_sample(args: SampleArgs) -> Result<ExitCode, compound_watch::Error> {
     let spec = SampleSpec {
         seed: args.seed,
@@ -326,6 +362,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => run_scan(args),
         Command::Sample(args) => run_sample(args),
         Command::Cache(args) => run_cache(args),
+        Command::Eval(args) => run_eval(args),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("compound-watch: error: {e}");

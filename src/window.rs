@@ -124,20 +124,46 @@ impl WindowReader for GdalReader {
 }
 
 fn read_once(href: &str, band: Band, grid: &Grid) -> Result<Vec<u16>> {
+    let target = Target {
+        epsg: grid.epsg,
+        geo_transform: grid.geo_transform(),
+        width: grid.width,
+        height: grid.height,
+    };
+    warp(href, band.is_categorical(), &target)
+}
+
+/// Any north-up raster to warp onto (the scan's grid, or another dataset's grid in evaluation).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Target {
+    /// EPSG code.
+    pub epsg: u32,
+    /// GDAL geotransform.
+    pub geo_transform: [f64; 6],
+    /// Columns.
+    pub width: usize,
+    /// Rows.
+    pub height: usize,
+}
+
+/// Reads the first band of `href` warped onto `target` (nearest neighbour for categories,
+/// bilinear otherwise), as u16 with 0 = no data. One attempt, no retries.
+pub fn warp(href: &str, categorical: bool, target: &Target) -> Result<Vec<u16>> {
+    let grid = target;
     let path = gdal_path(href);
     let src = Dataset::open(&path).map_err(Error::gdal(format!("opening {href}")))?;
     let driver = gdal::DriverManager::get_driver_by_name("MEM").map_err(Error::gdal("loading the MEM driver"))?;
     let mut dst = driver
         .create_with_band_type::<u16, _>("", grid.width, grid.height, 1)
         .map_err(Error::gdal("allocating a window"))?;
-    dst.set_geo_transform(&grid.geo_transform())
+    dst.set_geo_transform(&grid.geo_transform)
         .map_err(Error::gdal("georeferencing a window"))?;
-    dst.set_spatial_ref(&grid.spatial_ref()?)
+    dst.set_spatial_ref(&crate::grid::srs(grid.epsg)?)
         .map_err(Error::gdal("georeferencing a window"))?;
     dst.rasterband(1)
         .and_then(|mut b| b.set_no_data_value(Some(0.0)))
         .map_err(Error::gdal("setting no-data on a window"))?;
-    let resampling = if band.is_categorical() {
+    let resampling = if categorical {
         Resampling::Nearest
     } else {
         Resampling::Bilinear

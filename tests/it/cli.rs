@@ -223,3 +223,41 @@ fn cache_info_counts_the_windows_and_offline_without_a_previous_scan_says_what_t
         .code(1)
         .stderr(predicates::str::contains("run once without --offline"));
 }
+
+/// The OSCD evaluation runs on the real labelled pairs in ../shared and writes its tables and maps.
+/// It asserts that the evaluation runs and is consistent, not a score: the score is reported.
+#[test]
+fn eval_oscd_writes_change_maps_on_the_label_grid_and_tables() {
+    let Some(shared) = crate::common::shared() else {
+        eprintln!("SKIPPED: ../shared is absent, so there is no OSCD data to evaluate on");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli()
+        .args(["eval", "oscd", "--data"])
+        .arg(shared.join("data/oscd"))
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    eprintln!("{text}");
+    assert!(text.contains("**pooled**"));
+    let json = crate::common::read_json(&dir.path().join("eval.json"));
+    for city in json["cities"].as_array().unwrap() {
+        let name = city["name"].as_str().unwrap();
+        let map = gdal::Dataset::open(dir.path().join(format!("{name}-cm.tif"))).unwrap();
+        let labels = gdal::Dataset::open(shared.join(format!("data/oscd/{name}/cm/{name}-cm.tif"))).unwrap();
+        assert_eq!(
+            map.raster_size(),
+            labels.raster_size(),
+            "{name}: the map is not on the label grid"
+        );
+        let s = &city["scores"];
+        let (tp, fp) = (s["tp"].as_u64().unwrap(), s["fp"].as_u64().unwrap());
+        assert_eq!(tp + fp, city["predicted_change"].as_u64().unwrap());
+    }
+}
