@@ -11,7 +11,7 @@ use compound_watch::aoi::{self, AoiLimits};
 use compound_watch::cache::Cache;
 use compound_watch::http::{Http, RetryPolicy};
 use compound_watch::month::Month;
-use compound_watch::sample::{self, SampleSpec};
+use compound_watch::sample::{self, SampleSpec, Scenario};
 use compound_watch::scan::{self, Event, Progress, ScanConfig};
 use compound_watch::source;
 use compound_watch::window::GdalReader;
@@ -163,6 +163,12 @@ struct SampleArgs {
     /// Seed of the generator (the default is the bundled sample).
     #[arg(long, default_value_t = SampleSpec::default().seed)]
     seed: u64,
+    /// What happens in the series: the demo, or one of the hard cases a detector must pass.
+    #[arg(long, value_enum, default_value_t = Scenario::Demo)]
+    scenario: Scenario,
+    /// Box the scenes must cover, W,S,E,N degrees [default: the aoi/myawaddy.geojson box].
+    #[arg(long, value_name = "W,S,E,N", value_parser = parse_bbox)]
+    bbox: Option<[f64; 4]>,
 }
 
 /// A progress bar on a terminal, plain log lines otherwise, nothing with --quiet.
@@ -341,9 +347,12 @@ fn run_eval(args: EvalArgs) -> Result<ExitCode, compound_watch::Error> {
 }
 
 fn run_sample(args: SampleArgs) -> Result<ExitCode, compound_watch::Error> {
+    let default = SampleSpec::default();
     let spec = SampleSpec {
         seed: args.seed,
-        ..SampleSpec::default()
+        scenario: args.scenario,
+        bbox: args.bbox.unwrap_or(default.bbox),
+        ..default
     };
     let summary = sample::generate(&args.out, &spec)?;
     println!(
@@ -354,6 +363,15 @@ fn run_sample(args: SampleArgs) -> Result<ExitCode, compound_watch::Error> {
     );
     println!("truth:     {}", summary.truth.display());
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_bbox(text: &str) -> Result<[f64; 4], String> {
+    let v: Vec<f64> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    <[f64; 4]>::try_from(v).map_err(|_| "expected four numbers W,S,E,N".to_owned())
 }
 
 fn main() -> ExitCode {

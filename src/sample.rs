@@ -20,6 +20,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::atomic;
@@ -44,6 +45,26 @@ pub struct SampleSpec {
     pub last: NaiveDate,
     /// Days between acquisitions (Sentinel-2A and -2B together: 5).
     pub revisit_days: i64,
+    /// What happens in it.
+    pub scenario: Scenario,
+}
+
+/// What the generated series holds. `Demo` is the bundled sample; the others are the hard cases
+/// a detector must get right, each on the same landscape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// 17 buildings, two cleared-but-unbuilt sites, one demolition.
+    #[default]
+    Demo,
+    /// No construction at all: rice parcels cycling flooded, green and bare, river banks.
+    NoConstruction,
+    /// No construction, and 35% of the items from 2022-01-25 on carry a wrong offset flag.
+    WrongOffsetFlags,
+    /// No construction, persistent unflagged haze in most scenes and mostly unflagged cloud edges.
+    HazeAndCloudEdges,
+    /// One building finished in August 2022, in the middle of the monsoon.
+    MonsoonBuilding,
 }
 
 impl Default for SampleSpec {
@@ -54,6 +75,7 @@ impl Default for SampleSpec {
             first: NaiveDate::from_ymd_opt(2021, 7, 2).expect("valid"),
             last: NaiveDate::from_ymd_opt(2023, 6, 30).expect("valid"),
             revisit_days: 5,
+            scenario: Scenario::Demo,
         }
     }
 }
@@ -86,6 +108,7 @@ const ROOF_BLUE: Spectrum = [0.190, 0.170, 0.110, 0.21, 0.19, 0.150];
 const ROOF_WHITE: Spectrum = [0.240, 0.250, 0.260, 0.30, 0.31, 0.270];
 const ROOF_RED: Spectrum = [0.080, 0.090, 0.180, 0.24, 0.29, 0.240];
 const SAND: Spectrum = [0.120, 0.140, 0.160, 0.20, 0.26, 0.220];
+const HAZE: Spectrum = [0.28, 0.26, 0.24, 0.22, 0.15, 0.10];
 const CLOUD: Spectrum = [0.42, 0.42, 0.43, 0.46, 0.36, 0.26];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,13 +290,13 @@ impl World {
             events: Vec::new(),
             first_month,
         };
-        world.place_events(&mut rng, n_months);
+        world.place_events(&mut rng, n_months, spec.scenario);
         Ok(world)
     }
 
-    fn place_events(&mut self, rng: &mut ChaCha8Rng, n_months: i32) {
+    fn place_events(&mut self, rng: &mut ChaCha8Rng, n_months: i32, scenario: Scenario) {
         // (width m, length m, kind). Sizes from a single 300 m² house to a 3 ha compound block.
-        let plan: [(f64, f64, Kind); 20] = [
+        let demo = [
             (150.0, 200.0, Kind::Construction),
             (120.0, 160.0, Kind::Construction),
             (100.0, 150.0, Kind::Construction),
@@ -295,6 +318,11 @@ impl World {
             (70.0, 110.0, Kind::ClearingOnly),
             (60.0, 60.0, Kind::Demolition),
         ];
+        let plan: Vec<(f64, f64, Kind)> = match scenario {
+            Scenario::Demo => demo.to_vec(),
+            Scenario::MonsoonBuilding => vec![(80.0, 100.0, Kind::Construction)],
+            _ => Vec::new(),
+        };
         let mut centres: Vec<(f64, f64, f64)> = Vec::new();
         for (i, &(wm, lm, kind)) in plan.iter().enumerate() {
             let radius = (wm * wm + lm * lm).sqrt() / 2.0;
@@ -348,7 +376,9 @@ impl World {
             };
             // Event 4 is finished in the middle of the monsoon on purpose.
             let completed = match kind {
-                Kind::Construction if i == 4 => Some(self.first_month.until(Month { year: 2022, month: 8 })),
+                Kind::Construction if i == 4 || scenario == Scenario::MonsoonBuilding => {
+                    Some(self.first_month.until(Month { year: 2022, month: 8 }))
+                }
                 Kind::Construction => Some((cleared + rng.gen_range(1..4)).min(n_months - 4)),
                 _ => None,
             };
@@ -540,6 +570,9 @@ fn write_scene(out: &Path, spec: &SampleSpec, world: &World, index: usize, date:
         }
     };
     let roofs_called_cloud = rng.gen_bool(0.15);
+    let hazy = spec.scenario == Scenario::HazeAndCloudEdges;
+    // Share of thin cloud edges (thickness 0.1-0.3) that SCL flags.
+    let edge_flagged = if hazy { 0.1 } else { 0.5 };
     let swath_edge = if rng.gen_bool(0.1) {
         Some(rng.gen_range(0.6..1.3))
     } else {
@@ -547,6 +580,11 @@ fn write_scene(out: &Path, spec: &SampleSpec, world: &World, index: usize, date:
     };
     let gain: [f32; 6] = std::array::from_fn(|_| 1.0 + Normal::new(0.0, 0.015).expect("valid").sample(&mut rng));
     let noise = Normal::new(0.0f32, 0.004).expect("valid");
+    let haze = if hazy && rng.gen_bool(0.7) {
+        rng.gen_range(0.03..0.2)
+    } else {
+        0.0
+    };
 
     let mut refl = vec![[0f32; 6]; w * h];
     let mut scl10 = vec![0u16; w * h];
@@ -559,7 +597,7 @@ fn write_scene(out: &Path, spec: &SampleSpec, world: &World, index: usize, date:
         let ts = shadow(p);
         let ground = surface[p];
         let lit: Spectrum = std::array::from_fn(|b| ground[b] * (1.0 - 0.65 * ts));
-        let seen = mix(lit, CLOUD, t);
+        let seen = mix(mix(lit, HAZE, haze), CLOUD, t);
         refl[p] = std::array::from_fn(|b| (seen[b] * gain[b] + noise.sample(&mut rng)).max(0.0005));
         let ndvi = (ground[3] - ground[2]) / (ground[3] + ground[2]);
         let mndwi = (ground[1] - ground[4]) / (ground[1] + ground[4]);
@@ -576,7 +614,7 @@ fn write_scene(out: &Path, spec: &SampleSpec, world: &World, index: usize, date:
         let u: f64 = rng.gen();
         scl10[p] = if t > 0.6 {
             9
-        } else if t > 0.3 || (t > 0.1 && u < 0.5) {
+        } else if t > 0.3 || (t > 0.1 && u < edge_flagged) {
             8
         } else if ts > 0.4 || (ts > 0.15 && u < 0.5) {
             3
@@ -595,11 +633,16 @@ fn write_scene(out: &Path, spec: &SampleSpec, world: &World, index: usize, date:
     } else {
         let baseline = if date.year() == 2022 { "04.00" } else { "05.09" };
         let u: f64 = rng.gen();
-        if u < 0.65 {
+        let (raw, harmonized, raw_flag_wrong) = if spec.scenario == Scenario::WrongOffsetFlags {
+            (0.4, 0.65, 0.85)
+        } else {
+            (0.65, 0.9, 0.95)
+        };
+        if u < raw {
             (1000, Some(false), baseline)
-        } else if u < 0.9 {
+        } else if u < harmonized {
             (0, Some(true), baseline)
-        } else if u < 0.95 {
+        } else if u < raw_flag_wrong {
             (1000, Some(true), baseline)
         } else {
             (0, Some(false), baseline)
@@ -694,7 +737,11 @@ fn write_scene(out: &Path, spec: &SampleSpec, world: &World, index: usize, date:
         "stac_version": "1.0.0",
         "stac_extensions": [],
         "id": id,
-        "collection": "sentinel-2-l2a",
+        // Scenarios share item ids (same dates), so each gets its own collection and cache entries.
+        "collection": match spec.scenario {
+            Scenario::Demo => "sentinel-2-l2a".to_owned(),
+            other => format!("sentinel-2-l2a-synthetic-{}", serde_json::to_value(other).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()),
+        },
         "geometry": {"type": "Polygon", "coordinates": [ring.iter().map(|c| [c.x, c.y]).collect::<Vec<_>>()]},
         "bbox": bbox,
         "properties": {

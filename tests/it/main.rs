@@ -6,3 +6,4 @@ mod common;
 mod recorded;
 mod remote;
 mod scan;
+mod scenarios;

@@ -1,0 +1,114 @@
+//! The hard cases, each generated on the same landscape: series with no construction at all must
+//! give zero polygons; a building finished in the monsoon is dated by the first clear view after it.
+
+use compound_watch::aoi::{self, AoiLimits};
+use compound_watch::report;
+use compound_watch::sample::{self, SampleSpec, Scenario};
+use compound_watch::scan::{self, ScanConfig, Silent};
+use compound_watch::source::StaticCatalog;
+use compound_watch::window::GdalReader;
+
+use crate::common::root;
+
+const BBOX: [f64; 4] = [98.50, 16.68, 98.52, 16.70];
+
+/// Generates the scenario (once per machine, atomically) and scans it; returns the report.
+fn scan_scenario(scenario: Scenario) -> (geojson::FeatureCollection, geojson::FeatureCollection) {
+    let name = serde_json::to_value(scenario).unwrap().as_str().unwrap().to_owned();
+    let dir = root().join(format!(
+        "target/test-sample/scenario-{name}-v{}",
+        sample::GENERATOR_VERSION
+    ));
+    if !dir.join("truth.geojson").is_file() {
+        std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        let tmp = tempfile::tempdir_in(dir.parent().unwrap()).unwrap();
+        sample::generate(
+            tmp.path(),
+            &SampleSpec {
+                scenario,
+                bbox: BBOX,
+                ..SampleSpec::default()
+            },
+        )
+        .unwrap();
+        if std::fs::rename(tmp.keep(), &dir).is_err() {
+            // Another test process generated the same scenario first.
+        }
+    }
+    let out = tempfile::tempdir().unwrap();
+    let text = BBOX.map(|v| v.to_string()).join(",");
+    let aoi = aoi::from_bbox(&text, &AoiLimits::default()).unwrap();
+    let config = ScanConfig::new(
+        aoi,
+        "2021-07".parse().unwrap(),
+        "2023-06".parse().unwrap(),
+        out.path().join("out"),
+        out.path().join("cache"),
+    );
+    let summary = scan::run(
+        &config,
+        &StaticCatalog::new(dir.join("catalog.json")),
+        &GdalReader::default(),
+        &Silent,
+    )
+    .unwrap();
+    (
+        report::read_geojson(&summary.report).unwrap(),
+        report::read_geojson(&dir.join("truth.geojson")).unwrap(),
+    )
+}
+
+#[test]
+fn seasonal_fields_alone_give_no_polygon() {
+    let (report, truth) = scan_scenario(Scenario::NoConstruction);
+    assert!(truth.features.is_empty());
+    assert_eq!(
+        report.features.len(),
+        0,
+        "{:?}",
+        report.features.iter().map(|f| &f.properties).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn wrong_offset_flags_across_2022_give_no_polygon() {
+    let (report, _) = scan_scenario(Scenario::WrongOffsetFlags);
+    assert_eq!(
+        report.features.len(),
+        0,
+        "{:?}",
+        report.features.iter().map(|f| &f.properties).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn haze_and_unflagged_cloud_edges_give_no_polygon() {
+    let (report, _) = scan_scenario(Scenario::HazeAndCloudEdges);
+    assert_eq!(
+        report.features.len(),
+        0,
+        "{:?}",
+        report.features.iter().map(|f| &f.properties).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_building_finished_in_the_monsoon_is_dated_by_the_first_clear_view_after_it() {
+    let (report, truth) = scan_scenario(Scenario::MonsoonBuilding);
+    assert_eq!(report.features.len(), 1);
+    let seen: compound_watch::month::Month = truth.features[0]
+        .property("first_clear_after")
+        .unwrap()
+        .as_str()
+        .unwrap()[..7]
+        .parse()
+        .unwrap();
+    let found: compound_watch::month::Month = report.features[0].property("first_detected").unwrap().as_str().unwrap()
+        [..7]
+        .parse()
+        .unwrap();
+    assert!(
+        seen.until(found).abs() <= 1,
+        "detected {found}, first clear view {seen}"
+    );
+}
