@@ -17,6 +17,22 @@ use compound_watch::source;
 use compound_watch::window::GdalReader;
 use std::time::Duration;
 
+/// Prints to stdout, ignoring a closed pipe (`compound-watch scan ... | head` must not panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// As `say!`, without the newline.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0  finished; every scene found was used
@@ -276,13 +292,13 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
     };
     let summary = scan::run(&config, source.as_ref(), &reader, &progress)?;
     drop(progress);
-    println!(
+    say!(
         "report:    {} ({} polygons of new construction)",
         summary.report.display(),
         summary.detections
     );
-    println!("composite: {}", summary.composite.display());
-    println!(
+    say!("composite: {}", summary.composite.display());
+    say!(
         "scenes:    {} found ({} new since the last scan of this output), {} used, {} skipped; {} months of {} had scenes",
         summary.scenes_found,
         summary.scenes_new,
@@ -291,7 +307,7 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
         summary.months_with_scenes,
         config.from.until(config.to) + 1
     );
-    println!(
+    say!(
         "windows:   {} read from the source, {} from the cache ({})",
         summary.windows_fetched,
         summary.windows_cached,
@@ -312,8 +328,8 @@ fn run_cache(args: CacheArgs) -> Result<ExitCode, compound_watch::Error> {
     match args.action {
         CacheAction::Info => {
             let u = cache.usage()?;
-            println!("cache:     {}", cache.root().display());
-            println!(
+            say!("cache:     {}", cache.root().display());
+            say!(
                 "windows:   {} ({:.1} MB in {} files)",
                 u.windows,
                 u.bytes as f64 / 1e6,
@@ -322,7 +338,7 @@ fn run_cache(args: CacheArgs) -> Result<ExitCode, compound_watch::Error> {
         }
         CacheAction::Prune { older_than_days } => {
             let u = cache.prune(Duration::from_secs(older_than_days * 86_400))?;
-            println!(
+            say!(
                 "pruned:    {} windows ({:.1} MB in {} files) from {}",
                 u.windows,
                 u.bytes as f64 / 1e6,
@@ -337,8 +353,8 @@ fn run_cache(args: CacheArgs) -> Result<ExitCode, compound_watch::Error> {
 fn run_eval(args: EvalArgs) -> Result<ExitCode, compound_watch::Error> {
     let EvalDataset::Oscd { data, out, min_pixels } = args.dataset;
     let evaluation = compound_watch::eval::oscd(&data, &out, &Default::default(), min_pixels)?;
-    print!("{}", compound_watch::eval::markdown(&evaluation));
-    println!(
+    say_raw!("{}", compound_watch::eval::markdown(&evaluation));
+    say!(
         "written:   {} and {}",
         out.join("eval.md").display(),
         out.join("eval.json").display()
@@ -355,13 +371,13 @@ fn run_sample(args: SampleArgs) -> Result<ExitCode, compound_watch::Error> {
         ..default
     };
     let summary = sample::generate(&args.out, &spec)?;
-    println!(
+    say!(
         "sample:    {} (SYNTHETIC: {} scenes, {} events)",
         summary.catalog.display(),
         summary.scenes,
         summary.events
     );
-    println!("truth:     {}", summary.truth.display());
+    say!("truth:     {}", summary.truth.display());
     Ok(ExitCode::SUCCESS)
 }
 
