@@ -91,6 +91,17 @@ fn sample_api(server: &Server, page_size: usize) {
     server.files("/files", sample_dir());
 }
 
+/// A search of the sample's area between two months, any cloud cover.
+fn query(from: &str, to: &str) -> SearchQuery {
+    SearchQuery {
+        bbox: [98.0, 16.0, 99.0, 17.0],
+        geometry: None,
+        from: from.parse().unwrap(),
+        to: to.parse().unwrap(),
+        max_cloud_cover: 100.0,
+    }
+}
+
 fn sample_api_source(server: &Server) -> StacApi {
     StacApi::new(&server.url("/stac"), "sentinel-2-l2a", Provider::Plain, http()).with_page_size(25)
 }
@@ -316,13 +327,7 @@ fn stac_pages_recover_from_429_with_retry_after() {
         [Fault::Status(429, vec![("Retry-After".into(), "1".into())])],
     );
     let started = Instant::now();
-    let q = SearchQuery {
-        bbox: [98.0, 16.0, 99.0, 17.0],
-        geometry: None,
-        from: "2023-01".parse().unwrap(),
-        to: "2023-01".parse().unwrap(),
-        max_cloud_cover: 100.0,
-    };
+    let q = query("2023-01", "2023-01");
     let found = sample_api_source(&server).search(&q).unwrap();
     assert!(!found.scenes.is_empty());
     assert!(
@@ -334,13 +339,7 @@ fn stac_pages_recover_from_429_with_retry_after() {
 
 #[test]
 fn a_malformed_page_stops_the_search_with_a_reason() {
-    let q = SearchQuery {
-        bbox: [98.0, 16.0, 99.0, 17.0],
-        geometry: None,
-        from: "2021-07".parse().unwrap(),
-        to: "2023-06".parse().unwrap(),
-        max_cloud_cover: 100.0,
-    };
+    let q = query("2021-07", "2023-06");
     let server = Server::start();
     sample_api(&server, 25);
     // Page 1 is answered normally, page 2 is not JSON.
@@ -366,13 +365,7 @@ fn a_malformed_page_stops_the_search_with_a_reason() {
 
 #[test]
 fn a_next_link_that_loops_back_ends_the_search() {
-    let q = SearchQuery {
-        bbox: [98.0, 16.0, 99.0, 17.0],
-        geometry: None,
-        from: "2021-07".parse().unwrap(),
-        to: "2023-06".parse().unwrap(),
-        max_cloud_cover: 100.0,
-    };
+    let q = query("2021-07", "2023-06");
     let looping = Server::start();
     let url = looping.url("/loop/search");
     let dir = std::fs::read_dir(sample_dir().join("items"))
