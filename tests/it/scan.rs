@@ -164,3 +164,50 @@ fn the_composite_is_a_cloud_optimized_geotiff_on_the_grid() {
     assert_eq!(gt[0] % 10.0, 0.0);
     assert!(ds.spatial_ref().unwrap().auth_code().unwrap() == 32647);
 }
+
+/// Confidence that means something: polygons are binned by confidence and each bin's share of real
+/// construction is printed; of those at 0.8 or more, at least 90% must be real.
+#[test]
+fn high_confidence_polygons_are_real_construction() {
+    use geo::{Area, BooleanOps, MultiPolygon};
+    let demo = demo_scan();
+    let report = report::read_geojson(&demo.summary.report).unwrap();
+    let truth = report::read_geojson(&sample_dir().join("truth.geojson")).unwrap();
+    let poly = |f: &geojson::Feature| -> MultiPolygon<f64> {
+        match geo_types::Geometry::<f64>::try_from(f.geometry.clone().unwrap()).unwrap() {
+            geo_types::Geometry::Polygon(p) => p.into(),
+            geo_types::Geometry::MultiPolygon(m) => m,
+            g => panic!("unexpected {g:?}"),
+        }
+    };
+    let built: Vec<MultiPolygon<f64>> = truth
+        .features
+        .iter()
+        .filter(|f| f.property("kind").unwrap() == "construction")
+        .map(poly)
+        .collect();
+    let mut bins = [(0usize, 0usize); 5]; // [<0.6, 0.6-0.7, 0.7-0.8, 0.8-0.9, >=0.9]: (real, all)
+    for f in &report.features {
+        let c = f.property("confidence").unwrap().as_f64().unwrap();
+        let d = poly(f);
+        let real = built
+            .iter()
+            .any(|t| d.intersection(t).unsigned_area() >= 0.3 * d.unsigned_area());
+        let bin = ((c - 0.5) * 10.0).floor().clamp(0.0, 4.0) as usize;
+        bins[bin].1 += 1;
+        bins[bin].0 += real as usize;
+    }
+    eprintln!("confidence | real / polygons");
+    for (i, (real, all)) in bins.iter().enumerate() {
+        eprintln!(
+            "{} | {real} / {all}",
+            ["< 0.6", "0.6-0.7", "0.7-0.8", "0.8-0.9", ">= 0.9"][i]
+        );
+    }
+    let (real, all) = bins[3..].iter().fold((0, 0), |(r, a), (x, y)| (r + x, a + y));
+    assert!(all > 0, "no polygon reached confidence 0.8");
+    assert!(
+        real as f64 >= 0.9 * all as f64,
+        "only {real} of {all} polygons at confidence >= 0.8 are real"
+    );
+}
