@@ -834,7 +834,8 @@ pub struct Score {
     pub dating: f64,
 }
 
-fn polygons_of(feature: &geojson::Feature) -> MultiPolygon<f64> {
+/// The polygons of a report or truth feature (empty for any other geometry).
+pub fn polygons_of(feature: &geojson::Feature) -> MultiPolygon<f64> {
     feature
         .geometry
         .as_ref()

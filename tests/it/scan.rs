@@ -31,17 +31,11 @@ fn demo_finds_the_sample_construction_and_dates_it() {
 
 #[test]
 fn no_polygon_is_reported_on_the_cleared_but_unbuilt_sites_or_the_demolition() {
-    use geo::{BooleanOps, MultiPolygon};
+    use geo::BooleanOps;
     let demo = demo_scan();
     let report = report::read_geojson(&demo.summary.report).unwrap();
     let truth = report::read_geojson(&sample_dir().join("truth.geojson")).unwrap();
-    let poly = |f: &geojson::Feature| -> MultiPolygon<f64> {
-        match geo_types::Geometry::<f64>::try_from(f.geometry.clone().unwrap()).unwrap() {
-            geo_types::Geometry::Polygon(p) => p.into(),
-            geo_types::Geometry::MultiPolygon(m) => m,
-            g => panic!("unexpected {g:?}"),
-        }
-    };
+    let poly = sample::polygons_of;
     for t in truth
         .features
         .iter()
@@ -173,13 +167,7 @@ fn high_confidence_polygons_are_real_construction() {
     let demo = demo_scan();
     let report = report::read_geojson(&demo.summary.report).unwrap();
     let truth = report::read_geojson(&sample_dir().join("truth.geojson")).unwrap();
-    let poly = |f: &geojson::Feature| -> MultiPolygon<f64> {
-        match geo_types::Geometry::<f64>::try_from(f.geometry.clone().unwrap()).unwrap() {
-            geo_types::Geometry::Polygon(p) => p.into(),
-            geo_types::Geometry::MultiPolygon(m) => m,
-            g => panic!("unexpected {g:?}"),
-        }
-    };
+    let poly = sample::polygons_of;
     let built: Vec<MultiPolygon<f64>> = truth
         .features
         .iter()
