@@ -19,6 +19,16 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Writes `value` as pretty-printed JSON with a final newline, atomically. The one JSON writer.
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
+    bytes.push(b'\n');
+    write(path, &bytes)
+}
+
 /// A fresh temp path beside `path` for writers that insist on creating the file themselves (GDAL);
 /// publish it with [`publish`].
 pub fn temp_path_beside(path: &Path) -> Result<tempfile::TempPath> {

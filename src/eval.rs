@@ -183,11 +183,7 @@ pub fn oscd(data: &Path, out: &Path, params: &DetectParams, min_pixels: usize) -
         parameters: *params,
         min_pixels,
     };
-    let json = serde_json::to_vec_pretty(&evaluation).map_err(|e| Error::Io {
-        path: out.join("eval.json"),
-        source: std::io::Error::other(e),
-    })?;
-    crate::atomic::write(&out.join("eval.json"), &json)?;
+    crate::atomic::write_json(&out.join("eval.json"), &evaluation)?;
     crate::atomic::write(&out.join("eval.md"), markdown(&evaluation).as_bytes())?;
     Ok(evaluation)
 }

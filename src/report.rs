@@ -104,12 +104,7 @@ pub fn feature_collection(
 
 /// Writes a FeatureCollection atomically, pretty-printed, with a final newline.
 pub fn write_geojson(path: &Path, collection: &geojson::FeatureCollection) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(collection).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e),
-    })?;
-    bytes.push(b'\n');
-    atomic::write(path, &bytes)
+    atomic::write_json(path, collection)
 }
 
 /// Reads a report back (for incremental scans and diffs).

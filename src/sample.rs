@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::atomic;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::grid::Projector;
 use crate::month::Month;
 use crate::report::{self, CogRaster};
@@ -506,7 +506,7 @@ pub fn generate(out: &Path, spec: &SampleSpec) -> Result<SampleSummary> {
         "links": links,
     });
     let catalog_path = out.join("catalog.json");
-    write_json(&catalog_path, &catalog)?;
+    atomic::write_json(&catalog_path, &catalog)?;
     let truth_path = out.join("truth.geojson");
     write_truth(&truth_path, &world, &acquisitions)?;
     atomic::write(
@@ -524,15 +524,6 @@ pub fn generate(out: &Path, spec: &SampleSpec) -> Result<SampleSummary> {
 fn item_id(i: usize, date: NaiveDate) -> String {
     let platform = if i.is_multiple_of(2) { "S2A" } else { "S2B" };
     format!("{platform}_47QNU_{}_0_L2A", date.format("%Y%m%d"))
-}
-
-fn write_json(path: &Path, value: &Value) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e),
-    })?;
-    bytes.push(b'\n');
-    atomic::write(path, &bytes)
 }
 
 fn write_scene(out: &Path, spec: &SampleSpec, world: &World, index: usize, date: NaiveDate) -> Result<Acquisition> {
@@ -761,7 +752,7 @@ fn write_scene(out: &Path, spec: &SampleSpec, world: &World, index: usize, date:
         ],
         "assets": assets,
     });
-    write_json(&dir.join(format!("{id}.json")), &item)?;
+    atomic::write_json(&dir.join(format!("{id}.json")), &item)?;
 
     let clear_over_event = world
         .events
@@ -810,7 +801,7 @@ fn write_truth(path: &Path, world: &World, acquisitions: &[Acquisition]) -> Resu
         "features": features,
         "compound_watch": {"synthetic": true, "note": "What the generator built. `completed` is the month the roof appears; `first_clear_after` the first month with a clear view of it, the earliest any detector could date it."},
     });
-    write_json(path, &doc)
+    atomic::write_json(path, &doc)
 }
 
 /// How a report compares with the sample's truth.

@@ -53,11 +53,7 @@ pub fn load(out: &Path) -> Result<Option<State>> {
 /// Saves the state atomically.
 pub fn save(out: &Path, state: &State) -> Result<()> {
     let path = dir(out).join("state.json");
-    let bytes = serde_json::to_vec_pretty(state).map_err(|e| Error::Io {
-        path: path.clone(),
-        source: std::io::Error::other(e),
-    })?;
-    atomic::write(&path, &bytes)
+    atomic::write_json(&path, state)
 }
 
 /// An exclusive lock on an output directory, released when dropped (or when the process dies).
