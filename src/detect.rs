@@ -34,6 +34,11 @@ pub struct DetectParams {
     pub min_after: usize,
     /// Fraction of the months on each side that must agree with that side.
     pub persistence: f32,
+    /// Spectral change: a changed region is made of pixels whose smoothed change magnitude is at
+    /// least this (fitted on OSCD, see the README).
+    pub change_low: f32,
+    /// Spectral change: ... and holds at least one pixel at least this strong (fitted on OSCD).
+    pub change_high: f32,
 }
 
 impl Default for DetectParams {
@@ -44,6 +49,8 @@ impl Default for DetectParams {
             min_before: 2,
             min_after: 2,
             persistence: 0.8,
+            change_low: 1.8,
+            change_high: 3.2,
         }
     }
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::change::{box_mean, hysteresis, spectral_step, Normalization, SMOOTHING_RADIUS};
 use crate::detect::{builtup_score, step, DetectParams, Reflectance};
 use crate::error::{Error, Result};
 use crate::report::{self, CogRaster};
@@ -69,10 +70,27 @@ pub struct City {
     pub height: usize,
     /// Pixels predicted as change.
     pub predicted_change: u64,
-    /// Scores, when the city has labels.
+    /// Change-stage scores against the labels (all urban change), when the city has labels.
     pub scores: Option<Scores>,
+    /// The scan's final decision (change that is also a step up in the built-up score), scored
+    /// against the same labels.
+    pub construction_scores: Option<Scores>,
+    /// Leave-one-city-out: the change thresholds fitted on the other labelled cities, and the
+    /// scores with them on this one.
+    pub leave_one_out: Option<LeaveOneOut>,
     /// The written change map.
     pub change_map: PathBuf,
+}
+
+/// Thresholds fitted without one city, and that city's scores with them.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeaveOneOut {
+    /// Fitted `change_low`.
+    pub change_low: f32,
+    /// Fitted `change_high`.
+    pub change_high: f32,
+    /// Scores on the held-out city.
+    pub scores: Scores,
 }
 
 /// The whole evaluation.
@@ -80,12 +98,30 @@ pub struct City {
 pub struct Evaluation {
     /// Per city.
     pub cities: Vec<City>,
-    /// Summed over the labelled cities.
+    /// Change stage, summed over the labelled cities.
     pub pooled: Option<Scores>,
+    /// Final (construction) decision, summed over the labelled cities.
+    pub pooled_construction: Option<Scores>,
+    /// Leave-one-city-out, summed over the held-out cities.
+    pub pooled_leave_one_out: Option<Scores>,
     /// Parameters used (the scan's defaults unless changed).
     pub parameters: DetectParams,
     /// Minimum mapping unit, pixels.
     pub min_pixels: usize,
+    /// The (change_low, change_high) pairs searched for leave-one-city-out.
+    pub search_grid: Vec<(f32, f32)>,
+    /// The pair of the grid with the best pooled F1 over all labelled cities: how the scan's
+    /// defaults were chosen.
+    pub fitted_on_all: Option<(f32, f32)>,
+}
+
+/// Candidate thresholds for the leave-one-city-out fit: a coarse, documented grid.
+pub fn search_grid() -> Vec<(f32, f32)> {
+    let lows = [1.4, 1.6, 1.8, 2.0, 2.2];
+    let highs = [2.4, 2.8, 3.2, 3.6, 4.0];
+    lows.iter()
+        .flat_map(|&l| highs.iter().map(move |&h| (l, h)))
+        .collect()
 }
 
 const BANDS: [&str; 6] = ["B02", "B03", "B04", "B08", "B11", "B12"];
@@ -109,86 +145,224 @@ fn read_date(dir: &Path, target: &Target) -> Result<Vec<Vec<u16>>> {
         .collect()
 }
 
-/// The per-pixel change decision of the two-period case, then the minimum mapping unit.
-pub fn two_period_change(
-    date1: &[Vec<u16>],
-    date2: &[Vec<u16>],
-    width: usize,
-    height: usize,
-    params: &DetectParams,
-    min_pixels: usize,
-) -> Vec<bool> {
-    let params = DetectParams {
-        min_before: 1,
-        min_after: 1,
-        ..*params
-    };
-    let refl = |d: &[Vec<u16>], p: usize| -> Option<Reflectance> {
-        if d.iter().any(|b| b[p] == 0) {
-            return None;
+/// What the scan's detector says in its two-period case, before any threshold on magnitude.
+#[derive(Debug, Clone)]
+pub struct TwoPeriod {
+    /// Per-pixel spectral step magnitude, averaged over the smoothing window.
+    pub smoothed: Vec<f32>,
+    /// Per pixel: the built-up score steps up from date 1 to date 2.
+    pub builtup_step: Vec<bool>,
+    /// Grid width.
+    pub width: usize,
+    /// Grid height.
+    pub height: usize,
+}
+
+impl TwoPeriod {
+    /// Runs the per-pixel stages on two dates of six bands (DN, reflectance x 10000, 0 = no data).
+    pub fn new(date1: &[Vec<u16>], date2: &[Vec<u16>], width: usize, height: usize, params: &DetectParams) -> TwoPeriod {
+        let params = DetectParams {
+            min_before: 1,
+            min_after: 1,
+            ..*params
+        };
+        let refl = |d: &[Vec<u16>], p: usize| -> Option<Reflectance> {
+            if d.iter().any(|b| b[p] == 0) {
+                return None;
+            }
+            let v = |i: usize| d[i][p] as f32 / 10_000.0;
+            Some(Reflectance {
+                blue: v(0),
+                green: v(1),
+                red: v(2),
+                nir: v(3),
+                swir16: v(4),
+                swir22: v(5),
+            })
+        };
+        let bands = |r: Option<Reflectance>| r.map_or([f32::NAN; 4], |r| [r.blue, r.green, r.red, r.nir]);
+        let pixels = width * height;
+        let months: Vec<Vec<[f32; 4]>> = [date1, date2]
+            .iter()
+            .map(|d| (0..pixels).map(|p| bands(refl(d, p))).collect())
+            .collect();
+        let norm = Normalization::measure(&months);
+        let magnitude: Vec<f32> = (0..pixels)
+            .map(|p| {
+                spectral_step(&[months[0][p], months[1][p]], &norm, &params).map_or(0.0, |s| s.magnitude)
+            })
+            .collect();
+        let builtup_step = (0..pixels)
+            .map(|p| match (refl(date1, p), refl(date2, p)) {
+                (Some(a), Some(b)) => step(&[builtup_score(a), builtup_score(b)], &params).is_some(),
+                _ => false,
+            })
+            .collect();
+        TwoPeriod {
+            smoothed: box_mean(&magnitude, width, height, SMOOTHING_RADIUS),
+            builtup_step,
+            width,
+            height,
         }
-        let v = |i: usize| d[i][p] as f32 / 10_000.0;
-        Some(Reflectance {
-            blue: v(0),
-            green: v(1),
-            red: v(2),
-            nir: v(3),
-            swir16: v(4),
-            swir22: v(5),
-        })
-    };
-    let changed: Vec<bool> = (0..width * height)
-        .map(|p| match (refl(date1, p), refl(date2, p)) {
-            (Some(a), Some(b)) => step(&[builtup_score(a), builtup_score(b)], &params).is_some(),
-            _ => false,
-        })
-        .collect();
-    let (labels, regions) = label_regions(&changed, width, height);
+    }
+
+    /// The change stage with thresholds `low`, `high` and the minimum mapping unit on regions.
+    pub fn change(&self, low: f32, high: f32, min_pixels: usize) -> Vec<bool> {
+        let changed = hysteresis(&self.smoothed, self.width, self.height, low, high);
+        mmu(&changed, self.width, self.height, min_pixels)
+    }
+
+    /// The scan's final decision: changed regions whose pixels step up in built-up score.
+    pub fn construction(&self, change: &[bool], min_pixels: usize) -> Vec<bool> {
+        let both: Vec<bool> = change.iter().zip(&self.builtup_step).map(|(&c, &b)| c && b).collect();
+        mmu(&both, self.width, self.height, min_pixels)
+    }
+}
+
+fn mmu(mask: &[bool], width: usize, height: usize, min_pixels: usize) -> Vec<bool> {
+    let (labels, regions) = label_regions(mask, width, height);
     labels
         .iter()
         .map(|&l| l != 0 && regions[l as usize - 1].len() >= min_pixels)
         .collect()
 }
 
+fn counts(labels: &[u8], predicted: &[bool]) -> (u64, u64, u64) {
+    let (mut tp, mut fp, mut fn_) = (0, 0, 0);
+    for (&l, &c) in labels.iter().zip(predicted) {
+        match (l == 2, c) {
+            (true, true) => tp += 1,
+            (false, true) => fp += 1,
+            (true, false) => fn_ += 1,
+            _ => {}
+        }
+    }
+    (tp, fp, fn_)
+}
+
+fn pooled(scores: &[&Scores]) -> Option<Scores> {
+    (!scores.is_empty()).then(|| {
+        Scores::from_counts(
+            scores.iter().map(|s| s.tp).sum(),
+            scores.iter().map(|s| s.fp).sum(),
+            scores.iter().map(|s| s.fn_).sum(),
+        )
+    })
+}
+
+struct Loaded {
+    name: String,
+    epsg: u32,
+    geo_transform: [f64; 6],
+    two: TwoPeriod,
+    labels: Option<Vec<u8>>,
+}
+
 /// Runs the evaluation over every city directory in `data` and writes maps and tables to `out`.
 pub fn oscd(data: &Path, out: &Path, params: &DetectParams, min_pixels: usize) -> Result<Evaluation> {
-    let mut cities: Vec<PathBuf> = std::fs::read_dir(data)
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(data)
         .map_err(Error::io(data))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("imgs_1").is_dir() && p.join("imgs_2").is_dir())
         .collect();
-    cities.sort();
-    if cities.is_empty() {
+    dirs.sort();
+    if dirs.is_empty() {
         return Err(Error::Catalog {
             path: data.display().to_string(),
             reason: "holds no OSCD city (a directory with imgs_1/ and imgs_2/)".into(),
         });
     }
     use rayon::prelude::*;
-    let results: Vec<City> = cities
+    let loaded: Vec<Loaded> = dirs.par_iter().map(|dir| load(dir, params)).collect::<Result<_>>()?;
+    let grid = search_grid();
+    // Counts of every labelled city at every grid point, for leave-one-city-out.
+    let table: Vec<Option<Vec<(u64, u64, u64)>>> = loaded
         .par_iter()
-        .map(|dir| city(dir, out, params, min_pixels))
-        .collect::<Result<_>>()?;
-    let labelled: Vec<&Scores> = results.iter().filter_map(|c| c.scores.as_ref()).collect();
-    let pooled = (!labelled.is_empty()).then(|| {
-        Scores::from_counts(
-            labelled.iter().map(|s| s.tp).sum(),
-            labelled.iter().map(|s| s.fp).sum(),
-            labelled.iter().map(|s| s.fn_).sum(),
-        )
-    });
+        .map(|c| {
+            c.labels.as_ref().map(|labels| {
+                grid.iter()
+                    .map(|&(lo, hi)| counts(labels, &c.two.change(lo, hi, min_pixels)))
+                    .collect()
+            })
+        })
+        .collect();
+    let best_without = |held_out: usize| -> Option<(f32, f32)> {
+        let f1_at = |g: usize| {
+            let (tp, fp, fn_) = table
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != held_out)
+                .filter_map(|(_, t)| t.as_ref().map(|t| t[g]))
+                .fold((0, 0, 0), |a, c| (a.0 + c.0, a.1 + c.1, a.2 + c.2));
+            Scores::from_counts(tp, fp, fn_).f1
+        };
+        let others = table.iter().enumerate().any(|(i, t)| i != held_out && t.is_some());
+        others.then(|| {
+            let g = (0..grid.len())
+                .max_by(|&a, &b| f1_at(a).total_cmp(&f1_at(b)).then(b.cmp(&a)))
+                .expect("grid is not empty");
+            grid[g]
+        })
+    };
+    let mut cities = Vec::new();
+    for (i, c) in loaded.iter().enumerate() {
+        let change = c.two.change(params.change_low, params.change_high, min_pixels);
+        let construction = c.two.construction(&change, min_pixels);
+        let map: Vec<u16> = change.iter().map(|&c| if c { 2 } else { 1 }).collect();
+        let change_map = out.join(format!("{}-cm.tif", c.name));
+        report::write_cog(
+            &change_map,
+            &CogRaster {
+                epsg: c.epsg,
+                geo_transform: c.geo_transform,
+                width: c.two.width,
+                height: c.two.height,
+                bands: vec![(&map, "change (1 = no change, 2 = change)")],
+                rgb: false,
+                description: "compound-watch change map on the OSCD label grid: 1 = no change, 2 = change",
+                metadata: vec![],
+            },
+        )?;
+        let score = |pred: &[bool]| {
+            c.labels.as_ref().map(|l| {
+                let (tp, fp, fn_) = counts(l, pred);
+                Scores::from_counts(tp, fp, fn_)
+            })
+        };
+        let leave_one_out = c.labels.as_ref().and_then(|_| {
+            best_without(i).map(|(lo, hi)| LeaveOneOut {
+                change_low: lo,
+                change_high: hi,
+                scores: score(&c.two.change(lo, hi, min_pixels)).expect("labelled"),
+            })
+        });
+        cities.push(City {
+            name: c.name.clone(),
+            width: c.two.width,
+            height: c.two.height,
+            predicted_change: change.iter().filter(|&&c| c).count() as u64,
+            scores: score(&change),
+            construction_scores: score(&construction),
+            leave_one_out,
+            change_map,
+        });
+    }
     let evaluation = Evaluation {
-        cities: results,
-        pooled,
+        pooled: pooled(&cities.iter().filter_map(|c| c.scores.as_ref()).collect::<Vec<_>>()),
+        pooled_construction: pooled(&cities.iter().filter_map(|c| c.construction_scores.as_ref()).collect::<Vec<_>>()),
+        pooled_leave_one_out: pooled(&cities.iter().filter_map(|c| c.leave_one_out.as_ref().map(|l| &l.scores)).collect::<Vec<_>>()),
+        cities,
         parameters: *params,
         min_pixels,
+        fitted_on_all: best_without(usize::MAX),
+        search_grid: grid,
     };
     crate::atomic::write_json(&out.join("eval.json"), &evaluation)?;
     crate::atomic::write(&out.join("eval.md"), markdown(&evaluation).as_bytes())?;
     Ok(evaluation)
 }
 
-fn city(dir: &Path, out: &Path, params: &DetectParams, min_pixels: usize) -> Result<City> {
+fn load(dir: &Path, params: &DetectParams) -> Result<Loaded> {
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -212,24 +386,9 @@ fn city(dir: &Path, out: &Path, params: &DetectParams, min_pixels: usize) -> Res
     };
     let date1 = read_date(&dir.join("imgs_1"), &target)?;
     let date2 = read_date(&dir.join("imgs_2"), &target)?;
-    let changed = two_period_change(&date1, &date2, width, height, params, min_pixels);
-    let map: Vec<u16> = changed.iter().map(|&c| if c { 2 } else { 1 }).collect();
-    let change_map = out.join(format!("{name}-cm.tif"));
-    report::write_cog(
-        &change_map,
-        &CogRaster {
-            epsg,
-            geo_transform,
-            width,
-            height,
-            bands: vec![(&map, "change (1 = no change, 2 = change)")],
-            rgb: false,
-            description: "compound-watch change map on the OSCD label grid: 1 = no change, 2 = change",
-            metadata: vec![],
-        },
-    )?;
+    let two = TwoPeriod::new(&date1, &date2, width, height, params);
     let label_path = dir.join("cm").join(format!("{name}-cm.tif"));
-    let scores = if label_path.is_file() {
+    let labels = if label_path.is_file() {
         let labels = gdal::Dataset::open(&label_path)
             .and_then(|d| d.rasterband(1).and_then(|b| b.read_band_as::<u8>()))
             .map_err(Error::gdal(format!("reading {}", label_path.display())))?;
@@ -239,49 +398,66 @@ fn city(dir: &Path, out: &Path, params: &DetectParams, min_pixels: usize) -> Res
                 reason: format!("is {:?}, the imgs_1 grid {width}x{height}", labels.shape()),
             });
         }
-        let (mut tp, mut fp, mut fn_) = (0, 0, 0);
-        for (&l, &c) in labels.data().iter().zip(&changed) {
-            match (l == 2, c) {
-                (true, true) => tp += 1,
-                (false, true) => fp += 1,
-                (true, false) => fn_ += 1,
-                _ => {}
-            }
-        }
-        Some(Scores::from_counts(tp, fp, fn_))
+        Some(labels.data().to_vec())
     } else {
         None
     };
-    Ok(City {
+    Ok(Loaded {
         name,
-        width,
-        height,
-        predicted_change: changed.iter().filter(|&&c| c).count() as u64,
-        scores,
-        change_map,
+        epsg,
+        geo_transform,
+        two,
+        labels,
     })
 }
 
-/// The evaluation as a Markdown table.
+/// The evaluation as Markdown tables.
 pub fn markdown(e: &Evaluation) -> String {
-    let mut s = String::from("| city | precision | recall | F1 | TP | FP | FN |\n|---|---|---|---|---|---|---|\n");
-    let row = |name: &str, sc: &Scores| {
+    let mut s = String::from(
+        "Change stage (what the OSCD labels mark: all urban change), scan thresholds, and leave-one-city-out.\n\n\
+         | city | precision | recall | F1 | TP | FP | FN | LOCO low/high | LOCO F1 | construction F1 |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let row = |name: &str, sc: &Scores, loco: Option<&LeaveOneOut>, loco_pooled: Option<&Scores>, cons: Option<&Scores>| {
+        let (fit, lf1) = match (loco, loco_pooled) {
+            (Some(l), _) => (format!("{:.1}/{:.1}", l.change_low, l.change_high), format!("{:.3}", l.scores.f1)),
+            (None, Some(p)) => (String::new(), format!("{:.3}", p.f1)),
+            _ => (String::new(), String::new()),
+        };
         format!(
-            "| {name} | {:.3} | {:.3} | {:.3} | {} | {} | {} |\n",
-            sc.precision, sc.recall, sc.f1, sc.tp, sc.fp, sc.fn_
+            "| {name} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {fit} | {lf1} | {} |\n",
+            sc.precision,
+            sc.recall,
+            sc.f1,
+            sc.tp,
+            sc.fp,
+            sc.fn_,
+            cons.map_or(String::new(), |c| format!("{:.3}", c.f1))
         )
     };
     for c in &e.cities {
         match &c.scores {
-            Some(sc) => s.push_str(&row(&c.name, sc)),
+            Some(sc) => s.push_str(&row(&c.name, sc, c.leave_one_out.as_ref(), None, c.construction_scores.as_ref())),
             None => s.push_str(&format!(
-                "| {} | no labels ({} px predicted) | | | | | |\n",
+                "| {} | no labels ({} px predicted) | | | | | | | | |\n",
                 c.name, c.predicted_change
             )),
         }
     }
     if let Some(p) = &e.pooled {
-        s.push_str(&row("**pooled**", p));
+        s.push_str(&row(
+            "**pooled**",
+            p,
+            None,
+            e.pooled_leave_one_out.as_ref(),
+            e.pooled_construction.as_ref(),
+        ));
+    }
+    if let Some((lo, hi)) = e.fitted_on_all {
+        s.push_str(&format!(
+            "\nThresholds used: change_low {:.1}, change_high {:.1}; the grid's best on all labelled cities: {lo:.1}/{hi:.1}.\n",
+            e.parameters.change_low, e.parameters.change_high
+        ));
     }
     s
 }
@@ -296,21 +472,34 @@ mod tests {
     }
 
     #[test]
-    fn new_roofs_on_a_field_are_change_and_the_mmu_drops_specks() {
-        let (w, h) = (6, 4);
+    fn new_roofs_on_a_field_are_change_and_construction_and_the_mmu_drops_specks() {
+        let (w, h) = (16, 12);
         let field = [300, 600, 350, 3300, 1700, 800];
         let roof = [1600, 1700, 1800, 2300, 2700, 2400];
-        let before = stack(w * h, field);
-        let mut after = stack(w * h, field);
-        // A 2x3 roof block and a lone roof pixel.
-        for p in [0, 1, 2, 6, 7, 8, 23] {
+        // A field with a little texture, so the scene has a measurable month-to-month wobble.
+        let textured = |seed: usize| -> Vec<Vec<u16>> {
+            field
+                .iter()
+                .map(|&v| (0..w * h).map(|p| v + ((p * 7 + seed) % 13) as u16 * 4).collect())
+                .collect()
+        };
+        let before = textured(0);
+        let mut after = textured(5);
+        // A 3x4 roof block in a corner and a lone roof pixel far from it.
+        let block: Vec<usize> = (0..3).flat_map(|r| (0..4).map(move |c| r * w + c)).collect();
+        for &p in block.iter().chain(&[10 * w + 13]) {
             for (b, v) in roof.iter().enumerate() {
                 after[b][p] = *v;
             }
         }
-        let changed = two_period_change(&before, &after, w, h, &DetectParams::default(), 3);
-        let found: Vec<usize> = (0..w * h).filter(|&p| changed[p]).collect();
-        assert_eq!(found, vec![0, 1, 2, 6, 7, 8]);
+        let two = TwoPeriod::new(&before, &after, w, h, &DetectParams::default());
+        let p = DetectParams::default();
+        let change = two.change(p.change_low, p.change_high, 3);
+        assert!(block.iter().all(|&p| change[p]), "the roofs are change");
+        assert!(!change[11 * w + 2] && !change[w - 1], "far from the roofs nothing changed");
+        let construction = two.construction(&change, 3);
+        let found: Vec<usize> = (0..w * h).filter(|&p| construction[p]).collect();
+        assert_eq!(found, block);
     }
 
     #[test]

@@ -4,13 +4,15 @@
 //! one module each:
 //!
 //! `aoi` -> `grid` -> `source` (search) -> `window` (read + warp) / `cache` -> `mask` ->
-//! `composite` -> `detect` -> `vectorize` -> `report`, run together by `scan`.
+//! `composite` -> `detect` (built-up score and its step) with `change` (spectral change,
+//! region by region) -> `vectorize` -> `report`, run together by `scan`.
 //!
 //! The library never prints and never exits; the `compound-watch` binary does both.
 
 pub mod aoi;
 mod atomic;
 pub mod cache;
+pub mod change;
 pub mod composite;
 pub mod detect;
 pub mod error;

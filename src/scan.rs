@@ -15,7 +15,8 @@ use serde::Serialize;
 
 use crate::aoi::Aoi;
 use crate::cache::Cache;
-use crate::composite::{median, monthly_median};
+use crate::change::{changed_regions, spectral_step, Normalization, BANDS};
+use crate::composite::{median, monthly_median, Composite};
 use crate::detect::{scores, step, DetectParams};
 use crate::error::{Error, Result};
 use crate::grid::{Grid, Projector};
@@ -137,6 +138,21 @@ pub struct ScanSummary {
     pub report: PathBuf,
     /// The latest-composite COG.
     pub composite: PathBuf,
+    /// Per month of the period: the month, its scenes, and the counts behind its figures.
+    pub months: Vec<MonthSummary>,
+    /// Pixels of the grid inside the AOI.
+    pub aoi_pixels: u64,
+}
+
+/// One month of a scan, for summaries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MonthSummary {
+    /// The month.
+    pub month: Month,
+    /// Scenes used in it.
+    pub scenes: usize,
+    /// Counts over AOI pixels.
+    pub counts: MonthCounts,
 }
 
 /// Progress of a long scan, for a progress bar or log lines. The library never prints.
@@ -221,9 +237,133 @@ struct PixelChange {
 
 /// What one block of rows yields.
 struct BlockResult {
+    /// Pixels whose built-up score steps up (kept only where the change stage agrees).
     changes: Vec<PixelChange>,
+    /// Per pixel of the block: the spectral step magnitude, 0 where there is none.
+    magnitude: Vec<f32>,
     /// Latest clear composite of red, green, blue, NIR, reflectance x 10000 (0 = never seen).
     latest: [Vec<u16>; 4],
+    /// Per month, over the block's AOI pixels.
+    months: Vec<MonthCounts>,
+}
+
+/// Counts behind one month's figures, over AOI pixels.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MonthCounts {
+    /// Pixels with a clear composite.
+    pub clear_pixels: u64,
+    /// Clear pixels whose built-up score is at or above the threshold.
+    pub builtup_pixels: u64,
+    /// Histogram of clear observations per AOI pixel (index = observations, the last bin holds
+    /// that many or more).
+    pub clear_obs_histogram: Vec<u64>,
+}
+
+/// Bins of [`MonthCounts::clear_obs_histogram`].
+const OBS_BINS: usize = 16;
+
+impl MonthCounts {
+    fn add(&mut self, other: &MonthCounts) {
+        self.clear_pixels += other.clear_pixels;
+        self.builtup_pixels += other.builtup_pixels;
+        if self.clear_obs_histogram.is_empty() {
+            self.clear_obs_histogram = vec![0; OBS_BINS];
+        }
+        for (a, b) in self.clear_obs_histogram.iter_mut().zip(&other.clear_obs_histogram) {
+            *a += b;
+        }
+    }
+
+    /// Median clear observations per AOI pixel (the histogram's lower median).
+    pub fn clear_obs_median(&self) -> u64 {
+        let total: u64 = self.clear_obs_histogram.iter().sum();
+        let mut seen = 0;
+        for (obs, &n) in self.clear_obs_histogram.iter().enumerate() {
+            seen += n;
+            if total > 0 && seen * 2 >= total {
+                return obs as u64;
+            }
+        }
+        0
+    }
+}
+
+/// One block's monthly composites (None for a month without scenes) and which scenes saw each
+/// pixel clearly (one bit per scene, `words` u64 per pixel).
+struct BlockComposites {
+    months: Vec<Option<Composite>>,
+    seen: Vec<u64>,
+    words: usize,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn block_composites(
+    config: &ScanConfig,
+    grid: &Grid,
+    cache: &Cache,
+    scenes: &[Scene],
+    decisions: &[OffsetDecision],
+    by_month: &[Vec<usize>],
+    r0: usize,
+    r1: usize,
+) -> Result<BlockComposites> {
+    let pixels = (r1 - r0) * grid.width;
+    let words = scenes.len().div_ceil(64).max(1);
+    let mut seen = vec![0u64; pixels * words];
+    let mut months = Vec::with_capacity(by_month.len());
+    for scene_ids in by_month {
+        if scene_ids.is_empty() {
+            months.push(None);
+            continue;
+        }
+        let mut refl = Vec::with_capacity(scene_ids.len());
+        let mut clear = Vec::with_capacity(scene_ids.len());
+        for &s in scene_ids {
+            let (r, c) = scene_rows(&scenes[s], &decisions[s], grid, cache, r0, r1, config.cloud_buffer)?;
+            for (p, _) in c.iter().enumerate().filter(|(_, &c)| c) {
+                seen[p * words + s / 64] |= 1 << (s % 64);
+            }
+            refl.push(r);
+            clear.push(c);
+        }
+        let views: Vec<_> = refl.iter().map(|r| r.view()).collect();
+        let masks: Vec<_> = clear.iter().map(|c| c.view()).collect();
+        months.push(Some(monthly_median(&views, &masks, 6, pixels, config.min_clear_obs)));
+    }
+    Ok(BlockComposites { months, seen, words })
+}
+
+/// The spectral-change normalization, measured on a sample of the AOI: 8 rows in every 64.
+#[allow(clippy::too_many_arguments)]
+fn normalization(
+    config: &ScanConfig,
+    grid: &Grid,
+    cache: &Cache,
+    scenes: &[Scene],
+    decisions: &[OffsetDecision],
+    by_month: &[Vec<usize>],
+    aoi_mask: &[bool],
+) -> Result<Normalization> {
+    let strips: Vec<(usize, usize)> = (0..grid.height).step_by(64).map(|r0| (r0, (r0 + 8).min(grid.height))).collect();
+    let parts: Vec<Vec<Vec<[f32; 4]>>> = strips
+        .par_iter()
+        .map(|&(r0, r1)| {
+            let block = block_composites(config, grid, cache, scenes, decisions, by_month, r0, r1)?;
+            let inside: Vec<usize> = (0..(r1 - r0) * grid.width).filter(|&p| aoi_mask[r0 * grid.width + p]).collect();
+            Ok(block
+                .months
+                .iter()
+                .map(|comp| match comp {
+                    Some(c) => inside.iter().map(|&p| BANDS.map(|b| c.bands[(b, p)])).collect(),
+                    None => vec![[f32::NAN; 4]; inside.len()],
+                })
+                .collect())
+        })
+        .collect::<Result<_>>()?;
+    let months = (0..by_month.len())
+        .map(|m| parts.iter().flat_map(|part| part[m].iter().copied()).collect())
+        .collect::<Vec<Vec<[f32; 4]>>>();
+    Ok(Normalization::measure(&months))
 }
 
 /// Runs a scan end to end.
@@ -340,10 +480,13 @@ pub fn run(
         name: "detect",
         total: blocks.len() as u64,
     });
+    let norm = normalization(config, &grid, &cache, &scenes, &decisions, &by_month, &aoi_mask)?;
     let results: Vec<BlockResult> = blocks
         .par_iter()
         .map(|&(r0, r1)| {
-            let r = process_block(config, &grid, &cache, &scenes, &decisions, &by_month, &aoi_mask, r0, r1);
+            let r = process_block(
+                config, &grid, &cache, &scenes, &decisions, &by_month, &aoi_mask, &norm, r0, r1,
+            );
             progress.event(Event::Advance(1));
             r
         })
@@ -354,20 +497,29 @@ pub fn run(
         name: "report",
         total: 1,
     });
-    let mut changed = vec![false; grid.len()];
     let mut change_at = vec![usize::MAX; grid.len()];
     let mut changes = Vec::new();
     let mut latest: [Vec<u16>; 4] = Default::default();
+    let mut magnitude = Vec::with_capacity(grid.len());
+    let mut month_counts = vec![MonthCounts::default(); months.len()];
     for block in results {
         for (i, band) in block.latest.into_iter().enumerate() {
             latest[i].extend(band);
         }
+        magnitude.extend(block.magnitude);
+        for (total, m) in month_counts.iter_mut().zip(&block.months) {
+            total.add(m);
+        }
         for c in block.changes {
-            changed[c.pixel] = true;
             change_at[c.pixel] = changes.len();
             changes.push(c);
         }
     }
+    // New construction: a step up in built-up score inside a region of significant spectral change.
+    let changed_region = changed_regions(&magnitude, grid.width, grid.height, &config.detect);
+    let changed: Vec<bool> = (0..grid.len())
+        .map(|p| change_at[p] != usize::MAX && changed_region[p])
+        .collect();
     let min_pixels = (config.min_area_m2 / (grid.res * grid.res)).ceil().max(1.0) as usize;
     let regions = vectorize::regions(&changed, &grid, min_pixels)?;
     let to_wgs84 = Projector::new(grid.epsg, 4326)?;
@@ -415,6 +567,8 @@ pub fn run(
             "min_area_m2": config.min_area_m2,
             "composite": "per-pixel monthly median of SCL-clear observations",
             "score": "product of logistic memberships: NDVI<0.45, MNDWI<0.25, blue/red>0.7, visible>0.10",
+            "change": "spectral step of blue, green, red, NIR, standardized by the AOI's month-to-month spread, averaged over 5x5 px, hysteresis change_low/change_high",
+            "normalization": norm,
         }),
         scenes: records,
         skipped: skipped.clone(),
@@ -470,6 +624,17 @@ pub fn run(
         detections: detections.len(),
         report: report_path,
         composite: composite_path,
+        months: months
+            .iter()
+            .zip(month_counts)
+            .zip(&by_month)
+            .map(|((&month, counts), ids)| MonthSummary {
+                month,
+                scenes: ids.len(),
+                counts,
+            })
+            .collect(),
+        aoi_pixels: aoi_mask.iter().filter(|&&m| m).count() as u64,
     })
 }
 
@@ -597,60 +762,64 @@ fn process_block(
     decisions: &[OffsetDecision],
     by_month: &[Vec<usize>],
     aoi_mask: &[bool],
+    norm: &Normalization,
     r0: usize,
     r1: usize,
 ) -> Result<BlockResult> {
     let pixels = (r1 - r0) * grid.width;
-    let months = by_month.len();
-    let mut score = Array2::from_elem((months, pixels), f32::NAN);
+    let n_months = by_month.len();
+    let BlockComposites { months, seen, words } =
+        block_composites(config, grid, cache, scenes, decisions, by_month, r0, r1)?;
+    let mut score = Array2::from_elem((n_months, pixels), f32::NAN);
+    let mut spectra = vec![[f32::NAN; 4]; n_months * pixels];
     let mut clear_obs = vec![0u32; pixels];
     let mut latest: [Vec<u16>; 4] = std::array::from_fn(|_| vec![0u16; pixels]);
-    // Which scenes saw each pixel clearly: one bit per scene, kept only for this block.
-    let words = scenes.len().div_ceil(64).max(1);
-    let mut seen = vec![0u64; pixels * words];
-    for (m, scene_ids) in by_month.iter().enumerate() {
-        if scene_ids.is_empty() {
+    let mut counts = vec![MonthCounts::default(); n_months];
+    for (m, comp) in months.iter().enumerate() {
+        counts[m].clear_obs_histogram = vec![0; OBS_BINS];
+        let Some(comp) = comp else {
+            counts[m].clear_obs_histogram[0] = (0..pixels).filter(|&p| aoi_mask[r0 * grid.width + p]).count() as u64;
             continue;
-        }
-        let mut refl = Vec::with_capacity(scene_ids.len());
-        let mut clear = Vec::with_capacity(scene_ids.len());
-        for &s in scene_ids {
-            let (r, c) = scene_rows(&scenes[s], &decisions[s], grid, cache, r0, r1, config.cloud_buffer)?;
-            for (p, _) in c.iter().enumerate().filter(|(_, &c)| c) {
-                seen[p * words + s / 64] |= 1 << (s % 64);
-            }
-            refl.push(r);
-            clear.push(c);
-        }
-        let views: Vec<_> = refl.iter().map(|r| r.view()).collect();
-        let masks: Vec<_> = clear.iter().map(|c| c.view()).collect();
-        let comp = monthly_median(&views, &masks, 6, pixels, config.min_clear_obs);
+        };
         let month_scores = scores(comp.bands.view());
         for p in 0..pixels {
+            let inside = aoi_mask[r0 * grid.width + p];
             clear_obs[p] += comp.clear_obs[p] as u32;
+            if inside {
+                counts[m].clear_obs_histogram[(comp.clear_obs[p] as usize).min(OBS_BINS - 1)] += 1;
+            }
             if month_scores[p].is_nan() {
                 continue;
             }
+            if inside {
+                counts[m].clear_pixels += 1;
+                counts[m].builtup_pixels += (month_scores[p] >= config.detect.threshold) as u64;
+            }
             score[(m, p)] = month_scores[p];
             let b = comp.bands.index_axis(Axis(1), p);
+            spectra[p * n_months + m] = BANDS.map(|band| b[band]);
             for (i, band) in [2, 1, 0, 3].into_iter().enumerate() {
                 latest[i][p] = (b[band] * 10_000.0).round().clamp(1.0, 65_535.0) as u16;
             }
         }
     }
     let mut changes = Vec::new();
-    let mut series = vec![0f32; months];
+    let mut magnitude = vec![0f32; pixels];
+    let mut series = vec![0f32; n_months];
     for p in 0..pixels {
         let pixel = r0 * grid.width + p;
         if !aoi_mask[pixel] {
             continue;
+        }
+        if let Some(s) = spectral_step(&spectra[p * n_months..(p + 1) * n_months], norm, &config.detect) {
+            magnitude[p] = s.magnitude;
         }
         series.iter_mut().zip(score.column(p)).for_each(|(s, &v)| *s = v);
         let Some(st) = step(&series, &config.detect) else {
             continue;
         };
         // Evidence: the clear months just before, at and just after the step.
-        let clear_months: Vec<usize> = (0..months).filter(|&m| !series[m].is_nan()).collect();
+        let clear_months: Vec<usize> = (0..n_months).filter(|&m| !series[m].is_nan()).collect();
         let at = clear_months
             .iter()
             .position(|&m| m == st.index)
@@ -673,7 +842,12 @@ fn process_block(
             evidence,
         });
     }
-    Ok(BlockResult { changes, latest })
+    Ok(BlockResult {
+        changes,
+        magnitude,
+        latest,
+        months: counts,
+    })
 }
 
 fn detection(
