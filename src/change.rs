@@ -76,9 +76,8 @@ impl Normalization {
             .iter()
             .map(|px| {
                 let clear: Vec<&[f32; 4]> = px.iter().filter(|v| !v[0].is_nan()).collect();
-                (clear.len() >= MIN_PIXELS).then(|| {
-                    std::array::from_fn(|b| median_of(&mut clear.iter().map(|v| v[b]).collect::<Vec<_>>()))
-                })
+                (clear.len() >= MIN_PIXELS)
+                    .then(|| std::array::from_fn(|b| median_of(&mut clear.iter().map(|v| v[b]).collect::<Vec<_>>())))
             })
             .collect();
         let measured: Vec<usize> = (0..months.len()).filter(|&m| shift[m].is_some()).collect();
@@ -103,11 +102,16 @@ impl Normalization {
                 continue;
             }
             pair_spreads.push(std::array::from_fn(|b| {
-                iqr(&mut both.iter().map(|(x, y)| (y[b] - s1[b]) - (x[b] - s0[b])).collect::<Vec<_>>())
+                iqr(&mut both
+                    .iter()
+                    .map(|(x, y)| (y[b] - s1[b]) - (x[b] - s0[b]))
+                    .collect::<Vec<_>>())
             }));
         }
         let spread = (!pair_spreads.is_empty()).then(|| {
-            std::array::from_fn(|b| median_of(&mut pair_spreads.iter().map(|s| s[b]).collect::<Vec<_>>()).max(MIN_SPREAD))
+            std::array::from_fn(|b| {
+                median_of(&mut pair_spreads.iter().map(|s| s[b]).collect::<Vec<_>>()).max(MIN_SPREAD)
+            })
         });
         for s in &mut shift {
             s.get_or_insert(overall);
@@ -156,7 +160,9 @@ pub fn spectral_step(series: &[[f32; 4]], norm: &Normalization, p: &DetectParams
             continue;
         }
         let (nb, na) = (k as f32, (n - k) as f32);
-        let moved: f32 = (0..4).map(|b| ((total[b] - before[b]) / na - before[b] / nb).powi(2)).sum();
+        let moved: f32 = (0..4)
+            .map(|b| ((total[b] - before[b]) / na - before[b] / nb).powi(2))
+            .sum();
         let stat = moved.sqrt() / noise(k, n - k);
         if best.is_none_or(|(s, _)| stat > s) {
             best = Some((stat, k));
@@ -263,7 +269,10 @@ mod tests {
         months[2].iter_mut().for_each(|v| v[0] = NAN);
         let norm = Normalization::measure(&months);
         for b in 0..4 {
-            let (lo, hi) = (norm.shift[0][b].min(norm.shift[1][b]), norm.shift[0][b].max(norm.shift[1][b]));
+            let (lo, hi) = (
+                norm.shift[0][b].min(norm.shift[1][b]),
+                norm.shift[0][b].max(norm.shift[1][b]),
+            );
             assert!((lo..=hi).contains(&norm.shift[2][b]), "{:?}", norm.shift);
         }
     }

@@ -119,9 +119,7 @@ pub struct Evaluation {
 pub fn search_grid() -> Vec<(f32, f32)> {
     let lows = [1.4, 1.6, 1.8, 2.0, 2.2];
     let highs = [2.4, 2.8, 3.2, 3.6, 4.0];
-    lows.iter()
-        .flat_map(|&l| highs.iter().map(move |&h| (l, h)))
-        .collect()
+    lows.iter().flat_map(|&l| highs.iter().map(move |&h| (l, h))).collect()
 }
 
 const BANDS: [&str; 6] = ["B02", "B03", "B04", "B08", "B11", "B12"];
@@ -160,7 +158,13 @@ pub struct TwoPeriod {
 
 impl TwoPeriod {
     /// Runs the per-pixel stages on two dates of six bands (DN, reflectance x 10000, 0 = no data).
-    pub fn new(date1: &[Vec<u16>], date2: &[Vec<u16>], width: usize, height: usize, params: &DetectParams) -> TwoPeriod {
+    pub fn new(
+        date1: &[Vec<u16>],
+        date2: &[Vec<u16>],
+        width: usize,
+        height: usize,
+        params: &DetectParams,
+    ) -> TwoPeriod {
         let params = DetectParams {
             min_before: 1,
             min_after: 1,
@@ -188,9 +192,7 @@ impl TwoPeriod {
             .collect();
         let norm = Normalization::measure(&months);
         let magnitude: Vec<f32> = (0..pixels)
-            .map(|p| {
-                spectral_step(&[months[0][p], months[1][p]], &norm, &params).map_or(0.0, |s| s.magnitude)
-            })
+            .map(|p| spectral_step(&[months[0][p], months[1][p]], &norm, &params).map_or(0.0, |s| s.magnitude))
             .collect();
         let builtup_step = (0..pixels)
             .map(|p| match (refl(date1, p), refl(date2, p)) {
@@ -349,8 +351,18 @@ pub fn oscd(data: &Path, out: &Path, params: &DetectParams, min_pixels: usize) -
     }
     let evaluation = Evaluation {
         pooled: pooled(&cities.iter().filter_map(|c| c.scores.as_ref()).collect::<Vec<_>>()),
-        pooled_construction: pooled(&cities.iter().filter_map(|c| c.construction_scores.as_ref()).collect::<Vec<_>>()),
-        pooled_leave_one_out: pooled(&cities.iter().filter_map(|c| c.leave_one_out.as_ref().map(|l| &l.scores)).collect::<Vec<_>>()),
+        pooled_construction: pooled(
+            &cities
+                .iter()
+                .filter_map(|c| c.construction_scores.as_ref())
+                .collect::<Vec<_>>(),
+        ),
+        pooled_leave_one_out: pooled(
+            &cities
+                .iter()
+                .filter_map(|c| c.leave_one_out.as_ref().map(|l| &l.scores))
+                .collect::<Vec<_>>(),
+        ),
         cities,
         parameters: *params,
         min_pixels,
@@ -418,26 +430,36 @@ pub fn markdown(e: &Evaluation) -> String {
          | city | precision | recall | F1 | TP | FP | FN | LOCO low/high | LOCO F1 | construction F1 |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
-    let row = |name: &str, sc: &Scores, loco: Option<&LeaveOneOut>, loco_pooled: Option<&Scores>, cons: Option<&Scores>| {
-        let (fit, lf1) = match (loco, loco_pooled) {
-            (Some(l), _) => (format!("{:.1}/{:.1}", l.change_low, l.change_high), format!("{:.3}", l.scores.f1)),
-            (None, Some(p)) => (String::new(), format!("{:.3}", p.f1)),
-            _ => (String::new(), String::new()),
+    let row =
+        |name: &str, sc: &Scores, loco: Option<&LeaveOneOut>, loco_pooled: Option<&Scores>, cons: Option<&Scores>| {
+            let (fit, lf1) = match (loco, loco_pooled) {
+                (Some(l), _) => (
+                    format!("{:.1}/{:.1}", l.change_low, l.change_high),
+                    format!("{:.3}", l.scores.f1),
+                ),
+                (None, Some(p)) => (String::new(), format!("{:.3}", p.f1)),
+                _ => (String::new(), String::new()),
+            };
+            format!(
+                "| {name} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {fit} | {lf1} | {} |\n",
+                sc.precision,
+                sc.recall,
+                sc.f1,
+                sc.tp,
+                sc.fp,
+                sc.fn_,
+                cons.map_or(String::new(), |c| format!("{:.3}", c.f1))
+            )
         };
-        format!(
-            "| {name} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {fit} | {lf1} | {} |\n",
-            sc.precision,
-            sc.recall,
-            sc.f1,
-            sc.tp,
-            sc.fp,
-            sc.fn_,
-            cons.map_or(String::new(), |c| format!("{:.3}", c.f1))
-        )
-    };
     for c in &e.cities {
         match &c.scores {
-            Some(sc) => s.push_str(&row(&c.name, sc, c.leave_one_out.as_ref(), None, c.construction_scores.as_ref())),
+            Some(sc) => s.push_str(&row(
+                &c.name,
+                sc,
+                c.leave_one_out.as_ref(),
+                None,
+                c.construction_scores.as_ref(),
+            )),
             None => s.push_str(&format!(
                 "| {} | no labels ({} px predicted) | | | | | | | | |\n",
                 c.name, c.predicted_change
@@ -466,11 +488,6 @@ pub fn markdown(e: &Evaluation) -> String {
 mod tests {
     use super::*;
 
-    /// Six bands over `n` pixels, every pixel the same spectrum (DN).
-    fn stack(n: usize, dn: [u16; 6]) -> Vec<Vec<u16>> {
-        dn.iter().map(|&v| vec![v; n]).collect()
-    }
-
     #[test]
     fn new_roofs_on_a_field_are_change_and_construction_and_the_mmu_drops_specks() {
         let (w, h) = (16, 12);
@@ -496,7 +513,10 @@ mod tests {
         let p = DetectParams::default();
         let change = two.change(p.change_low, p.change_high, 3);
         assert!(block.iter().all(|&p| change[p]), "the roofs are change");
-        assert!(!change[11 * w + 2] && !change[w - 1], "far from the roofs nothing changed");
+        assert!(
+            !change[11 * w + 2] && !change[w - 1],
+            "far from the roofs nothing changed"
+        );
         let construction = two.construction(&change, 3);
         let found: Vec<usize> = (0..w * h).filter(|&p| construction[p]).collect();
         assert_eq!(found, block);

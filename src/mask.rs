@@ -6,7 +6,13 @@
 //!    unclassified (7); saturated (1), dark/topographic shadow (2), cloud shadow (3), cloud (8, 9),
 //!    cirrus (10) and snow (11) are not clear;
 //! 3. pixels within `buffer` pixels of a cloud, cirrus or cloud-shadow pixel are not clear either,
-//!    because SCL outlines are tight and cloud edges are where false "bright new surfaces" come from.
+//!    because SCL outlines are tight and cloud edges are where false "bright new surfaces" come from;
+//! 4. temporal consistency overrides rule 2 for clouds that never move: a pixel SCL calls cloud
+//!    (classes 8, 9) in at least `PERSISTENT_FRACTION` of the mostly clear scenes from some date on,
+//!    and in at least `PERSISTENT_MIN_SCENES` of them, is a bright surface (a new white or metal
+//!    roof), not a cloud. Real clouds move between acquisitions five days apart; a roof does not.
+//!    From that date on, in mostly clear scenes only, its cloud flag is ignored (and does not grow
+//!    the buffer). In cloudy scenes the flag stands: there the pixel may really be under cloud.
 
 use ndarray::{Array2, ArrayView2, Zip};
 
@@ -56,6 +62,34 @@ pub fn clear_mask(scl: ArrayView2<u16>, valid: ArrayView2<bool>, buffer: usize) 
     clear
 }
 
+/// A scene is mostly clear when at most this share of it is cloud, cirrus or shadow.
+pub const MOSTLY_CLEAR: f64 = 0.3;
+/// Share of the mostly clear scenes, from the onset on, that must call the pixel cloud.
+pub const PERSISTENT_FRACTION: f32 = 0.8;
+/// Fewest mostly clear scenes calling the pixel cloud before the flag is overridden.
+pub const PERSISTENT_MIN_SCENES: usize = 3;
+
+/// SCL classes a persistent bright surface is mistaken for (cloud medium and high probability).
+pub fn scl_is_cloud(scl: u16) -> bool {
+    matches!(scl, 8 | 9)
+}
+
+/// Rule 4: for one pixel, `flags[i]` says whether the i-th mostly clear scene (in time order)
+/// calls it cloud. Returns the index from which the flags are a surface, not a cloud, or None.
+pub fn persistent_cloud_onset(flags: &[bool]) -> Option<usize> {
+    let mut flagged = 0usize;
+    let mut onset = None;
+    // From the end: the earliest start whose suffix is flagged often enough, starting on a flag.
+    for (i, &f) in flags.iter().enumerate().rev() {
+        flagged += f as usize;
+        let len = flags.len() - i;
+        if f && flagged >= PERSISTENT_MIN_SCENES && flagged as f32 >= PERSISTENT_FRACTION * len as f32 {
+            onset = Some(i);
+        }
+    }
+    onset
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +108,27 @@ mod tests {
                 [false, false, false, false, false],
                 [false, false, true, true, false]
             ]
+        );
+    }
+
+    #[test]
+    fn a_roof_called_cloud_in_every_clear_scene_after_it_is_built_is_a_surface() {
+        let f = false;
+        let t = true;
+        assert_eq!(persistent_cloud_onset(&[f, f, t, f, f, t, t, t, t]), Some(5));
+        // One missed flag among many does not break the run.
+        assert_eq!(persistent_cloud_onset(&[f, f, t, t, f, t, t, t, t, t]), Some(2));
+    }
+
+    #[test]
+    fn clouds_that_come_and_go_are_clouds() {
+        let f = false;
+        let t = true;
+        assert_eq!(persistent_cloud_onset(&[t, f, t, f, f, t, f, t, f]), None);
+        assert_eq!(
+            persistent_cloud_onset(&[f, f, f, f, t, t]),
+            None,
+            "two scenes are too few"
         );
     }
 

@@ -65,6 +65,8 @@ pub enum Scenario {
     HazeAndCloudEdges,
     /// One building finished in August 2022, in the middle of the monsoon.
     MonsoonBuilding,
+    /// One bright white roof that the SCL calls cloud in every scene once it stands.
+    RoofCalledCloud,
 }
 
 impl Default for SampleSpec {
@@ -320,7 +322,7 @@ impl World {
         ];
         let plan: Vec<(f64, f64, Kind)> = match scenario {
             Scenario::Demo => demo.to_vec(),
-            Scenario::MonsoonBuilding => vec![(80.0, 100.0, Kind::Construction)],
+            Scenario::MonsoonBuilding | Scenario::RoofCalledCloud => vec![(80.0, 100.0, Kind::Construction)],
             _ => Vec::new(),
         };
         let mut centres: Vec<(f64, f64, f64)> = Vec::new();
@@ -384,7 +386,12 @@ impl World {
             };
             let cleared = completed.map_or(cleared, |t| cleared.min(t - 1));
             let roof = [ROOF_GREY, ROOF_BLUE, ROOF_WHITE, ROOF_BLUE][rng.gen_range(0..4)];
-            let roof = std::array::from_fn(|b| roof[b] * rng.gen_range(0.92..1.08));
+            let roof: Spectrum = std::array::from_fn(|b| roof[b] * rng.gen_range(0.92..1.08));
+            let roof = if scenario == Scenario::RoofCalledCloud {
+                ROOF_WHITE
+            } else {
+                roof
+            };
             // Scene-local metres (y down) to map coordinates.
             let outline = local.map_coords(|c| Coord {
                 x: self.x0 + c.x,
@@ -560,7 +567,7 @@ fn write_scene(out: &Path, spec: &SampleSpec, world: &World, index: usize, date:
             thickness[r as usize * w + c as usize]
         }
     };
-    let roofs_called_cloud = rng.gen_bool(0.15);
+    let roofs_called_cloud = rng.gen_bool(0.15) || spec.scenario == Scenario::RoofCalledCloud;
     let hazy = spec.scenario == Scenario::HazeAndCloudEdges;
     // Share of thin cloud edges (thickness 0.1-0.3) that SCL flags.
     let edge_flagged = if hazy { 0.1 } else { 0.5 };

@@ -5,7 +5,7 @@
 //! block reading only its rows of the cached windows: memory grows with the block, not the AOI.
 //! Partial failure is data: a scene that cannot be read is skipped and listed, never fatal.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -20,7 +20,9 @@ use crate::composite::{median, monthly_median, Composite};
 use crate::detect::{scores, step, DetectParams};
 use crate::error::{Error, Result};
 use crate::grid::{Grid, Projector};
-use crate::mask::{clear_mask, scl_is_clear};
+use crate::mask::{
+    clear_mask, persistent_cloud_onset, scl_is_clear, scl_is_cloud, scl_is_cloud_or_shadow, MOSTLY_CLEAR,
+};
 use crate::month::Month;
 use crate::reflectance::{decide_offset, reflectance, DarkHistogram, OffsetDecision};
 use crate::report::{self, Detection};
@@ -58,6 +60,8 @@ pub struct ScanConfig {
     pub fetch_jobs: usize,
     /// Use only the cache and the previous scan's scene list: no search, no reads.
     pub offline: bool,
+    /// Rule 4 of [`crate::mask`]: cloud flags that never move are bright surfaces.
+    pub persistent_cloud_is_surface: bool,
 }
 
 impl ScanConfig {
@@ -77,6 +81,7 @@ impl ScanConfig {
             block_rows: 64,
             fetch_jobs: 8,
             offline: false,
+            persistent_cloud_is_surface: true,
         }
     }
 
@@ -303,6 +308,7 @@ fn block_composites(
     cache: &Cache,
     scenes: &[Scene],
     decisions: &[OffsetDecision],
+    mostly_clear: &[bool],
     by_month: &[Vec<usize>],
     r0: usize,
     r1: usize,
@@ -310,6 +316,11 @@ fn block_composites(
     let pixels = (r1 - r0) * grid.width;
     let words = scenes.len().div_ceil(64).max(1);
     let mut seen = vec![0u64; pixels * words];
+    let surfaces = if config.persistent_cloud_is_surface {
+        persistent_surfaces(grid, cache, scenes, mostly_clear, by_month, r0, r1, config.cloud_buffer)?
+    } else {
+        HashMap::new()
+    };
     let mut months = Vec::with_capacity(by_month.len());
     for scene_ids in by_month {
         if scene_ids.is_empty() {
@@ -319,7 +330,17 @@ fn block_composites(
         let mut refl = Vec::with_capacity(scene_ids.len());
         let mut clear = Vec::with_capacity(scene_ids.len());
         for &s in scene_ids {
-            let (r, c) = scene_rows(&scenes[s], &decisions[s], grid, cache, r0, r1, config.cloud_buffer)?;
+            let surface = surfaces.get(&s).map(Vec::as_slice);
+            let (r, c) = scene_rows(
+                &scenes[s],
+                &decisions[s],
+                surface,
+                grid,
+                cache,
+                r0,
+                r1,
+                config.cloud_buffer,
+            )?;
             for (p, _) in c.iter().enumerate().filter(|(_, &c)| c) {
                 seen[p * words + s / 64] |= 1 << (s % 64);
             }
@@ -341,15 +362,21 @@ fn normalization(
     cache: &Cache,
     scenes: &[Scene],
     decisions: &[OffsetDecision],
+    mostly_clear: &[bool],
     by_month: &[Vec<usize>],
     aoi_mask: &[bool],
 ) -> Result<Normalization> {
-    let strips: Vec<(usize, usize)> = (0..grid.height).step_by(64).map(|r0| (r0, (r0 + 8).min(grid.height))).collect();
+    let strips: Vec<(usize, usize)> = (0..grid.height)
+        .step_by(64)
+        .map(|r0| (r0, (r0 + 8).min(grid.height)))
+        .collect();
     let parts: Vec<Vec<Vec<[f32; 4]>>> = strips
         .par_iter()
         .map(|&(r0, r1)| {
-            let block = block_composites(config, grid, cache, scenes, decisions, by_month, r0, r1)?;
-            let inside: Vec<usize> = (0..(r1 - r0) * grid.width).filter(|&p| aoi_mask[r0 * grid.width + p]).collect();
+            let block = block_composites(config, grid, cache, scenes, decisions, mostly_clear, by_month, r0, r1)?;
+            let inside: Vec<usize> = (0..(r1 - r0) * grid.width)
+                .filter(|&p| aoi_mask[r0 * grid.width + p])
+                .collect();
             Ok(block
                 .months
                 .iter()
@@ -450,14 +477,16 @@ pub fn run(
         name: "offsets",
         total: scenes.len() as u64,
     });
-    let decisions: Vec<OffsetDecision> = scenes
+    let (decisions, mostly_clear): (Vec<OffsetDecision>, Vec<bool>) = scenes
         .par_iter()
         .map(|scene| {
             let d = offset_decision(scene, &grid, &cache, config.block_rows.max(256));
             progress.event(Event::Advance(1));
             d
         })
-        .collect::<Result<_>>()?;
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
 
     // Compute, block by block.
     let months = config.from.through(config.to);
@@ -480,12 +509,31 @@ pub fn run(
         name: "detect",
         total: blocks.len() as u64,
     });
-    let norm = normalization(config, &grid, &cache, &scenes, &decisions, &by_month, &aoi_mask)?;
+    let norm = normalization(
+        config,
+        &grid,
+        &cache,
+        &scenes,
+        &decisions,
+        &mostly_clear,
+        &by_month,
+        &aoi_mask,
+    )?;
     let results: Vec<BlockResult> = blocks
         .par_iter()
         .map(|&(r0, r1)| {
             let r = process_block(
-                config, &grid, &cache, &scenes, &decisions, &by_month, &aoi_mask, &norm, r0, r1,
+                config,
+                &grid,
+                &cache,
+                &scenes,
+                &decisions,
+                &mostly_clear,
+                &by_month,
+                &aoi_mask,
+                &norm,
+                r0,
+                r1,
             );
             progress.event(Event::Advance(1));
             r
@@ -563,6 +611,7 @@ pub fn run(
             "detect": config.detect,
             "max_cloud_cover": config.max_cloud_cover,
             "cloud_buffer_px": config.cloud_buffer,
+            "persistent_cloud_is_surface": config.persistent_cloud_is_surface,
             "min_clear_obs": config.min_clear_obs,
             "min_area_m2": config.min_area_m2,
             "composite": "per-pixel monthly median of SCL-clear observations",
@@ -704,15 +753,17 @@ fn fetch_scene(
     Ok(())
 }
 
-fn offset_decision(scene: &Scene, grid: &Grid, cache: &Cache, rows_per_read: usize) -> Result<OffsetDecision> {
+/// A scene's offset decision, and whether it is mostly clear (rule 4 of [`crate::mask`]).
+fn offset_decision(scene: &Scene, grid: &Grid, cache: &Cache, rows_per_read: usize) -> Result<(OffsetDecision, bool)> {
     let mut hist = DarkHistogram::default();
     let scl = cache.entry(scene, Band::Scl, grid);
+    let (mut seen, mut cloudy) = (0u64, 0u64);
     for r0 in (0..grid.height).step_by(rows_per_read) {
         let rows = r0..(r0 + rows_per_read).min(grid.height);
-        let clear: Vec<bool> = Cache::read_rows(&scl, grid, rows.clone())?
-            .into_iter()
-            .map(scl_is_clear)
-            .collect();
+        let classes = Cache::read_rows(&scl, grid, rows.clone())?;
+        seen += classes.iter().filter(|&&c| c != 0).count() as u64;
+        cloudy += classes.iter().filter(|&&c| scl_is_cloud_or_shadow(c)).count() as u64;
+        let clear: Vec<bool> = classes.into_iter().map(scl_is_clear).collect();
         for band in [Band::Nir, Band::Swir16, Band::Swir22] {
             hist.add(
                 &Cache::read_rows(&cache.entry(scene, band, grid), grid, rows.clone())?,
@@ -720,13 +771,70 @@ fn offset_decision(scene: &Scene, grid: &Grid, cache: &Cache, rows_per_read: usi
             );
         }
     }
-    Ok(decide_offset(scene, hist.finish()))
+    let mostly_clear = seen > 0 && cloudy as f64 <= MOSTLY_CLEAR * seen as f64;
+    Ok((decide_offset(scene, hist.finish()), mostly_clear))
+}
+
+/// Rule 4 of [`crate::mask`] over rows `r0..r1` and their halo: for each scene with pixels whose
+/// cloud flag is a persistent bright surface, those pixels (over the halo rows).
+#[allow(clippy::too_many_arguments)]
+fn persistent_surfaces(
+    grid: &Grid,
+    cache: &Cache,
+    scenes: &[Scene],
+    mostly_clear: &[bool],
+    by_month: &[Vec<usize>],
+    r0: usize,
+    r1: usize,
+    halo: usize,
+) -> Result<HashMap<usize, Vec<bool>>> {
+    let (h0, h1) = (r0.saturating_sub(halo), (r1 + halo).min(grid.height));
+    let mut order: Vec<usize> = by_month
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|&s| mostly_clear[s])
+        .collect();
+    order.sort_by(|&a, &b| (scenes[a].datetime, &scenes[a].id).cmp(&(scenes[b].datetime, &scenes[b].id)));
+    let cloud: Vec<Vec<bool>> = order
+        .iter()
+        .map(|&s| {
+            Ok(
+                Cache::read_rows(&cache.entry(&scenes[s], Band::Scl, grid), grid, h0..h1)?
+                    .into_iter()
+                    .map(scl_is_cloud)
+                    .collect(),
+            )
+        })
+        .collect::<Result<_>>()?;
+    let pixels = (h1 - h0) * grid.width;
+    let mut flags = Vec::with_capacity(order.len());
+    let onsets: Vec<Option<usize>> = (0..pixels)
+        .map(|p| {
+            flags.clear();
+            flags.extend(cloud.iter().map(|c| c[p]));
+            persistent_cloud_onset(&flags)
+        })
+        .collect();
+    let mut surfaces = HashMap::new();
+    for (rank, &s) in order.iter().enumerate() {
+        let surface: Vec<bool> = (0..pixels)
+            .map(|p| cloud[rank][p] && onsets[p].is_some_and(|o| o <= rank))
+            .collect();
+        if surface.iter().any(|&x| x) {
+            surfaces.insert(s, surface);
+        }
+    }
+    Ok(surfaces)
 }
 
 /// One scene's rows: reflectance (6 bands x pixels) and clear mask, both over `r0..r1` only.
+/// `surface` (over the halo rows) marks cloud flags that rule 4 of [`crate::mask`] overrides.
+#[allow(clippy::too_many_arguments)]
 fn scene_rows(
     scene: &Scene,
     decision: &OffsetDecision,
+    surface: Option<&[bool]>,
     grid: &Grid,
     cache: &Cache,
     r0: usize,
@@ -735,7 +843,15 @@ fn scene_rows(
 ) -> Result<(Array2<f32>, Array1<bool>)> {
     let (h0, h1) = (r0.saturating_sub(halo), (r1 + halo).min(grid.height));
     let read = |band: Band| Cache::read_rows(&cache.entry(scene, band, grid), grid, h0..h1);
-    let scl = Array2::from_shape_vec((h1 - h0, grid.width), read(Band::Scl)?).expect("rows x width");
+    let mut scl = read(Band::Scl)?;
+    if let Some(surface) = surface {
+        // A bright surface mistaken for cloud: "not vegetated", so it is clear and grows no buffer.
+        scl.iter_mut()
+            .zip(surface)
+            .filter(|(_, &s)| s)
+            .for_each(|(v, _)| *v = 5);
+    }
+    let scl = Array2::from_shape_vec((h1 - h0, grid.width), scl).expect("rows x width");
     let dns: Vec<Vec<u16>> = Band::REFLECTANCE.iter().map(|&b| read(b)).collect::<Result<_>>()?;
     let valid = Array2::from_shape_fn((h1 - h0, grid.width), |(r, c)| {
         dns.iter().all(|d| d[r * grid.width + c] != 0)
@@ -760,6 +876,7 @@ fn process_block(
     cache: &Cache,
     scenes: &[Scene],
     decisions: &[OffsetDecision],
+    mostly_clear: &[bool],
     by_month: &[Vec<usize>],
     aoi_mask: &[bool],
     norm: &Normalization,
@@ -769,7 +886,7 @@ fn process_block(
     let pixels = (r1 - r0) * grid.width;
     let n_months = by_month.len();
     let BlockComposites { months, seen, words } =
-        block_composites(config, grid, cache, scenes, decisions, by_month, r0, r1)?;
+        block_composites(config, grid, cache, scenes, decisions, mostly_clear, by_month, r0, r1)?;
     let mut score = Array2::from_elem((n_months, pixels), f32::NAN);
     let mut spectra = vec![[f32::NAN; 4]; n_months * pixels];
     let mut clear_obs = vec![0u32; pixels];
