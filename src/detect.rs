@@ -49,8 +49,8 @@ impl Default for DetectParams {
             min_before: 2,
             min_after: 2,
             persistence: 0.8,
-            change_low: 1.8,
-            change_high: 3.2,
+            change_low: 1.6,
+            change_high: 4.0,
         }
     }
 }

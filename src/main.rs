@@ -297,6 +297,11 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
         summary.report.display(),
         summary.detections
     );
+    say!(
+        "demolition: {} ({} polygons, reported apart: never counted as construction)",
+        summary.demolition.display(),
+        summary.demolitions
+    );
     say!("composite: {}", summary.composite.display());
     say!(
         "scenes:    {} found ({} new since the last scan of this output), {} used, {} skipped; {} months of {} had scenes",

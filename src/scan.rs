@@ -143,6 +143,10 @@ pub struct ScanSummary {
     pub report: PathBuf,
     /// The latest-composite COG.
     pub composite: PathBuf,
+    /// Demolition polygons written.
+    pub demolitions: usize,
+    /// Written demolition layer.
+    pub demolition: PathBuf,
     /// Per month of the period: the month, its scenes, and the counts behind its figures.
     pub months: Vec<MonthSummary>,
     /// Pixels of the grid inside the AOI.
@@ -244,6 +248,8 @@ struct PixelChange {
 struct BlockResult {
     /// Pixels whose built-up score steps up (kept only where the change stage agrees).
     changes: Vec<PixelChange>,
+    /// Pixels whose built-up score steps down (demolition; kept only where the change stage agrees).
+    demolitions: Vec<PixelChange>,
     /// Per pixel of the block: the spectral step magnitude, 0 where there is none.
     magnitude: Vec<f32>,
     /// Latest clear composite of red, green, blue, NIR, reflectance x 10000 (0 = never seen).
@@ -545,11 +551,10 @@ pub fn run(
         name: "report",
         total: 1,
     });
-    let mut change_at = vec![usize::MAX; grid.len()];
-    let mut changes = Vec::new();
     let mut latest: [Vec<u16>; 4] = Default::default();
     let mut magnitude = Vec::with_capacity(grid.len());
     let mut month_counts = vec![MonthCounts::default(); months.len()];
+    let (mut ups, mut downs) = (Vec::new(), Vec::new());
     for block in results {
         for (i, band) in block.latest.into_iter().enumerate() {
             latest[i].extend(band);
@@ -558,27 +563,43 @@ pub fn run(
         for (total, m) in month_counts.iter_mut().zip(&block.months) {
             total.add(m);
         }
-        for c in block.changes {
-            change_at[c.pixel] = changes.len();
-            changes.push(c);
-        }
+        ups.extend(block.changes);
+        downs.extend(block.demolitions);
     }
-    // New construction: a step up in built-up score inside a region of significant spectral change.
+    // New construction: a step up in built-up score inside a region of significant spectral change;
+    // demolition: a step down inside one.
     let changed_region = changed_regions(&magnitude, grid.width, grid.height, &config.detect);
-    let changed: Vec<bool> = (0..grid.len())
-        .map(|p| change_at[p] != usize::MAX && changed_region[p])
-        .collect();
     let min_pixels = (config.min_area_m2 / (grid.res * grid.res)).ceil().max(1.0) as usize;
-    let regions = vectorize::regions(&changed, &grid, min_pixels)?;
     let to_wgs84 = Projector::new(grid.epsg, 4326)?;
-    let mut detections = regions
-        .iter()
-        .map(|region| {
-            let pixels: Vec<&PixelChange> = region.pixels.iter().map(|&p| &changes[change_at[p]]).collect();
-            detection(&config.aoi.slug, &grid, region, &pixels, &scenes, &months, &to_wgs84)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    detections.sort_by(|a, b| (a.first_detected, &a.id).cmp(&(b.first_detected, &b.id)));
+    let polygons = |steps: &[PixelChange], kind: &str| -> Result<Vec<Detection>> {
+        let mut at = vec![usize::MAX; grid.len()];
+        for (i, c) in steps.iter().enumerate() {
+            at[c.pixel] = i;
+        }
+        let changed: Vec<bool> = (0..grid.len())
+            .map(|p| at[p] != usize::MAX && changed_region[p])
+            .collect();
+        let mut found = vectorize::regions(&changed, &grid, min_pixels)?
+            .iter()
+            .map(|region| {
+                let pixels: Vec<&PixelChange> = region.pixels.iter().map(|&p| &steps[at[p]]).collect();
+                detection(
+                    &config.aoi.slug,
+                    kind,
+                    &grid,
+                    region,
+                    &pixels,
+                    &scenes,
+                    &months,
+                    &to_wgs84,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        found.sort_by(|a, b| (a.first_detected, &a.id).cmp(&(b.first_detected, &b.id)));
+        Ok(found)
+    };
+    let detections = polygons(&ups, "")?;
+    let demolished = polygons(&downs, "demolition-")?;
 
     let records: Vec<SceneRecord> = scenes
         .iter()
@@ -626,6 +647,10 @@ pub fn run(
     let report_path = config.out_dir.join("report.geojson");
     let collection = report::feature_collection(&config.aoi.slug, &detections, &provenance)?;
     report::write_geojson(&report_path, &collection)?;
+    // Demolition is never new construction; it goes to its own layer, with the same provenance.
+    let demolition_path = config.out_dir.join("demolition.geojson");
+    let demolition = report::feature_collection(&config.aoi.slug, &demolished, &provenance)?;
+    report::write_geojson(&demolition_path, &demolition)?;
     let composite_path = config.out_dir.join("composite.tif");
     let description = format!(
         "compound-watch latest clear composite of {} for {}..{}: each pixel from the most recent month with a clear view; reflectance x 10000",
@@ -673,6 +698,8 @@ pub fn run(
         detections: detections.len(),
         report: report_path,
         composite: composite_path,
+        demolitions: demolished.len(),
+        demolition: demolition_path,
         months: months
             .iter()
             .zip(month_counts)
@@ -921,8 +948,10 @@ fn process_block(
         }
     }
     let mut changes = Vec::new();
+    let mut demolitions = Vec::new();
     let mut magnitude = vec![0f32; pixels];
     let mut series = vec![0f32; n_months];
+    let mut inverted = vec![0f32; n_months];
     for p in 0..pixels {
         let pixel = r0 * grid.width + p;
         if !aoi_mask[pixel] {
@@ -932,43 +961,56 @@ fn process_block(
             magnitude[p] = s.magnitude;
         }
         series.iter_mut().zip(score.column(p)).for_each(|(s, &v)| *s = v);
-        let Some(st) = step(&series, &config.detect) else {
-            continue;
+        let up = step(&series, &config.detect);
+        // Demolition: the same step on the inverted score (a built surface becoming bare).
+        let down = if up.is_none() {
+            inverted.iter_mut().zip(&series).for_each(|(i, &v)| *i = 1.0 - v);
+            step(&inverted, &config.detect)
+        } else {
+            None
         };
-        // Evidence: the clear months just before, at and just after the step.
-        let clear_months: Vec<usize> = (0..n_months).filter(|&m| !series[m].is_nan()).collect();
-        let at = clear_months
-            .iter()
-            .position(|&m| m == st.index)
-            .expect("the step is at a clear month");
-        let evidence_months: BTreeSet<usize> = clear_months[at.saturating_sub(1)..(at + 2).min(clear_months.len())]
-            .iter()
-            .copied()
-            .collect();
-        let evidence = evidence_months
-            .iter()
-            .flat_map(|&m| by_month[m].iter().copied())
-            .filter(|&s| seen[p * words + s / 64] & (1 << (s % 64)) != 0)
-            .map(|s| s as u32)
-            .collect();
-        changes.push(PixelChange {
-            pixel,
-            month: st.index,
-            confidence: st.confidence,
-            clear_obs: clear_obs[p],
-            evidence,
-        });
+        for (st, list) in [(up, &mut changes), (down, &mut demolitions)] {
+            let Some(st) = st else {
+                continue;
+            };
+            // Evidence: the clear months just before, at and just after the step.
+            let clear_months: Vec<usize> = (0..n_months).filter(|&m| !series[m].is_nan()).collect();
+            let at = clear_months
+                .iter()
+                .position(|&m| m == st.index)
+                .expect("the step is at a clear month");
+            let evidence_months: BTreeSet<usize> = clear_months[at.saturating_sub(1)..(at + 2).min(clear_months.len())]
+                .iter()
+                .copied()
+                .collect();
+            let evidence = evidence_months
+                .iter()
+                .flat_map(|&m| by_month[m].iter().copied())
+                .filter(|&s| seen[p * words + s / 64] & (1 << (s % 64)) != 0)
+                .map(|s| s as u32)
+                .collect();
+            list.push(PixelChange {
+                pixel,
+                month: st.index,
+                confidence: st.confidence,
+                clear_obs: clear_obs[p],
+                evidence,
+            });
+        }
     }
     Ok(BlockResult {
         changes,
+        demolitions,
         magnitude,
         latest,
         months: counts,
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn detection(
     slug: &str,
+    kind: &str,
     grid: &Grid,
     region: &vectorize::Region,
     pixels: &[&PixelChange],
@@ -990,7 +1032,7 @@ fn detection(
     let outline = report::wgs84_outline(&region.outline, to_wgs84)?;
     Ok(Detection {
         id: format!(
-            "{slug}-r{:05}c{:05}",
+            "{slug}-{kind}r{:05}c{:05}",
             first_pixel / grid.width,
             first_pixel % grid.width
         ),

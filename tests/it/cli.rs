@@ -259,5 +259,22 @@ fn eval_oscd_writes_change_maps_on_the_label_grid_and_tables() {
         let s = &city["scores"];
         let (tp, fp) = (s["tp"].as_u64().unwrap(), s["fp"].as_u64().unwrap());
         assert_eq!(tp + fp, city["predicted_change"].as_u64().unwrap());
+        // Leave-one-city-out: thresholds fitted on the other cities, from the documented grid.
+        let loco = &city["leave_one_out"];
+        let pair = (
+            loco["change_low"].as_f64().unwrap(),
+            loco["change_high"].as_f64().unwrap(),
+        );
+        let grid: Vec<(f64, f64)> = serde_json::from_value(json["search_grid"].clone()).unwrap();
+        assert!(grid
+            .iter()
+            .any(|g| (g.0 - pair.0).abs() < 1e-6 && (g.1 - pair.1).abs() < 1e-6));
     }
+    // The accuracy the README states; a regression of the detector fails here.
+    let pooled = json["pooled"]["f1"].as_f64().unwrap();
+    let held_out = json["pooled_leave_one_out"]["f1"].as_f64().unwrap();
+    assert!(
+        pooled >= 0.40 && held_out >= 0.40,
+        "pooled F1 {pooled:.3}, leave-one-city-out {held_out:.3}"
+    );
 }

@@ -199,3 +199,40 @@ fn high_confidence_polygons_are_real_construction() {
         "only {real} of {all} polygons at confidence >= 0.8 are real"
     );
 }
+
+#[test]
+fn demolition_is_reported_apart_on_the_demolished_block_only() {
+    use geo::{Area, BooleanOps};
+    let demo = demo_scan();
+    let demolition = report::read_geojson(&demo.summary.demolition).unwrap();
+    let truth = report::read_geojson(&sample_dir().join("truth.geojson")).unwrap();
+    let block = truth
+        .features
+        .iter()
+        .find(|f| f.property("kind").unwrap() == "demolition")
+        .unwrap();
+    let cleared: compound_watch::month::Month = block.property("cleared").unwrap().as_str().unwrap()[..7]
+        .parse()
+        .unwrap();
+    eprintln!(
+        "demolition polygons: {:?}",
+        demolition.features.iter().map(|f| &f.properties).collect::<Vec<_>>()
+    );
+    assert_eq!(demolition.features.len(), 1, "one demolished block, one polygon");
+    let found = &demolition.features[0];
+    let overlap = sample::polygons_of(found)
+        .intersection(&sample::polygons_of(block))
+        .unsigned_area();
+    assert!(
+        overlap > 0.5 * sample::polygons_of(found).unsigned_area(),
+        "the polygon lies on the block"
+    );
+    let month: compound_watch::month::Month = found.property("first_detected").unwrap().as_str().unwrap()[..7]
+        .parse()
+        .unwrap();
+    // Dated by the first clear view after the block came down: never before, at most a season late.
+    assert!(
+        (0..=3).contains(&cleared.until(month)),
+        "demolished {cleared}, detected {month}"
+    );
+}

@@ -62,6 +62,15 @@ fn scan_scenario_with(
         &Silent,
     )
     .unwrap();
+    // Scenarios without construction have no demolition either: no polygon of any kind.
+    let demolition = report::read_geojson(&summary.demolition).unwrap();
+    if !matches!(scenario, Scenario::Demo) {
+        assert_eq!(
+            demolition.features.len(),
+            0,
+            "{scenario:?}: demolition where none happened"
+        );
+    }
     (
         report::read_geojson(&summary.report).unwrap(),
         report::read_geojson(&dir.join("truth.geojson")).unwrap(),
