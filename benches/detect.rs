@@ -1,7 +1,10 @@
 //! Throughput of the two CPU-bound stages on a seeded synthetic stack, no I/O:
 //! - `composite+score`: monthly per-pixel medians of 6 bands over the month's scenes (cloudy
 //!   pixels masked) and the built-up score of each composite pixel;
-//! - `step`: the persistent-step search over each pixel's monthly series.
+//! - `step`: the persistent-step search over each pixel's monthly series;
+//! - `spectral-step`: the change stage's per-pixel search over 4-band monthly series;
+//! - `regions`: the change stage's 5 x 5 mean and hysteresis over the magnitude map (elements =
+//!   pixels x months here too, so the figures add up per pixel-month).
 //!
 //! Throughput is in elements = pixels x months, so "Melem/s" reads as megapixel-months per second.
 //! Scale it with PIXELS (default 256x256 = 65,536), MONTHS (24) and SCENES (scenes a month, 6):
@@ -9,6 +12,7 @@
 
 #![allow(missing_docs)]
 
+use compound_watch::change::{changed_regions, spectral_step, Normalization};
 use compound_watch::composite::monthly_median;
 use compound_watch::detect::{scores, step, DetectParams};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -58,6 +62,24 @@ fn bench(c: &mut Criterion) {
     group.bench_function("step", |b| {
         let p = DetectParams::default();
         b.iter(|| series.iter().filter(|s| step(s, &p).is_some()).count())
+    });
+    let spectra: Vec<Vec<[f32; 4]>> = series
+        .iter()
+        .map(|s| s.iter().map(|&v| [v * 0.2, v * 0.2, v * 0.2, 0.3 - v * 0.1]).collect())
+        .collect();
+    let norm = Normalization {
+        shift: vec![[0.0; 4]; months],
+        spread: Some([0.01; 4]),
+    };
+    group.bench_function("spectral-step", |b| {
+        let p = DetectParams::default();
+        b.iter(|| spectra.iter().filter(|s| spectral_step(s, &norm, &p).is_some()).count())
+    });
+    let side = (pixels as f64).sqrt() as usize;
+    let magnitude: Vec<f32> = (0..side * side).map(|_| rng.gen_range(0.0..6.0)).collect();
+    group.bench_function("regions", |b| {
+        let p = DetectParams::default();
+        b.iter(|| changed_regions(&magnitude, side, side, &p).len())
     });
     group.finish();
 }
