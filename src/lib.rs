@@ -4,7 +4,8 @@
 //! one module each:
 //!
 //! `aoi` -> `grid` -> `source` (search) -> `window` (read + warp) / `cache` -> `mask` ->
-//! `composite` -> `detect` -> `vectorize` -> `report`, run together by `scan`.
+//! `composite` -> `detect` -> `vectorize` -> `report`, run together by `scan`; `summary` turns a
+//! report and the scan's monthly figures into pages a non-expert can read.
 //!
 //! The library never prints and never exits; the `compound-watch` binary does both.
 
@@ -26,6 +27,7 @@ pub mod sample;
 pub mod scan;
 pub mod source;
 pub mod state;
+pub mod summary;
 pub mod vectorize;
 pub mod window;
 
