@@ -87,13 +87,36 @@ fn month_label(months: &[Month], x: f64) -> String {
     }
 }
 
-fn axis_max(values: impl Iterator<Item = f64>) -> f64 {
-    let max = values.fold(0.0f64, f64::max);
-    if max > 0.0 {
-        max * 1.15
-    } else {
-        1.0
+/// The y range of a line chart: around the values, not from zero, so a change of a few hectares
+/// on a large built-up area stays visible.
+fn line_range(values: impl Iterator<Item = f64> + Clone) -> std::ops::Range<f64> {
+    let lo = values.clone().fold(f64::INFINITY, f64::min);
+    let hi = values.fold(f64::NEG_INFINITY, f64::max);
+    if !lo.is_finite() {
+        return 0.0..1.0;
     }
+    let pad = ((hi - lo) * 0.25).max(hi.abs() * 0.02).max(0.5);
+    (lo - pad).max(0.0)..hi + pad
+}
+
+/// The y range of a bar chart: from zero, with room above the tallest bar.
+fn bar_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+    let max = values.fold(0.0f64, f64::max);
+    0.0..if max > 0.0 { max * 1.12 } else { 1.0 }
+}
+
+fn mesh(chart: &mut Chart<'_, '_>, months: &[Month], decimals: usize) -> DrawResult {
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(RGBColor(238, 238, 238))
+        .bold_line_style(RGBColor(215, 215, 215))
+        .y_labels(8)
+        .x_labels(months.len().min(60))
+        .x_label_formatter(&|x| month_label(months, *x))
+        .y_label_formatter(&|y| format!("{y:.decimals$}"))
+        .label_style((FAMILY, 14))
+        .draw()
 }
 
 /// Built-up hectares per month: points joined only between consecutive measured months, gaps grey.
@@ -101,26 +124,20 @@ pub(super) fn builtup(rows: &[MonthRow]) -> Result<Vec<u8>> {
     let what = "the built-up chart";
     let err = drawing_error(what);
     let months: Vec<Month> = rows.iter().map(|r| r.month).collect();
-    let top = axis_max(rows.iter().filter_map(|r| r.builtup_ha));
+    let y = line_range(rows.iter().filter_map(|r| r.builtup_ha));
+    let legend: Vec<(Mark, String)> = std::iter::once((Mark::Line(LINE), "built-up area, ha".to_owned()))
+        .chain(gap_legend(rows))
+        .collect();
     canvas(what, |root| {
-        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let mut chart = ChartBuilder::on(root)
-            .caption("Built-up area per month (ha)", (FAMILY, 22))
+        let body = layout(root, "Built-up area per month (ha)", &legend).map_err(|e| err(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&body)
             .margin(12)
-            .x_label_area_size(34)
-            .y_label_area_size(60)
-            .build_cartesian_2d(-0.5..rows.len() as f64 - 0.5, 0.0..top)
+            .x_label_area_size(30)
+            .y_label_area_size(56)
+            .build_cartesian_2d(-0.5..rows.len() as f64 - 0.5, y.clone())
             .map_err(|e| err(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(rows.len().min(60))
-            .x_label_formatter(&|x| month_label(&months, *x))
-            .y_label_formatter(&|y| format!("{y:.0}"))
-            .label_style((FAMILY, 14))
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
-        gap_columns(&mut chart, rows, top).map_err(|e| err(e.to_string()))?;
+        gap_columns(&mut chart, rows, y.clone()).map_err(|e| err(e.to_string()))?;
+        mesh(&mut chart, &months, if y.end - y.start < 10.0 { 1 } else { 0 }).map_err(|e| err(e.to_string()))?;
         // One line per run of measured months, so no line is drawn across a gap.
         let mut run: Vec<(f64, f64)> = Vec::new();
         let mut runs = Vec::new();
@@ -131,21 +148,15 @@ pub(super) fn builtup(rows: &[MonthRow]) -> Result<Vec<u8>> {
             }
         }
         runs.push(run);
-        let style = LINE.stroke_width(2);
-        for (k, run) in runs.into_iter().filter(|r| !r.is_empty()).enumerate() {
-            let series = chart
-                .draw_series(LineSeries::new(run.clone(), style))
+        for run in runs.into_iter().filter(|r| !r.is_empty()) {
+            chart
+                .draw_series(LineSeries::new(run.clone(), LINE.stroke_width(2)))
                 .map_err(|e| err(e.to_string()))?;
-            if k == 0 {
-                series
-                    .label("built-up area, ha")
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
-            }
             chart
                 .draw_series(run.iter().map(|&p| Circle::new(p, 3, LINE.filled())))
                 .map_err(|e| err(e.to_string()))?;
         }
-        legend(&mut chart).map_err(|e| err(e.to_string()))
+        Ok(())
     })
 }
 
@@ -154,26 +165,21 @@ pub(super) fn new_construction(rows: &[MonthRow]) -> Result<Vec<u8>> {
     let what = "the new construction chart";
     let err = drawing_error(what);
     let months: Vec<Month> = rows.iter().map(|r| r.month).collect();
-    let top = axis_max(rows.iter().map(|r| r.new_ha));
+    let y = bar_range(rows.iter().map(|r| r.new_ha));
+    let legend: Vec<(Mark, String)> = std::iter::once((Mark::Block(BAR), "new construction, ha".to_owned()))
+        .chain(gap_legend(rows))
+        .collect();
     canvas(what, |root| {
-        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let mut chart = ChartBuilder::on(root)
-            .caption("New construction by month first seen (ha)", (FAMILY, 22))
+        let body =
+            layout(root, "New construction by month first seen (ha)", &legend).map_err(|e| err(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&body)
             .margin(12)
-            .x_label_area_size(34)
-            .y_label_area_size(60)
-            .build_cartesian_2d(-0.5..rows.len() as f64 - 0.5, 0.0..top)
+            .x_label_area_size(30)
+            .y_label_area_size(56)
+            .build_cartesian_2d(-0.5..rows.len() as f64 - 0.5, y.clone())
             .map_err(|e| err(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(rows.len().min(60))
-            .x_label_formatter(&|x| month_label(&months, *x))
-            .y_label_formatter(&|y| format!("{y:.1}"))
-            .label_style((FAMILY, 14))
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
-        gap_columns(&mut chart, rows, top).map_err(|e| err(e.to_string()))?;
+        gap_columns(&mut chart, rows, y.clone()).map_err(|e| err(e.to_string()))?;
+        mesh(&mut chart, &months, 1).map_err(|e| err(e.to_string()))?;
         chart
             .draw_series(
                 rows.iter()
@@ -181,10 +187,8 @@ pub(super) fn new_construction(rows: &[MonthRow]) -> Result<Vec<u8>> {
                     .filter(|(_, r)| r.new_ha > 0.0)
                     .map(|(i, r)| Rectangle::new([(i as f64 - 0.38, 0.0), (i as f64 + 0.38, r.new_ha)], BAR.filled())),
             )
-            .map_err(|e| err(e.to_string()))?
-            .label("new construction, ha")
-            .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], BAR.filled()));
-        legend(&mut chart).map_err(|e| err(e.to_string()))
+            .map_err(|e| err(e.to_string()))?;
+        Ok(())
     })
 }
 
@@ -193,31 +197,73 @@ type Chart<'a, 'b> = ChartContext<
     BitMapBackend<'b>,
     Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
 >;
-type DrawResult = std::result::Result<(), DrawingAreaErrorKind<<BitMapBackend<'static> as DrawingBackend>::ErrorType>>;
+type DrawResult<T = ()> =
+    std::result::Result<T, DrawingAreaErrorKind<<BitMapBackend<'static> as DrawingBackend>::ErrorType>>;
 
-fn gap_columns(chart: &mut Chart<'_, '_>, rows: &[MonthRow], top: f64) -> DrawResult {
+fn gap_columns(chart: &mut Chart<'_, '_>, rows: &[MonthRow], y: std::ops::Range<f64>) -> DrawResult {
     let gaps: Vec<usize> = rows.iter().enumerate().filter(|(_, r)| r.gap).map(|(i, _)| i).collect();
     if gaps.is_empty() {
         return Ok(());
     }
-    chart
-        .draw_series(
-            gaps.iter()
-                .map(|&i| Rectangle::new([(i as f64 - 0.5, 0.0), (i as f64 + 0.5, top)], GAP_GREY.filled())),
-        )?
-        .label("gap: too cloudy to measure")
-        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], GAP_GREY.filled()));
+    chart.draw_series(
+        gaps.iter()
+            .map(|&i| Rectangle::new([(i as f64 - 0.5, y.start), (i as f64 + 0.5, y.end)], GAP_GREY.filled())),
+    )?;
     Ok(())
 }
 
-fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> DrawResult {
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.3))
-        .label_font((FAMILY, 14))
-        .draw()
+/// How a series looks in the legend.
+#[derive(Clone, Copy)]
+enum Mark {
+    Line(RGBColor),
+    Block(RGBColor),
+}
+
+/// The top of a chart: its title on the left and its legend on the right, or on a row of its own
+/// when it does not fit beside the title. Drawn outside the plotting area so the legend never hides
+/// a bar or a gap.
+fn header(area: &DrawingArea<BitMapBackend<'_>, Shift>, title: &str, legend: &[(Mark, String)]) -> DrawResult<u32> {
+    let title_font: TextStyle<'_> = (FAMILY, 21).into_font().into();
+    let font: TextStyle<'_> = (FAMILY, 14).into_font().into();
+    let widths = legend
+        .iter()
+        .map(|(_, label)| area.estimate_text_size(label, &font).map(|(w, _)| w as i32))
+        .collect::<DrawResult<Vec<i32>>>()?;
+    let legend_width: i32 = widths.iter().map(|w| w + 42).sum();
+    let (title_width, _) = area.estimate_text_size(title, &title_font)?;
+    let right = area.dim_in_pixel().0 as i32 - 14;
+    let own_row = 14 + title_width as i32 + 24 + legend_width > right;
+    let y = if own_row { 46 } else { 16 };
+    area.draw(&Text::new(title.to_owned(), (14, 12), title_font.clone()))?;
+    let mut x = right;
+    for ((mark, label), w) in legend.iter().zip(&widths).rev() {
+        x -= w;
+        area.draw(&Text::new(label.clone(), (x, y), font.clone()))?;
+        x -= 24;
+        match *mark {
+            Mark::Line(c) => area.draw(&PathElement::new(vec![(x, y + 7), (x + 18, y + 7)], c.stroke_width(3)))?,
+            Mark::Block(c) => area.draw(&Rectangle::new([(x, y), (x + 18, y + 14)], c.filled()))?,
+        }
+        x -= 18;
+    }
+    Ok(if own_row { 74 } else { 44 })
+}
+
+/// Fills the canvas white, draws the header and returns the area left for the chart.
+fn layout<'b>(
+    root: &DrawingArea<BitMapBackend<'b>, Shift>,
+    title: &str,
+    legend: &[(Mark, String)],
+) -> DrawResult<DrawingArea<BitMapBackend<'b>, Shift>> {
+    root.fill(&WHITE)?;
+    let height = header(root, title, legend)?;
+    Ok(root.split_vertically(height).1)
+}
+
+fn gap_legend(rows: &[MonthRow]) -> Option<(Mark, String)> {
+    rows.iter()
+        .any(|r| r.gap)
+        .then(|| (Mark::Block(GAP_GREY), "gap: too cloudy to measure".to_owned()))
 }
 
 /// Cumulative new construction of every AOI on one month axis, one line per AOI.
@@ -230,42 +276,35 @@ pub(super) fn cumulative(sites: &[SiteFigures]) -> Result<Vec<u8>> {
         (Some(a), Some(b)) => a.through(b),
         _ => Vec::new(),
     };
-    let top = axis_max(sites.iter().map(|s| s.totals.new_ha));
+    let Some(&start) = months.first() else {
+        return Err(err("no AOI to draw".into()));
+    };
+    let y = bar_range(sites.iter().map(|s| s.totals.new_ha));
+    let legend: Vec<(Mark, String)> = sites
+        .iter()
+        .enumerate()
+        .map(|(k, s)| (Mark::Line(PALETTE[k % PALETTE.len()]), s.aoi_name.clone()))
+        .collect();
     canvas(what, |root| {
-        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let mut chart = ChartBuilder::on(root)
-            .caption("New construction since the start of the period (ha)", (FAMILY, 22))
+        let body = layout(root, "New construction since the start (ha)", &legend).map_err(|e| err(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&body)
             .margin(12)
-            .x_label_area_size(34)
-            .y_label_area_size(60)
-            .build_cartesian_2d(-0.5..months.len() as f64 - 0.5, 0.0..top)
+            .x_label_area_size(30)
+            .y_label_area_size(56)
+            .build_cartesian_2d(-0.5..months.len() as f64 - 0.5, y)
             .map_err(|e| err(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(months.len().min(60))
-            .x_label_formatter(&|x| month_label(&months, *x))
-            .y_label_formatter(&|y| format!("{y:.1}"))
-            .label_style((FAMILY, 14))
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
-        let Some(&start) = months.first() else {
-            return Ok(());
-        };
+        mesh(&mut chart, &months, 1).map_err(|e| err(e.to_string()))?;
         for (k, s) in sites.iter().enumerate() {
             let colour = PALETTE[k % PALETTE.len()];
-            let style = colour.stroke_width(2);
             let points: Vec<(f64, f64)> = s
                 .months
                 .iter()
                 .map(|r| (start.until(r.month) as f64, r.cumulative_new_ha))
                 .collect();
             chart
-                .draw_series(LineSeries::new(points, style))
-                .map_err(|e| err(e.to_string()))?
-                .label(s.aoi_name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+                .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+                .map_err(|e| err(e.to_string()))?;
         }
-        legend(&mut chart).map_err(|e| err(e.to_string()))
+        Ok(())
     })
 }

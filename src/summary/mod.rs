@@ -332,7 +332,8 @@ fn polygons(report: &geojson::FeatureCollection) -> Result<Vec<NewPolygon>> {
 
 fn round(v: f64, decimals: i32) -> f64 {
     let s = 10f64.powi(decimals);
-    (v * s).round() / s
+    // `+ 0.0` turns -0.0 (the sum of nothing, or a tiny negative) into 0.0, which prints as "0".
+    (v * s).round() / s + 0.0
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {

@@ -216,10 +216,21 @@ fn across_words(a: &AcrossFigures) -> Words {
     }
 }
 
-/// A table: header cells, then rows of cells; `numeric[i]` right-aligns column i.
+/// How a column is laid out.
+#[derive(Clone, Copy, PartialEq)]
+enum Col {
+    /// Words: left-aligned, may wrap.
+    Text,
+    /// A short label such as a month or an id: left-aligned, never wrapped.
+    Label,
+    /// A number: right-aligned, never wrapped.
+    Number,
+}
+
+/// A table: header cells, then rows of cells, laid out by `cols`.
 struct Table {
     header: Vec<&'static str>,
-    numeric: Vec<bool>,
+    cols: Vec<Col>,
     rows: Vec<Vec<String>>,
     /// Rows shown greyed (gap months).
     muted: Vec<bool>,
@@ -240,7 +251,7 @@ fn month_table(rows: &[MonthRow]) -> Table {
             "New ha since start",
             "Mean confidence",
         ],
-        numeric: vec![false, true, true, true, true, true, true, true, true, true, true],
+        cols: [[Col::Label].as_slice(), &[Col::Number; 10]].concat(),
         rows: rows
             .iter()
             .map(|r| {
@@ -275,7 +286,14 @@ fn polygon_table(f: &SiteFigures) -> Table {
     let shown = &f.polygons[..f.polygons.len().min(POLYGONS_LISTED)];
     Table {
         header: vec!["Polygon", "Area ha", "First seen", "Confidence", "Clear obs.", "Centre"],
-        numeric: vec![false, true, false, true, true, false],
+        cols: vec![
+            Col::Label,
+            Col::Number,
+            Col::Label,
+            Col::Number,
+            Col::Number,
+            Col::Label,
+        ],
         rows: shown
             .iter()
             .map(|p| {
@@ -303,12 +321,24 @@ fn across_table(a: &AcrossFigures) -> Table {
             "Last new",
             "Mean confidence",
             "Latest month",
-            "its new ha",
-            "its built-up ha",
+            "New ha that month",
+            "Built-up ha that month",
             "Gap months",
             "Scenes",
         ],
-        numeric: vec![false, false, true, true, false, true, false, true, true, true, true],
+        cols: vec![
+            Col::Text,
+            Col::Label,
+            Col::Number,
+            Col::Number,
+            Col::Label,
+            Col::Number,
+            Col::Label,
+            Col::Number,
+            Col::Number,
+            Col::Label,
+            Col::Number,
+        ],
         rows: a
             .sites
             .iter()
@@ -342,8 +372,8 @@ fn md_cell(text: &str) -> String {
 
 fn md_table(t: &Table) -> String {
     let mut out = format!("| {} |\n|", t.header.join(" | "));
-    for &n in &t.numeric {
-        out += if n { "---:|" } else { "---|" };
+    for &c in &t.cols {
+        out += if c == Col::Number { "---:|" } else { "---|" };
     }
     out.push('\n');
     for row in &t.rows {
@@ -462,6 +492,7 @@ figcaption{color:#5b6670;font-size:.9em}
 table{border-collapse:collapse;font-size:.85em;width:100%;margin:.5em 0}
 th{background:#1f4e79;color:#fff;font-weight:normal;padding:5px 6px;text-align:left;vertical-align:bottom}
 td{padding:3px 6px;border-bottom:1px solid #e3e7eb}
+td.n,td.k{white-space:nowrap}
 tr:nth-child(even) td{background:#f6f8fa}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.muted td{color:#8a949c;font-style:italic;background:#eceeef}
@@ -471,12 +502,10 @@ details{margin:.5em 0}
 ";
 
 fn html_table(t: &Table) -> String {
-    let class = |i: usize| {
-        if t.numeric.get(i).copied().unwrap_or(false) {
-            " class=\"n\""
-        } else {
-            ""
-        }
+    let class = |i: usize| match t.cols.get(i) {
+        Some(Col::Number) => " class=\"n\"",
+        Some(Col::Label) => " class=\"k\"",
+        _ => "",
     };
     let mut out = String::from("<table>\n<tr>");
     for (i, h) in t.header.iter().enumerate() {
