@@ -347,6 +347,15 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
 /// polygon's month lies outside them (its hectares would be lost from the monthly rows), or when
 /// the report lacks a property or provenance field a summary shows.
 pub fn figures(s: &SiteSummary) -> Result<SiteFigures> {
+    if s.to < s.from {
+        return Err(Error::Summary {
+            what: format!("period of {}", s.aoi_slug),
+            reason: format!(
+                "ends ({}) before it starts ({}); give the scan's --from and --to",
+                s.to, s.from
+            ),
+        });
+    }
     let expected = s.from.through(s.to);
     let given: Vec<Month> = s.months.iter().map(|m| m.month).collect();
     if given != expected {

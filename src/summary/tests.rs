@@ -149,6 +149,10 @@ fn months_that_do_not_cover_the_period_or_polygons_outside_it_are_refused() {
     let e = figures(&s).unwrap_err().to_string();
     assert!(e.contains("site-r1c1") && e.contains("2021-12"), "{e}");
     let mut s = site(&[Some(1.0); 3], Vec::new());
+    s.to = month("2021-06");
+    let e = figures(&s).unwrap_err().to_string();
+    assert!(e.contains("ends (2021-06) before it starts (2022-01)"), "{e}");
+    let mut s = site(&[Some(1.0); 3], Vec::new());
     s.report.foreign_members = None;
     let e = figures(&s).unwrap_err().to_string();
     assert!(e.contains("compound_watch") && e.contains("rerun the scan"), "{e}");
@@ -180,6 +184,8 @@ fn csv_parses_back_with_the_same_numbers() {
         assert_eq!(number(row[col("cumulative_new_ha")]), Some(m.cumulative_new_ha));
         assert_eq!(number(row[col("mean_confidence")]), m.mean_confidence);
     }
+    // Months with nothing new say 0, never "-0" (a sum of no floats is -0.0 in Rust).
+    assert!(!csv.contains(",-0,") && rows[0][col("new_ha")] == "0", "{csv}");
     let total: f64 = rows.iter().map(|r| number(r[col("new_ha")]).unwrap()).sum();
     assert_relative_eq!(total, f.totals.new_ha, epsilon = 1e-9);
 }
