@@ -17,7 +17,7 @@ const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 /// The family name plotters knows the bundled font by.
 pub(super) const FAMILY: &str = "sans-serif";
 const SIZE: (u32, u32) = (960, 380);
-const GAP_GREY: RGBColor = RGBColor(222, 222, 222);
+pub(super) const GAP_GREY: RGBColor = RGBColor(222, 222, 222);
 const LINE: RGBColor = RGBColor(31, 78, 121);
 const BAR: RGBColor = RGBColor(200, 62, 45);
 /// Colours of the AOIs in the across-AOI chart, chosen to stay apart for colour-blind readers.
@@ -219,34 +219,51 @@ enum Mark {
     Block(RGBColor),
 }
 
-/// The top of a chart: its title on the left and its legend on the right, or on a row of its own
-/// when it does not fit beside the title. Drawn outside the plotting area so the legend never hides
-/// a bar or a gap.
+/// The top of a chart: its title on the left and its legend on the right, or, when the legend
+/// does not fit beside the title, on rows of its own below it (one AOI per entry can make it long).
+/// Drawn outside the plotting area so the legend never hides a bar or a gap. Returns its height.
 fn header(area: &DrawingArea<BitMapBackend<'_>, Shift>, title: &str, legend: &[(Mark, String)]) -> DrawResult<u32> {
+    const ROW: i32 = 24;
+    const MARK: i32 = 24;
+    const SPACE: i32 = 18;
     let title_font: TextStyle<'_> = (FAMILY, 21).into_font().into();
     let font: TextStyle<'_> = (FAMILY, 14).into_font().into();
     let widths = legend
         .iter()
-        .map(|(_, label)| area.estimate_text_size(label, &font).map(|(w, _)| w as i32))
+        .map(|(_, label)| area.estimate_text_size(label, &font).map(|(w, _)| MARK + w as i32))
         .collect::<DrawResult<Vec<i32>>>()?;
-    let legend_width: i32 = widths.iter().map(|w| w + 42).sum();
     let (title_width, _) = area.estimate_text_size(title, &title_font)?;
-    let right = area.dim_in_pixel().0 as i32 - 14;
-    let own_row = 14 + title_width as i32 + 24 + legend_width > right;
-    let y = if own_row { 46 } else { 16 };
-    area.draw(&Text::new(title.to_owned(), (14, 12), title_font.clone()))?;
-    let mut x = right;
-    for ((mark, label), w) in legend.iter().zip(&widths).rev() {
-        x -= w;
-        area.draw(&Text::new(label.clone(), (x, y), font.clone()))?;
-        x -= 24;
+    let (left, right) = (14, area.dim_in_pixel().0 as i32 - 14);
+    let beside: i32 = widths.iter().map(|w| w + SPACE).sum();
+    area.draw(&Text::new(title.to_owned(), (left, 12), title_font.clone()))?;
+    // Each entry's top-left corner: right-aligned beside the title, or flowing in rows below it.
+    let mut places = Vec::with_capacity(legend.len());
+    if left + title_width as i32 + 2 * SPACE + beside <= right {
+        let mut x = right + SPACE;
+        for w in widths.iter().rev() {
+            x -= w + SPACE;
+            places.push((x, 16));
+        }
+        places.reverse();
+    } else {
+        let (mut x, mut y) = (left, 16 + ROW + 6);
+        for &w in &widths {
+            if x > left && x + w > right {
+                (x, y) = (left, y + ROW);
+            }
+            places.push((x, y));
+            x += w + SPACE;
+        }
+    }
+    for ((mark, label), &(x, y)) in legend.iter().zip(&places) {
         match *mark {
             Mark::Line(c) => area.draw(&PathElement::new(vec![(x, y + 7), (x + 18, y + 7)], c.stroke_width(3)))?,
             Mark::Block(c) => area.draw(&Rectangle::new([(x, y), (x + 18, y + 14)], c.filled()))?,
         }
-        x -= 18;
+        area.draw(&Text::new(label.clone(), (x + MARK, y), font.clone()))?;
     }
-    Ok(if own_row { 74 } else { 44 })
+    let bottom = places.iter().map(|&(_, y)| y + ROW).max().unwrap_or(0);
+    Ok(bottom.max(44) as u32 + 4)
 }
 
 /// Fills the canvas white, draws the header and returns the area left for the chart.

@@ -90,11 +90,9 @@ pub struct SiteSummary {
     pub aoi_name: String,
     /// The AOI's short name (file stem), as in the report's `aoi` property.
     pub aoi_slug: String,
-    /// First month of the scan.
-    pub from: Month,
-    /// Last month of the scan (included).
-    pub to: Month,
-    /// One entry per month from `from` to `to`, in order.
+    /// The scanned months.
+    pub period: Period,
+    /// One entry per month of `period`, in order.
     pub months: Vec<MonthFigures>,
     /// The scan's report as written.
     pub report: geojson::FeatureCollection,
@@ -347,24 +345,25 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
 /// polygon's month lies outside them (its hectares would be lost from the monthly rows), or when
 /// the report lacks a property or provenance field a summary shows.
 pub fn figures(s: &SiteSummary) -> Result<SiteFigures> {
-    if s.to < s.from {
+    let Period { from, to } = s.period;
+    if to < from {
         return Err(Error::Summary {
             what: format!("period of {}", s.aoi_slug),
             reason: format!(
                 "ends ({}) before it starts ({}); give the scan's --from and --to",
-                s.to, s.from
+                to, from
             ),
         });
     }
-    let expected = s.from.through(s.to);
+    let expected = from.through(to);
     let given: Vec<Month> = s.months.iter().map(|m| m.month).collect();
     if given != expected {
         return Err(Error::Summary {
             what: format!("months of {}", s.aoi_slug),
             reason: format!(
                 "expected one entry per month from {} to {} in order ({} months), got {} entries",
-                s.from,
-                s.to,
+                from,
+                to,
                 expected.len(),
                 given.len()
             ),
@@ -374,13 +373,13 @@ pub fn figures(s: &SiteSummary) -> Result<SiteFigures> {
     let polygons = polygons(&s.report)?;
     if let Some(p) = polygons
         .iter()
-        .find(|p| p.first_detected < s.from || p.first_detected > s.to)
+        .find(|p| p.first_detected < from || p.first_detected > to)
     {
         return Err(Error::Summary {
             what: format!("report feature {}", p.id),
             reason: format!(
                 "first detected in {}, outside the summary's period {} to {}; summarise the period the report was scanned for",
-                p.first_detected, s.from, s.to
+                p.first_detected, from, to
             ),
         });
     }
@@ -441,7 +440,7 @@ pub fn figures(s: &SiteSummary) -> Result<SiteFigures> {
         aoi_name: s.aoi_name.clone(),
         aoi_slug: s.aoi_slug.clone(),
         synthetic: s.synthetic,
-        period: Period { from: s.from, to: s.to },
+        period: s.period,
         source: prov.source,
         parameters: prov.parameters,
         scenes: prov.scenes,

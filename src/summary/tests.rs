@@ -56,8 +56,10 @@ fn site(builtup: &[Option<f64>], features: Vec<Value>) -> SiteSummary {
     SiteSummary {
         aoi_name: "Test site, north".into(),
         aoi_slug: "site".into(),
-        from: months[0].month,
-        to: months[months.len() - 1].month,
+        period: Period {
+            from: months[0].month,
+            to: months[months.len() - 1].month,
+        },
         months,
         report: report(features),
         quicklooks: Vec::new(),
@@ -149,7 +151,7 @@ fn months_that_do_not_cover_the_period_or_polygons_outside_it_are_refused() {
     let e = figures(&s).unwrap_err().to_string();
     assert!(e.contains("site-r1c1") && e.contains("2021-12"), "{e}");
     let mut s = site(&[Some(1.0); 3], Vec::new());
-    s.to = month("2021-06");
+    s.period.to = month("2021-06");
     let e = figures(&s).unwrap_err().to_string();
     assert!(e.contains("ends (2021-06) before it starts (2022-01)"), "{e}");
     let mut s = site(&[Some(1.0); 3], Vec::new());
@@ -350,4 +352,37 @@ fn summary_json_reads_back_and_feeds_the_across_summary() {
         "{e}"
     );
     assert!(write_across(&across, &[]).is_err());
+}
+
+#[test]
+fn a_gap_is_drawn_as_a_grey_column_in_the_middle_of_the_chart() {
+    // The x of every pixel column that is mostly gap grey (anti-aliased text can hit the colour).
+    let grey_columns = |rows: &[MonthRow]| {
+        let png = chart::builtup(rows).unwrap();
+        let img = image::load_from_memory(&png).unwrap().to_rgb8();
+        let c = chart::GAP_GREY;
+        let xs: Vec<u32> = (0..img.width())
+            .filter(|&x| {
+                (0..img.height())
+                    .filter(|&y| img.get_pixel(x, y).0 == [c.0, c.1, c.2])
+                    .count()
+                    > 150
+            })
+            .collect();
+        (img.width(), xs)
+    };
+    let f = figures(&site(
+        &[Some(10.0), Some(11.0), None, Some(12.0), Some(13.0)],
+        Vec::new(),
+    ))
+    .unwrap();
+    let (width, xs) = grey_columns(&f.months);
+    // The third of five months: a band around the middle, a fifth of the plot wide.
+    let (lo, hi) = (*xs.first().unwrap(), *xs.last().unwrap());
+    assert!(
+        lo > width * 2 / 5 && hi < width * 3 / 4 && hi - lo > width / 10,
+        "{lo}..{hi} of {width}"
+    );
+    let f = figures(&site(&[Some(10.0), Some(11.0), Some(12.0)], Vec::new())).unwrap();
+    assert!(grey_columns(&f.months).1.is_empty(), "no gap, no grey");
 }

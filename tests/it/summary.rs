@@ -171,8 +171,7 @@ fn demo_summary(from: Month, to: Month) -> SiteSummary {
     SiteSummary {
         aoi_name: aoi["name"].as_str().unwrap().to_owned(),
         aoi_slug: aoi["slug"].as_str().unwrap().to_owned(),
-        from,
-        to,
+        period: summary::Period { from, to },
         months: month_figures(&report, from, to),
         quicklooks: quicklooks(&report),
         report,
