@@ -64,6 +64,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A summary that cannot be made or read back, because its input lacks what it needs.
+    #[error("summary, {what}: {reason}")]
+    Summary {
+        /// The file, report feature or input field concerned.
+        what: String,
+        /// What is missing or wrong, and how to fix it.
+        reason: String,
+    },
     /// A configuration value that makes no sense, named by its flag or field.
     #[error("{field}: {reason}")]
     Config {

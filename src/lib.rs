@@ -5,7 +5,8 @@
 //!
 //! `aoi` -> `grid` -> `source` (search) -> `window` (read + warp) / `cache` -> `mask` ->
 //! `composite` -> `detect` (built-up score and its step) with `change` (spectral change,
-//! region by region) -> `vectorize` -> `report`, run together by `scan`.
+//! region by region) -> `vectorize` -> `report`, run together by `scan`; `summary` turns a
+//! report and the scan's monthly figures into pages a non-expert can read.
 //!
 //! The library never prints and never exits; the `compound-watch` binary does both.
 
@@ -28,6 +29,7 @@ pub mod sample;
 pub mod scan;
 pub mod source;
 pub mod state;
+pub mod summary;
 pub mod vectorize;
 pub mod window;
 

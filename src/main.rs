@@ -14,6 +14,7 @@ use compound_watch::month::Month;
 use compound_watch::sample::{self, SampleSpec, Scenario};
 use compound_watch::scan::{self, Event, Progress, ScanConfig};
 use compound_watch::source;
+use compound_watch::summary;
 use compound_watch::window::GdalReader;
 use std::time::Duration;
 
@@ -60,6 +61,19 @@ enum Command {
     Cache(CacheArgs),
     /// Measure the change detector on labelled data.
     Eval(EvalArgs),
+    /// Write one summary across the AOIs of a run (across.md, .html, .csv, .json) from each scan
+    /// output's summary.json.
+    Summary(SummaryArgs),
+}
+
+#[derive(Args)]
+struct SummaryArgs {
+    /// Scan output directories (each scan's --out), one per AOI; each must hold summary.json.
+    #[arg(required = true, value_name = "OUT_DIR")]
+    dirs: Vec<PathBuf>,
+    /// Where across.md, across.html, across.csv, across.json and across/ go.
+    #[arg(short = 'o', long = "out", value_name = "DIR")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -367,6 +381,26 @@ fn run_eval(args: EvalArgs) -> Result<ExitCode, compound_watch::Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn run_summary(args: SummaryArgs) -> Result<ExitCode, compound_watch::Error> {
+    let sites = args
+        .dirs
+        .iter()
+        .map(|dir| summary::read_site(dir))
+        .collect::<Result<Vec<_>, _>>()?;
+    let written = summary::write_across(&args.out, &sites)?;
+    let totals = summary::across_figures(&sites);
+    say!(
+        "summary:   {} AOIs, {:.2} ha of new construction in {} polygons",
+        sites.len(),
+        totals.new_ha,
+        totals.new_polygons
+    );
+    for path in written {
+        say!("written:   {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_sample(args: SampleArgs) -> Result<ExitCode, compound_watch::Error> {
     let default = SampleSpec::default();
     let spec = SampleSpec {
@@ -402,6 +436,7 @@ fn main() -> ExitCode {
         Command::Sample(args) => run_sample(args),
         Command::Cache(args) => run_cache(args),
         Command::Eval(args) => run_eval(args),
+        Command::Summary(args) => run_summary(args),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("compound-watch: error: {e}");

@@ -7,3 +7,4 @@ mod recorded;
 mod remote;
 mod scan;
 mod scenarios;
+mod summary;

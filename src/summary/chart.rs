@@ -1,0 +1,327 @@
+//! Charts of a summary as PNG, drawn with plotters in the bundled DejaVu Sans (`assets/`), so a
+//! chart looks the same on every machine and needs no system font library.
+//!
+//! A gap month is drawn as a grey column with no value: a month too cloudy to measure must never
+//! look like a month with nothing built.
+
+use std::sync::OnceLock;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::{MonthRow, SiteFigures};
+use crate::error::{Error, Result};
+use crate::month::Month;
+
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+/// The family name plotters knows the bundled font by.
+pub(super) const FAMILY: &str = "sans-serif";
+const SIZE: (u32, u32) = (960, 380);
+pub(super) const GAP_GREY: RGBColor = RGBColor(222, 222, 222);
+const LINE: RGBColor = RGBColor(31, 78, 121);
+const BAR: RGBColor = RGBColor(200, 62, 45);
+/// Colours of the AOIs in the across-AOI chart, chosen to stay apart for colour-blind readers.
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(230, 159, 0),
+    RGBColor(0, 0, 0),
+    RGBColor(240, 228, 66),
+];
+
+/// Registers the bundled font once; every drawing of text goes through here first.
+pub(super) fn font() -> Result<()> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Summary {
+            what: "the bundled font assets/DejaVuSans.ttf".into(),
+            reason: "cannot be parsed; restore it from the repository".into(),
+        })
+    }
+}
+
+pub(super) fn drawing_error(what: &str) -> impl Fn(String) -> Error + '_ {
+    move |reason| Error::Summary {
+        what: what.to_owned(),
+        reason: format!("cannot be drawn: {reason}"),
+    }
+}
+
+/// Encodes an RGB image as PNG.
+pub(super) fn png(img: &image::RgbImage) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    img.write_with_encoder(image::codecs::png::PngEncoder::new(&mut bytes))
+        .map_err(|e| drawing_error("a PNG")(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// Draws on a white canvas of [`SIZE`] and returns it as PNG.
+fn canvas(what: &str, draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>) -> Result<Vec<u8>> {
+    font()?;
+    let mut buffer = vec![255u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, SIZE).into_drawing_area();
+        draw(&root)?;
+        root.present().map_err(|e| drawing_error(what)(e.to_string()))?;
+    }
+    let img =
+        image::RgbImage::from_raw(SIZE.0, SIZE.1, buffer).ok_or_else(|| drawing_error(what)("buffer size".into()))?;
+    png(&img)
+}
+
+/// Labels every January and July (every month when the period is short), as YYYY-MM.
+fn month_label(months: &[Month], x: f64) -> String {
+    let i = x.round();
+    if (x - i).abs() > 1e-6 || i < 0.0 {
+        return String::new();
+    }
+    match months.get(i as usize) {
+        Some(m) if months.len() <= 12 || m.month == 1 || m.month == 7 => m.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The y range of a line chart: around the values, not from zero, so a change of a few hectares
+/// on a large built-up area stays visible.
+fn line_range(values: impl Iterator<Item = f64> + Clone) -> std::ops::Range<f64> {
+    let lo = values.clone().fold(f64::INFINITY, f64::min);
+    let hi = values.fold(f64::NEG_INFINITY, f64::max);
+    if !lo.is_finite() {
+        return 0.0..1.0;
+    }
+    let pad = ((hi - lo) * 0.25).max(hi.abs() * 0.02).max(0.5);
+    (lo - pad).max(0.0)..hi + pad
+}
+
+/// The y range of a bar chart: from zero, with room above the tallest bar.
+fn bar_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+    let max = values.fold(0.0f64, f64::max);
+    0.0..if max > 0.0 { max * 1.12 } else { 1.0 }
+}
+
+fn mesh(chart: &mut Chart<'_, '_>, months: &[Month], decimals: usize) -> DrawResult {
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(RGBColor(238, 238, 238))
+        .bold_line_style(RGBColor(215, 215, 215))
+        .y_labels(8)
+        .x_labels(months.len().min(60))
+        .x_label_formatter(&|x| month_label(months, *x))
+        .y_label_formatter(&|y| format!("{y:.decimals$}"))
+        .label_style((FAMILY, 14))
+        .draw()
+}
+
+/// Built-up hectares per month: points joined only between consecutive measured months, gaps grey.
+pub(super) fn builtup(rows: &[MonthRow]) -> Result<Vec<u8>> {
+    let what = "the built-up chart";
+    let err = drawing_error(what);
+    let months: Vec<Month> = rows.iter().map(|r| r.month).collect();
+    let y = line_range(rows.iter().filter_map(|r| r.builtup_ha));
+    let legend: Vec<(Mark, String)> = std::iter::once((Mark::Line(LINE), "built-up area, ha".to_owned()))
+        .chain(gap_legend(rows))
+        .collect();
+    canvas(what, |root| {
+        let body = layout(root, "Built-up area per month (ha)", &legend).map_err(|e| err(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&body)
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(56)
+            .build_cartesian_2d(-0.5..rows.len() as f64 - 0.5, y.clone())
+            .map_err(|e| err(e.to_string()))?;
+        gap_columns(&mut chart, rows, y.clone()).map_err(|e| err(e.to_string()))?;
+        mesh(&mut chart, &months, if y.end - y.start < 10.0 { 1 } else { 0 }).map_err(|e| err(e.to_string()))?;
+        // One line per run of measured months, so no line is drawn across a gap.
+        let mut run: Vec<(f64, f64)> = Vec::new();
+        let mut runs = Vec::new();
+        for (i, r) in rows.iter().enumerate() {
+            match r.builtup_ha {
+                Some(v) => run.push((i as f64, v)),
+                None => runs.push(std::mem::take(&mut run)),
+            }
+        }
+        runs.push(run);
+        for run in runs.into_iter().filter(|r| !r.is_empty()) {
+            chart
+                .draw_series(LineSeries::new(run.clone(), LINE.stroke_width(2)))
+                .map_err(|e| err(e.to_string()))?;
+            chart
+                .draw_series(run.iter().map(|&p| Circle::new(p, 3, LINE.filled())))
+                .map_err(|e| err(e.to_string()))?;
+        }
+        Ok(())
+    })
+}
+
+/// New construction per month as bars, gaps grey (nothing can be first seen in a gap).
+pub(super) fn new_construction(rows: &[MonthRow]) -> Result<Vec<u8>> {
+    let what = "the new construction chart";
+    let err = drawing_error(what);
+    let months: Vec<Month> = rows.iter().map(|r| r.month).collect();
+    let y = bar_range(rows.iter().map(|r| r.new_ha));
+    let legend: Vec<(Mark, String)> = std::iter::once((Mark::Block(BAR), "new construction, ha".to_owned()))
+        .chain(gap_legend(rows))
+        .collect();
+    canvas(what, |root| {
+        let body =
+            layout(root, "New construction by month first seen (ha)", &legend).map_err(|e| err(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&body)
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(56)
+            .build_cartesian_2d(-0.5..rows.len() as f64 - 0.5, y.clone())
+            .map_err(|e| err(e.to_string()))?;
+        gap_columns(&mut chart, rows, y.clone()).map_err(|e| err(e.to_string()))?;
+        mesh(&mut chart, &months, 1).map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(
+                rows.iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.new_ha > 0.0)
+                    .map(|(i, r)| Rectangle::new([(i as f64 - 0.38, 0.0), (i as f64 + 0.38, r.new_ha)], BAR.filled())),
+            )
+            .map_err(|e| err(e.to_string()))?;
+        Ok(())
+    })
+}
+
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+type DrawResult<T = ()> =
+    std::result::Result<T, DrawingAreaErrorKind<<BitMapBackend<'static> as DrawingBackend>::ErrorType>>;
+
+fn gap_columns(chart: &mut Chart<'_, '_>, rows: &[MonthRow], y: std::ops::Range<f64>) -> DrawResult {
+    let gaps: Vec<usize> = rows.iter().enumerate().filter(|(_, r)| r.gap).map(|(i, _)| i).collect();
+    if gaps.is_empty() {
+        return Ok(());
+    }
+    chart.draw_series(
+        gaps.iter()
+            .map(|&i| Rectangle::new([(i as f64 - 0.5, y.start), (i as f64 + 0.5, y.end)], GAP_GREY.filled())),
+    )?;
+    Ok(())
+}
+
+/// How a series looks in the legend.
+#[derive(Clone, Copy)]
+enum Mark {
+    Line(RGBColor),
+    Block(RGBColor),
+}
+
+/// The top of a chart: its title on the left and its legend on the right, or, when the legend
+/// does not fit beside the title, on rows of its own below it (one AOI per entry can make it long).
+/// Drawn outside the plotting area so the legend never hides a bar or a gap. Returns its height.
+fn header(area: &DrawingArea<BitMapBackend<'_>, Shift>, title: &str, legend: &[(Mark, String)]) -> DrawResult<u32> {
+    const ROW: i32 = 24;
+    const MARK: i32 = 24;
+    const SPACE: i32 = 18;
+    let title_font: TextStyle<'_> = (FAMILY, 21).into_font().into();
+    let font: TextStyle<'_> = (FAMILY, 14).into_font().into();
+    let widths = legend
+        .iter()
+        .map(|(_, label)| area.estimate_text_size(label, &font).map(|(w, _)| MARK + w as i32))
+        .collect::<DrawResult<Vec<i32>>>()?;
+    let (title_width, _) = area.estimate_text_size(title, &title_font)?;
+    let (left, right) = (14, area.dim_in_pixel().0 as i32 - 14);
+    let beside: i32 = widths.iter().map(|w| w + SPACE).sum();
+    area.draw(&Text::new(title.to_owned(), (left, 12), title_font.clone()))?;
+    // Each entry's top-left corner: right-aligned beside the title, or flowing in rows below it.
+    let mut places = Vec::with_capacity(legend.len());
+    if left + title_width as i32 + 2 * SPACE + beside <= right {
+        let mut x = right + SPACE;
+        for w in widths.iter().rev() {
+            x -= w + SPACE;
+            places.push((x, 16));
+        }
+        places.reverse();
+    } else {
+        let (mut x, mut y) = (left, 16 + ROW + 6);
+        for &w in &widths {
+            if x > left && x + w > right {
+                (x, y) = (left, y + ROW);
+            }
+            places.push((x, y));
+            x += w + SPACE;
+        }
+    }
+    for ((mark, label), &(x, y)) in legend.iter().zip(&places) {
+        match *mark {
+            Mark::Line(c) => area.draw(&PathElement::new(vec![(x, y + 7), (x + 18, y + 7)], c.stroke_width(3)))?,
+            Mark::Block(c) => area.draw(&Rectangle::new([(x, y), (x + 18, y + 14)], c.filled()))?,
+        }
+        area.draw(&Text::new(label.clone(), (x + MARK, y), font.clone()))?;
+    }
+    let bottom = places.iter().map(|&(_, y)| y + ROW).max().unwrap_or(0);
+    Ok(bottom.max(44) as u32 + 4)
+}
+
+/// Fills the canvas white, draws the header and returns the area left for the chart.
+fn layout<'b>(
+    root: &DrawingArea<BitMapBackend<'b>, Shift>,
+    title: &str,
+    legend: &[(Mark, String)],
+) -> DrawResult<DrawingArea<BitMapBackend<'b>, Shift>> {
+    root.fill(&WHITE)?;
+    let height = header(root, title, legend)?;
+    Ok(root.split_vertically(height).1)
+}
+
+fn gap_legend(rows: &[MonthRow]) -> Option<(Mark, String)> {
+    rows.iter()
+        .any(|r| r.gap)
+        .then(|| (Mark::Block(GAP_GREY), "gap: too cloudy to measure".to_owned()))
+}
+
+/// Cumulative new construction of every AOI on one month axis, one line per AOI.
+pub(super) fn cumulative(sites: &[SiteFigures]) -> Result<Vec<u8>> {
+    let what = "the across-AOI chart";
+    let err = drawing_error(what);
+    let first = sites.iter().map(|s| s.period.from).min();
+    let last = sites.iter().map(|s| s.period.to).max();
+    let months = match (first, last) {
+        (Some(a), Some(b)) => a.through(b),
+        _ => Vec::new(),
+    };
+    let Some(&start) = months.first() else {
+        return Err(err("no AOI to draw".into()));
+    };
+    let y = bar_range(sites.iter().map(|s| s.totals.new_ha));
+    let legend: Vec<(Mark, String)> = sites
+        .iter()
+        .enumerate()
+        .map(|(k, s)| (Mark::Line(PALETTE[k % PALETTE.len()]), s.aoi_name.clone()))
+        .collect();
+    canvas(what, |root| {
+        let body = layout(root, "New construction since the start (ha)", &legend).map_err(|e| err(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&body)
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(56)
+            .build_cartesian_2d(-0.5..months.len() as f64 - 0.5, y)
+            .map_err(|e| err(e.to_string()))?;
+        mesh(&mut chart, &months, 1).map_err(|e| err(e.to_string()))?;
+        for (k, s) in sites.iter().enumerate() {
+            let colour = PALETTE[k % PALETTE.len()];
+            let points: Vec<(f64, f64)> = s
+                .months
+                .iter()
+                .map(|r| (start.until(r.month) as f64, r.cumulative_new_ha))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+                .map_err(|e| err(e.to_string()))?;
+        }
+        Ok(())
+    })
+}

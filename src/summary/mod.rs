@@ -1,0 +1,685 @@
+//! Monthly summaries a non-expert can read and forward: one per AOI (`summary.md`, `summary.html`,
+//! `summary.csv`, `summary.json` and the pictures in `summary/`) and one across the AOIs of a run
+//! (`across.*`).
+//!
+//! The input is what the scan has already measured ([`MonthFigures`], RGB chips in [`Quicklook`])
+//! and the report it wrote. Every other number is derived here from those two alone, so each figure
+//! on a page can be traced to the report and its provenance. This module reads no imagery and
+//! detects nothing; it must never compute a figure a second way that could disagree with the report.
+
+mod chart;
+mod page;
+mod quicklook;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use geo::Centroid;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::atomic;
+use crate::error::{Error, Result};
+use crate::month::Month;
+
+pub use quicklook::render as render_quicklook;
+
+/// Folder beside `summary.html` holding its pictures, referenced by relative paths.
+pub const PICTURES: &str = "summary";
+/// Folder beside `across.html` holding its pictures.
+pub const ACROSS_PICTURES: &str = "across";
+/// Largest polygons listed by name and place on a page ("where").
+pub const LARGEST_LISTED: usize = 5;
+
+/// What the scan measured in one month of the AOI. A month without enough clear view is a gap:
+/// its built-up area is unknown, never zero.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonthFigures {
+    /// The month.
+    pub month: Month,
+    /// Scenes used in the month's composite.
+    pub scenes: usize,
+    /// Share of the AOI's pixels with a clear monthly composite, 0..1.
+    pub clear_fraction: f64,
+    /// Median clear observations per AOI pixel in the month.
+    pub clear_obs_median: f64,
+    /// Too little clear view to measure the month.
+    pub gap: bool,
+    /// Built-up hectares measured in the month's composite over its clear pixels; `None` in a gap.
+    pub builtup_ha: Option<f64>,
+}
+
+impl MonthFigures {
+    /// The built-up area, only where the month was measured: a gap hides any value given with it.
+    fn measured_builtup(&self) -> Option<f64> {
+        if self.gap {
+            None
+        } else {
+            self.builtup_ha
+        }
+    }
+}
+
+/// Before and after image chips around one new polygon, for a reader to see the change.
+#[derive(Debug, Clone)]
+pub struct Quicklook {
+    /// The polygon's id in the report.
+    pub id: String,
+    /// Its area, ha.
+    pub area_ha: f64,
+    /// Month in which it was first seen.
+    pub first_detected: Month,
+    /// Month of the `before` chip.
+    pub before_month: Month,
+    /// Month of the `after` chip.
+    pub after_month: Month,
+    /// True colour before the change, stretched to 8 bits.
+    pub before: image::RgbImage,
+    /// True colour after the change, the same size as `before`.
+    pub after: image::RgbImage,
+    /// The polygon's exterior ring in chip pixel coordinates: x right, y down, (0, 0) the top-left
+    /// corner of the top-left pixel.
+    pub outline: Vec<(f64, f64)>,
+}
+
+/// Everything a per-AOI summary is made from. Software version, parameters and scene ids are not
+/// repeated here: they are read from the report's `compound_watch` provenance.
+#[derive(Debug, Clone)]
+pub struct SiteSummary {
+    /// The AOI's display name, e.g. "KK Park".
+    pub aoi_name: String,
+    /// The AOI's short name (file stem), as in the report's `aoi` property.
+    pub aoi_slug: String,
+    /// The scanned months.
+    pub period: Period,
+    /// One entry per month of `period`, in order.
+    pub months: Vec<MonthFigures>,
+    /// The scan's report as written.
+    pub report: geojson::FeatureCollection,
+    /// Chips of the largest new polygons, largest first.
+    pub quicklooks: Vec<Quicklook>,
+    /// The scenes are the bundled synthetic sample (`compound-watch sample`): every page then says
+    /// first that nothing in it is real.
+    pub synthetic: bool,
+}
+
+/// First and last month, both included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Period {
+    /// First month.
+    pub from: Month,
+    /// Last month (included).
+    pub to: Month,
+}
+
+/// One month of a summary: what was measured and what is derived from it and the report.
+/// Hectares are rounded to 0.001 ha (10 m²), fractions and confidences to 0.001.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonthRow {
+    /// The month.
+    pub month: Month,
+    /// Scenes used in the month's composite.
+    pub scenes: usize,
+    /// Share of AOI pixels with a clear composite, 0..1.
+    pub clear_fraction: f64,
+    /// Median clear observations per AOI pixel.
+    pub clear_obs_median: f64,
+    /// Too little clear view to measure the month.
+    pub gap: bool,
+    /// Built-up hectares over the month's clear pixels; `None` in a gap.
+    pub builtup_ha: Option<f64>,
+    /// Built-up ha minus the previous month's; `None` if either month is a gap or absent.
+    pub builtup_change_ha: Option<f64>,
+    /// Built-up ha minus the same month a year before; `None` if either is a gap or absent.
+    pub builtup_yoy_ha: Option<f64>,
+    /// Hectares of the report's polygons first detected in this month.
+    pub new_ha: f64,
+    /// Number of the report's polygons first detected in this month.
+    pub new_polygons: usize,
+    /// `new_ha` summed from the first month through this one.
+    pub cumulative_new_ha: f64,
+    /// Mean confidence of this month's new polygons; `None` when there are none.
+    pub mean_confidence: Option<f64>,
+}
+
+/// One polygon of the report, as a summary lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewPolygon {
+    /// Its id in the report.
+    pub id: String,
+    /// Area, ha, as in the report.
+    pub area_ha: f64,
+    /// Month of first detection.
+    pub first_detected: Month,
+    /// Confidence, 0..1, as in the report.
+    pub confidence: f64,
+    /// Median clear observations behind it over the whole period, as in the report.
+    pub n_clear_obs: f64,
+    /// Longitude of its centroid, degrees (WGS84).
+    pub lon: f64,
+    /// Latitude of its centroid, degrees (WGS84).
+    pub lat: f64,
+}
+
+/// Figures for the whole period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Hectares of new construction: the sum of the report's `area_ha`.
+    pub new_ha: f64,
+    /// Polygons of new construction: the report's feature count.
+    pub new_polygons: usize,
+    /// Month of the earliest new polygon.
+    pub first_new: Option<Month>,
+    /// Month of the latest new polygon.
+    pub last_new: Option<Month>,
+    /// Mean confidence over all new polygons.
+    pub mean_confidence: Option<f64>,
+    /// Lowest confidence of any new polygon.
+    pub min_confidence: Option<f64>,
+    /// Months in the period.
+    pub months: usize,
+    /// Months too cloudy to measure.
+    pub gap_months: Vec<Month>,
+    /// Scenes used by the scan.
+    pub scenes: usize,
+    /// Scenes found but not used (see the report's `compound_watch.skipped`).
+    pub skipped_scenes: usize,
+    /// The first month that was measured.
+    pub first_clear: Option<Month>,
+    /// Built-up hectares in `first_clear`.
+    pub first_builtup_ha: Option<f64>,
+    /// The latest month that was measured.
+    pub latest_clear: Option<Month>,
+    /// Built-up hectares in `latest_clear`.
+    pub latest_builtup_ha: Option<f64>,
+}
+
+/// A picture of a summary, by its path relative to the page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Picture {
+    /// Path relative to the directory holding the page, with `/` separators.
+    pub path: String,
+    /// What it shows, in words (the image's alt text and caption).
+    pub caption: String,
+}
+
+/// A per-AOI summary's figures: the content of `summary.json`, and what the across-AOI summary is
+/// made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteFigures {
+    /// "compound-watch".
+    pub software: String,
+    /// Version of the software that wrote the report.
+    pub version: String,
+    /// AOI display name.
+    pub aoi_name: String,
+    /// AOI short name.
+    pub aoi_slug: String,
+    /// The scenes are the bundled synthetic sample, not real imagery.
+    pub synthetic: bool,
+    /// The scanned months.
+    pub period: Period,
+    /// Where the scenes came from.
+    pub source: String,
+    /// Every parameter that shaped a figure, as in the report.
+    pub parameters: Value,
+    /// Ids of the scenes used, in time order.
+    pub scenes: Vec<String>,
+    /// Figures for the whole period.
+    pub totals: Totals,
+    /// One row per month, in order.
+    pub months: Vec<MonthRow>,
+    /// The report's polygons, largest first.
+    pub polygons: Vec<NewPolygon>,
+    /// Charts: built-up area per month, then new construction per month.
+    pub charts: Vec<Picture>,
+    /// Before/after pictures of the largest polygons.
+    pub quicklooks: Vec<Picture>,
+}
+
+/// The software version, parameters, source and scene ids of the report's `compound_watch` member.
+struct Provenance {
+    software: String,
+    version: String,
+    source: String,
+    parameters: Value,
+    scenes: Vec<String>,
+    skipped: usize,
+}
+
+fn provenance(report: &geojson::FeatureCollection) -> Result<Provenance> {
+    let missing = |field: &str| Error::Summary {
+        what: format!("report member compound_watch.{field}"),
+        reason: "missing: the report was not written by `compound-watch scan`; rerun the scan".into(),
+    };
+    let cw = report
+        .foreign_members
+        .as_ref()
+        .and_then(|m| m.get("compound_watch"))
+        .ok_or_else(|| missing("(all of it)"))?;
+    let text = |field: &str| {
+        cw.get(field)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| missing(field))
+    };
+    let scenes = cw
+        .get("scenes")
+        .and_then(Value::as_array)
+        .ok_or_else(|| missing("scenes"))?
+        .iter()
+        .map(|s| s.get("id").and_then(Value::as_str).map(str::to_owned))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| missing("scenes[].id"))?;
+    Ok(Provenance {
+        software: text("software")?,
+        version: text("version")?,
+        source: text("source")?,
+        parameters: cw.get("parameters").cloned().ok_or_else(|| missing("parameters"))?,
+        scenes,
+        skipped: cw.get("skipped").and_then(Value::as_array).map_or(0, Vec::len),
+    })
+}
+
+/// The report's features as summary polygons, largest first (ties by id, so the order is stable).
+fn polygons(report: &geojson::FeatureCollection) -> Result<Vec<NewPolygon>> {
+    let mut out = report
+        .features
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let props = f.properties.as_ref();
+            let id = props
+                .and_then(|p| p.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("#{i}"));
+            let bad = |reason: &str| Error::Summary {
+                what: format!("report feature {id}"),
+                reason: format!("{reason}; the report was not written by this version of `compound-watch scan`"),
+            };
+            let number = |key: &str| {
+                props
+                    .and_then(|p| p.get(key))
+                    .and_then(Value::as_f64)
+                    .ok_or_else(|| bad(&format!("property {key} is missing or not a number")))
+            };
+            let first_detected = props
+                .and_then(|p| p.get("first_detected"))
+                .and_then(Value::as_str)
+                .and_then(|d| d.get(..7))
+                .and_then(|d| d.parse::<Month>().ok())
+                .ok_or_else(|| bad("property first_detected is not a YYYY-MM-DD date"))?;
+            let geometry = f.geometry.clone().ok_or_else(|| bad("it has no geometry"))?;
+            let shape = geo::Geometry::<f64>::try_from(geometry).map_err(|e| bad(&format!("its geometry: {e}")))?;
+            let centre = shape.centroid().ok_or_else(|| bad("its geometry is empty"))?;
+            Ok(NewPolygon {
+                area_ha: number("area_ha")?,
+                confidence: number("confidence")?,
+                n_clear_obs: number("n_clear_obs")?,
+                first_detected,
+                lon: centre.x(),
+                lat: centre.y(),
+                id,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    out.sort_by(|a, b| b.area_ha.total_cmp(&a.area_ha).then_with(|| a.id.cmp(&b.id)));
+    Ok(out)
+}
+
+fn round(v: f64, decimals: i32) -> f64 {
+    let s = 10f64.powi(decimals);
+    // `+ 0.0` turns -0.0 (the sum of nothing, or a tiny negative) into 0.0, which prints as "0".
+    (v * s).round() / s + 0.0
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (n, sum) = values.fold((0usize, 0.0), |(n, s), v| (n + 1, s + v));
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// Derives every per-month and total figure from the scan's months and its report.
+///
+/// Fails, naming the field, when the months do not run from `from` to `to` one by one, when a
+/// polygon's month lies outside them (its hectares would be lost from the monthly rows), or when
+/// the report lacks a property or provenance field a summary shows.
+pub fn figures(s: &SiteSummary) -> Result<SiteFigures> {
+    let Period { from, to } = s.period;
+    if to < from {
+        return Err(Error::Summary {
+            what: format!("period of {}", s.aoi_slug),
+            reason: format!(
+                "ends ({}) before it starts ({}); give the scan's --from and --to",
+                to, from
+            ),
+        });
+    }
+    let expected = from.through(to);
+    let given: Vec<Month> = s.months.iter().map(|m| m.month).collect();
+    if given != expected {
+        return Err(Error::Summary {
+            what: format!("months of {}", s.aoi_slug),
+            reason: format!(
+                "expected one entry per month from {} to {} in order ({} months), got {} entries",
+                from,
+                to,
+                expected.len(),
+                given.len()
+            ),
+        });
+    }
+    let prov = provenance(&s.report)?;
+    let polygons = polygons(&s.report)?;
+    if let Some(p) = polygons
+        .iter()
+        .find(|p| p.first_detected < from || p.first_detected > to)
+    {
+        return Err(Error::Summary {
+            what: format!("report feature {}", p.id),
+            reason: format!(
+                "first detected in {}, outside the summary's period {} to {}; summarise the period the report was scanned for",
+                p.first_detected, from, to
+            ),
+        });
+    }
+    let mut per_month: BTreeMap<Month, Vec<&NewPolygon>> = BTreeMap::new();
+    for p in &polygons {
+        per_month.entry(p.first_detected).or_default().push(p);
+    }
+    let mut cumulative = 0.0;
+    let months: Vec<MonthRow> = s
+        .months
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let builtup = m.measured_builtup();
+            let change_from = |back: usize| {
+                let earlier = i.checked_sub(back).and_then(|j| s.months[j].measured_builtup());
+                builtup.zip(earlier).map(|(now, then)| round(now - then, 3))
+            };
+            let new = per_month.get(&m.month).map(Vec::as_slice).unwrap_or_default();
+            let new_ha: f64 = new.iter().map(|p| p.area_ha).sum();
+            cumulative += new_ha;
+            MonthRow {
+                month: m.month,
+                scenes: m.scenes,
+                clear_fraction: round(m.clear_fraction, 3),
+                clear_obs_median: m.clear_obs_median,
+                gap: m.gap,
+                builtup_ha: builtup.map(|v| round(v, 3)),
+                builtup_change_ha: change_from(1),
+                builtup_yoy_ha: change_from(12),
+                new_ha: round(new_ha, 3),
+                new_polygons: new.len(),
+                cumulative_new_ha: round(cumulative, 3),
+                mean_confidence: mean(new.iter().map(|p| p.confidence)).map(|c| round(c, 3)),
+            }
+        })
+        .collect();
+    let measured: Vec<&MonthRow> = months.iter().filter(|m| m.builtup_ha.is_some()).collect();
+    let totals = Totals {
+        new_ha: round(polygons.iter().map(|p| p.area_ha).sum(), 3),
+        new_polygons: polygons.len(),
+        first_new: polygons.iter().map(|p| p.first_detected).min(),
+        last_new: polygons.iter().map(|p| p.first_detected).max(),
+        mean_confidence: mean(polygons.iter().map(|p| p.confidence)).map(|c| round(c, 3)),
+        min_confidence: polygons.iter().map(|p| p.confidence).min_by(f64::total_cmp),
+        months: months.len(),
+        gap_months: months.iter().filter(|m| m.gap).map(|m| m.month).collect(),
+        scenes: prov.scenes.len(),
+        skipped_scenes: prov.skipped,
+        first_clear: measured.first().map(|m| m.month),
+        first_builtup_ha: measured.first().and_then(|m| m.builtup_ha),
+        latest_clear: measured.last().map(|m| m.month),
+        latest_builtup_ha: measured.last().and_then(|m| m.builtup_ha),
+    };
+    Ok(SiteFigures {
+        software: prov.software,
+        version: prov.version,
+        aoi_name: s.aoi_name.clone(),
+        aoi_slug: s.aoi_slug.clone(),
+        synthetic: s.synthetic,
+        period: s.period,
+        source: prov.source,
+        parameters: prov.parameters,
+        scenes: prov.scenes,
+        totals,
+        months,
+        polygons,
+        charts: vec![
+            Picture {
+                path: format!("{PICTURES}/builtup.png"),
+                caption: "Built-up area measured in each month's clear view, ha. Grey columns are gaps: months too cloudy to measure, left blank rather than drawn as zero.".into(),
+            },
+            Picture {
+                path: format!("{PICTURES}/new.png"),
+                caption: "New construction by the month it was first seen, ha. A building finished under cloud is counted in the first clear month after it.".into(),
+            },
+        ],
+        quicklooks: s
+            .quicklooks
+            .iter()
+            .map(|q| Picture {
+                path: format!("{PICTURES}/quicklook-{}.png", file_stem(&q.id)),
+                caption: format!(
+                    "{}: {:.2} ha first seen {}. Left: {} (before). Right: {} (after). Yellow: the detected outline.",
+                    q.id, q.area_ha, q.first_detected, q.before_month, q.after_month
+                ),
+            })
+            .collect(),
+    })
+}
+
+/// A polygon id made safe as a file name (ids are `<aoi>-r<row>c<col>`, but the AOI comes from
+/// a file name a user chose).
+fn file_stem(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// CSV header of `summary.csv`; one column per [`MonthRow`] field, in the same order.
+pub const SITE_CSV_HEADER: &str = "month,scenes,clear_fraction,clear_obs_median,gap,builtup_ha,builtup_change_ha,\
+builtup_yoy_ha,new_ha,new_polygons,cumulative_new_ha,mean_confidence";
+
+/// `summary.csv`: one row per month, plain numbers, an empty field where a value is not measured.
+pub fn site_csv(f: &SiteFigures) -> String {
+    let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let mut out = format!("{SITE_CSV_HEADER}\n");
+    for m in &f.months {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            m.month,
+            m.scenes,
+            m.clear_fraction,
+            m.clear_obs_median,
+            m.gap,
+            opt(m.builtup_ha),
+            opt(m.builtup_change_ha),
+            opt(m.builtup_yoy_ha),
+            m.new_ha,
+            m.new_polygons,
+            m.cumulative_new_ha,
+            opt(m.mean_confidence),
+        ));
+    }
+    out
+}
+
+/// Writes the summary of one AOI into `dir` (normally the scan's output directory): `summary.md`,
+/// `summary.html`, `summary.csv`, `summary.json` and the pictures in `summary/`, each atomically.
+/// Returns the paths written.
+pub fn write_site(dir: &Path, s: &SiteSummary) -> Result<Vec<PathBuf>> {
+    let f = figures(s)?;
+    let mut written = Vec::new();
+    let mut put = |name: &str, bytes: Vec<u8>| -> Result<()> {
+        let path = dir.join(name);
+        atomic::write(&path, &bytes)?;
+        written.push(path);
+        Ok(())
+    };
+    put(&f.charts[0].path, chart::builtup(&f.months)?)?;
+    put(&f.charts[1].path, chart::new_construction(&f.months)?)?;
+    for (q, picture) in s.quicklooks.iter().zip(&f.quicklooks) {
+        put(&picture.path, chart::png(&quicklook::render(q)?)?)?;
+    }
+    put("summary.csv", site_csv(&f).into_bytes())?;
+    put("summary.md", page::site_markdown(&f).into_bytes())?;
+    put("summary.html", page::site_html(&f).into_bytes())?;
+    // Last, so a summary.json on disk means the pages and pictures beside it are complete.
+    let json = dir.join("summary.json");
+    atomic::write_json(&json, &f)?;
+    written.push(json);
+    Ok(written)
+}
+
+/// Reads `summary.json` back from a scan's output directory.
+pub fn read_site(out_dir: &Path) -> Result<SiteFigures> {
+    let path = out_dir.join("summary.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::Summary {
+        what: path.display().to_string(),
+        reason: format!("cannot be read ({e}); give a directory written by `compound-watch scan --out`"),
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::Summary {
+        what: path.display().to_string(),
+        reason: format!(
+            "is not a summary written by this version of compound-watch ({e}); rerun the scan to rewrite it"
+        ),
+    })
+}
+
+/// One AOI's line in the across-AOI summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AcrossRow {
+    /// AOI display name.
+    pub aoi_name: String,
+    /// AOI short name.
+    pub aoi_slug: String,
+    /// The scanned months.
+    pub period: Period,
+    /// The scenes are the synthetic sample.
+    pub synthetic: bool,
+    /// The AOI's totals, as in its `summary.json`.
+    pub totals: Totals,
+    /// The AOI's latest month with its figures.
+    pub latest_month: Option<MonthRow>,
+}
+
+/// `across.json`: the figures of every AOI of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AcrossFigures {
+    /// "compound-watch".
+    pub software: String,
+    /// Version that wrote this file.
+    pub version: String,
+    /// One row per AOI, in the order given.
+    pub sites: Vec<AcrossRow>,
+    /// Hectares of new construction over all AOIs.
+    pub new_ha: f64,
+    /// Polygons of new construction over all AOIs.
+    pub new_polygons: usize,
+    /// Charts: cumulative new construction per AOI.
+    pub charts: Vec<Picture>,
+}
+
+/// The figures of an across-AOI summary.
+pub fn across_figures(sites: &[SiteFigures]) -> AcrossFigures {
+    AcrossFigures {
+        software: "compound-watch".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        sites: sites
+            .iter()
+            .map(|s| AcrossRow {
+                aoi_name: s.aoi_name.clone(),
+                aoi_slug: s.aoi_slug.clone(),
+                period: s.period,
+                synthetic: s.synthetic,
+                totals: s.totals.clone(),
+                latest_month: s.months.last().cloned(),
+            })
+            .collect(),
+        new_ha: round(sites.iter().map(|s| s.totals.new_ha).sum(), 3),
+        new_polygons: sites.iter().map(|s| s.totals.new_polygons).sum(),
+        charts: vec![Picture {
+            path: format!("{ACROSS_PICTURES}/cumulative.png"),
+            caption: "New construction since the start of each AOI's period, ha, by month.".into(),
+        }],
+    }
+}
+
+/// CSV header of `across.csv`, one row per AOI.
+pub const ACROSS_CSV_HEADER: &str = "aoi_slug,aoi_name,from,to,synthetic,new_ha,new_polygons,first_new,last_new,\
+mean_confidence,latest_clear,latest_builtup_ha,gap_months,scenes";
+
+/// `across.csv`: one row per AOI; a name with a comma or quote is quoted as RFC 4180 says.
+pub fn across_csv(a: &AcrossFigures) -> String {
+    let month = |m: Option<Month>| m.map(|m| m.to_string()).unwrap_or_default();
+    let number = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let mut out = format!("{ACROSS_CSV_HEADER}\n");
+    for s in &a.sites {
+        let t = &s.totals;
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            csv_field(&s.aoi_slug),
+            csv_field(&s.aoi_name),
+            s.period.from,
+            s.period.to,
+            s.synthetic,
+            t.new_ha,
+            t.new_polygons,
+            month(t.first_new),
+            month(t.last_new),
+            number(t.mean_confidence),
+            month(t.latest_clear),
+            number(t.latest_builtup_ha),
+            t.gap_months.len(),
+            t.scenes,
+        ));
+    }
+    out
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Writes one summary across the AOIs of a run into `dir`: `across.md`, `across.html`,
+/// `across.csv`, `across.json` and `across/cumulative.png`, each atomically. Returns the paths.
+pub fn write_across(dir: &Path, sites: &[SiteFigures]) -> Result<Vec<PathBuf>> {
+    if sites.is_empty() {
+        return Err(Error::Summary {
+            what: dir.display().to_string(),
+            reason: "no AOI to summarise; give at least one scan output directory".into(),
+        });
+    }
+    let a = across_figures(sites);
+    let mut written = Vec::new();
+    let mut put = |name: &str, bytes: Vec<u8>| -> Result<()> {
+        let path = dir.join(name);
+        atomic::write(&path, &bytes)?;
+        written.push(path);
+        Ok(())
+    };
+    put(&a.charts[0].path, chart::cumulative(sites)?)?;
+    put("across.csv", across_csv(&a).into_bytes())?;
+    put("across.md", page::across_markdown(&a).into_bytes())?;
+    put("across.html", page::across_html(&a).into_bytes())?;
+    let json = dir.join("across.json");
+    atomic::write_json(&json, &a)?;
+    written.push(json);
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests;
