@@ -192,6 +192,7 @@ mod tests {
             cloud_cover: None,
             processing_baseline: baseline.map(str::to_owned),
             boa_offset_applied: flag,
+            synthetic: false,
             epsg: None,
             tile: None,
             hrefs: BTreeMap::new(),

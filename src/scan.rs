@@ -28,6 +28,7 @@ use crate::reflectance::{decide_offset, reflectance, DarkHistogram, OffsetDecisi
 use crate::report::{self, Detection};
 use crate::source::{dedupe, Band, Found, Scene, SceneSearch, SearchQuery, Skipped};
 use crate::state::{self, State};
+use crate::summary;
 use crate::vectorize;
 use crate::window::WindowReader;
 
@@ -674,6 +675,39 @@ pub fn run(
             metadata: vec![("SCALE_FACTOR", "0.0001".into())],
         },
     )?;
+    let month_summaries: Vec<MonthSummary> = months
+        .iter()
+        .zip(month_counts)
+        .zip(&by_month)
+        .map(|((&month, counts), ids)| MonthSummary {
+            month,
+            scenes: ids.len(),
+            counts,
+        })
+        .collect();
+    let aoi_pixels = aoi_mask.iter().filter(|&&m| m).count() as u64;
+    let site = summary::SiteSummary {
+        aoi_name: config.aoi.name.clone(),
+        aoi_slug: config.aoi.slug.clone(),
+        period: summary::Period {
+            from: config.from,
+            to: config.to,
+        },
+        months: month_figures(&month_summaries, aoi_pixels, grid.res),
+        report: collection.clone(),
+        quicklooks: quicklooks_of(
+            config,
+            &grid,
+            &cache,
+            &scenes,
+            &decisions,
+            &mostly_clear,
+            &by_month,
+            &detections,
+        )?,
+        synthetic: scenes.iter().any(|s| s.synthetic),
+    };
+    summary::write_site(&config.out_dir, &site)?;
     progress.event(Event::Advance(1));
     state::save(
         &config.out_dir,
@@ -700,18 +734,151 @@ pub fn run(
         composite: composite_path,
         demolitions: demolished.len(),
         demolition: demolition_path,
-        months: months
-            .iter()
-            .zip(month_counts)
-            .zip(&by_month)
-            .map(|((&month, counts), ids)| MonthSummary {
-                month,
-                scenes: ids.len(),
-                counts,
-            })
-            .collect(),
-        aoi_pixels: aoi_mask.iter().filter(|&&m| m).count() as u64,
+        months: month_summaries,
+        aoi_pixels,
     })
+}
+
+/// A month is a gap in the summary when less than this share of the AOI was seen clearly: its
+/// built-up area would be a count over part of the site, not comparable with other months.
+pub const GAP_BELOW: f64 = 0.8;
+
+/// How many of the largest new polygons get before/after quicklooks.
+pub const QUICKLOOKS: usize = 4;
+
+/// Quicklook stretch: reflectance at or above this is white; a gamma of 1.5 lifts the dark
+/// vegetation. One fixed stretch for every chip, before and after alike, so a change of colour
+/// is a change on the ground and never an artefact of contrast.
+pub const QUICKLOOK_WHITE: f32 = 0.3;
+
+/// Quicklook colour of pixels not seen clearly in the chip's month.
+const UNSEEN: [u8; 3] = [128, 128, 128];
+
+/// The summary's figures for each month, from the scan's counts.
+pub fn month_figures(months: &[MonthSummary], aoi_pixels: u64, res: f64) -> Vec<summary::MonthFigures> {
+    let ha_per_pixel = res * res / 10_000.0;
+    months
+        .iter()
+        .map(|m| {
+            let clear_fraction = if aoi_pixels == 0 {
+                0.0
+            } else {
+                m.counts.clear_pixels as f64 / aoi_pixels as f64
+            };
+            let gap = clear_fraction < GAP_BELOW;
+            summary::MonthFigures {
+                month: m.month,
+                scenes: m.scenes,
+                clear_fraction,
+                clear_obs_median: m.counts.clear_obs_median() as f64,
+                gap,
+                builtup_ha: (!gap).then(|| m.counts.builtup_pixels as f64 * ha_per_pixel),
+            }
+        })
+        .collect()
+}
+
+/// Before/after true-colour chips of the largest new polygons, cut from the monthly composites.
+///
+/// "Before" is the last month before the polygon's first detection in which at least 95 % of the
+/// chip was seen clearly (else the clearest such month); "after" is the last month of the period
+/// meeting the same test from the first detection on (the finished state). Both use the fixed
+/// stretch of [`QUICKLOOK_WHITE`]; pixels not seen clearly that month are grey.
+#[allow(clippy::too_many_arguments)]
+fn quicklooks_of(
+    config: &ScanConfig,
+    grid: &Grid,
+    cache: &Cache,
+    scenes: &[Scene],
+    decisions: &[OffsetDecision],
+    mostly_clear: &[bool],
+    by_month: &[Vec<usize>],
+    detections: &[Detection],
+) -> Result<Vec<summary::Quicklook>> {
+    let months = config.from.through(config.to);
+    let to_grid = Projector::new(4326, grid.epsg)?;
+    let mut largest: Vec<&Detection> = detections.iter().collect();
+    largest.sort_by(|a, b| b.area_m2.total_cmp(&a.area_m2).then(a.id.cmp(&b.id)));
+    let mut out = Vec::new();
+    for d in largest.into_iter().take(QUICKLOOKS) {
+        let ring: Vec<(f64, f64)> = d
+            .outline
+            .exterior()
+            .coords()
+            .map(|c| {
+                to_grid
+                    .coord(*c)
+                    .map(|g| ((g.x - grid.x0) / grid.res, (grid.y0 - g.y) / grid.res))
+            })
+            .collect::<Result<_>>()?;
+        let (min_c, max_c) = ring
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
+        let (min_r, max_r) = ring
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
+        let pad = ((max_c - min_c).max(max_r - min_r) * 0.5).max(8.0);
+        let c0 = (min_c - pad).floor().max(0.0) as usize;
+        let c1 = ((max_c + pad).ceil() as usize).min(grid.width);
+        let r0 = (min_r - pad).floor().max(0.0) as usize;
+        let r1 = ((max_r + pad).ceil() as usize).min(grid.height);
+        if c1 <= c0 || r1 <= r0 {
+            continue;
+        }
+        let block = block_composites(config, grid, cache, scenes, decisions, mostly_clear, by_month, r0, r1)?;
+        let (w, h) = (c1 - c0, r1 - r0);
+        let clear_share = |m: usize| -> f64 {
+            block.months[m].as_ref().map_or(0.0, |comp| {
+                let seen = (0..h)
+                    .flat_map(|r| (c0..c1).map(move |c| r * grid.width + c))
+                    .filter(|&p| !comp.bands[(0, p)].is_nan())
+                    .count();
+                seen as f64 / (w * h) as f64
+            })
+        };
+        let Some(first) = months.iter().position(|&m| m == d.first_detected) else {
+            continue;
+        };
+        let pick = |range: std::ops::Range<usize>| -> Option<usize> {
+            let shares: Vec<(usize, f64)> = range.map(|m| (m, clear_share(m))).filter(|(_, s)| *s > 0.0).collect();
+            shares
+                .iter()
+                .rev()
+                .find(|(_, s)| *s >= 0.95)
+                .or_else(|| shares.iter().max_by(|a, b| a.1.total_cmp(&b.1)))
+                .map(|(m, _)| *m)
+        };
+        let (Some(before), Some(after)) = (pick(0..first), pick(first..months.len())) else {
+            continue;
+        };
+        let rgb = |m: usize| -> Vec<[f32; 3]> {
+            let comp = block.months[m].as_ref().expect("picked months have composites");
+            (0..h)
+                .flat_map(|r| (c0..c1).map(move |c| r * grid.width + c))
+                .map(|p| [comp.bands[(2, p)], comp.bands[(1, p)], comp.bands[(0, p)]])
+                .collect()
+        };
+        let image_of = |px: &[[f32; 3]]| {
+            image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
+                let p = px[y as usize * w + x as usize];
+                if p.iter().any(|v| v.is_nan()) {
+                    return image::Rgb(UNSEEN);
+                }
+                image::Rgb(p.map(|v| ((v / QUICKLOOK_WHITE).clamp(0.0, 1.0).powf(1.0 / 1.5) * 255.0).round() as u8))
+            })
+        };
+        out.push(summary::Quicklook {
+            id: d.id.clone(),
+            area_ha: d.area_m2 / 10_000.0,
+            first_detected: d.first_detected,
+            before_month: months[before],
+            after_month: months[after],
+            before: image_of(&rgb(before)),
+            after: image_of(&rgb(after)),
+            outline: ring.iter().map(|&(c, r)| (c - c0 as f64, r - r0 as f64)).collect(),
+        });
+    }
+    Ok(out)
 }
 
 /// The scenes of the previous scan in this output that fall in the period, for `--offline`.

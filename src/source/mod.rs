@@ -115,6 +115,9 @@ pub struct Scene {
     pub processing_baseline: Option<String>,
     /// `earthsearch:boa_offset_applied` (or the older `sentinel:boa_offset_applied`), as the provider says.
     pub boa_offset_applied: Option<bool>,
+    /// The item says it is generated, not observed (`compound_watch:synthetic`, the bundled sample).
+    #[serde(default)]
+    pub synthetic: bool,
     /// `proj:epsg` of the assets.
     pub epsg: Option<u32>,
     /// MGRS tile, e.g. "47QNU".
@@ -258,6 +261,10 @@ pub fn scene_from_item(
         cloud_cover: props.get("eo:cloud_cover").and_then(Value::as_f64),
         processing_baseline: baseline,
         boa_offset_applied: flag,
+        synthetic: props
+            .get("compound_watch:synthetic")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         epsg,
         tile: props
             .get("s2:mgrs_tile")
@@ -366,6 +373,7 @@ mod tests {
             cloud_cover: None,
             processing_baseline: Some(baseline.into()),
             boa_offset_applied: None,
+            synthetic: false,
             epsg: None,
             tile: Some(tile.into()),
             hrefs: BTreeMap::new(),
