@@ -236,3 +236,40 @@ fn demolition_is_reported_apart_on_the_demolished_block_only() {
         "demolished {cleared}, detected {month}"
     );
 }
+
+#[test]
+fn the_scan_summary_adds_up_to_its_report() {
+    let demo = demo_scan();
+    let dir = demo.summary.report.parent().unwrap();
+    let report = report::read_geojson(&demo.summary.report).unwrap();
+    let summary = crate::common::read_json(&dir.join("summary.json"));
+    let area: f64 = report
+        .features
+        .iter()
+        .map(|f| f.property("area_ha").unwrap().as_f64().unwrap())
+        .sum();
+    let totals = &summary["totals"];
+    assert!((totals["new_ha"].as_f64().unwrap() - area).abs() < 0.001 + 1e-9);
+    assert_eq!(totals["new_polygons"].as_u64().unwrap() as usize, report.features.len());
+    let months = summary["months"].as_array().unwrap();
+    assert_eq!(months.len(), demo.summary.months.len());
+    let by_month: f64 = months.iter().map(|m| m["new_ha"].as_f64().unwrap()).sum();
+    assert!((by_month - area).abs() < 0.001 * months.len() as f64);
+    // Scenes per month agree with the provenance; gaps have no built-up figure.
+    let scenes = report.foreign_members.as_ref().unwrap()["compound_watch"]["scenes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for m in months {
+        let month = m["month"].as_str().unwrap();
+        let n = scenes
+            .iter()
+            .filter(|s| s["datetime"].as_str().unwrap().starts_with(month))
+            .count();
+        assert_eq!(m["scenes"].as_u64().unwrap() as usize, n, "{month}");
+        assert_eq!(m["gap"].as_bool().unwrap(), m["builtup_ha"].is_null(), "{month}");
+    }
+    for q in summary["quicklooks"].as_array().unwrap() {
+        assert!(dir.join(q["path"].as_str().unwrap()).is_file());
+    }
+}
