@@ -4,7 +4,9 @@
 //! one module each:
 //!
 //! `aoi` -> `grid` -> `source` (search) -> `window` (read + warp) / `cache` -> `mask` ->
-//! `composite` -> `detect` -> `vectorize` -> `report`, run together by `scan`.
+//! `composite` -> `detect` -> `vectorize` -> `report`, run together by `scan`. After the report,
+//! `diff` compares it with the previous one, and `style` and `project` write what QGIS needs to
+//! open the outputs styled.
 //!
 //! The library never prints and never exits; the `compound-watch` binary does both.
 
@@ -13,6 +15,7 @@ mod atomic;
 pub mod cache;
 pub mod composite;
 pub mod detect;
+pub mod diff;
 pub mod error;
 pub mod eval;
 mod gdal_ext;
@@ -20,12 +23,14 @@ pub mod grid;
 pub mod http;
 pub mod mask;
 pub mod month;
+pub mod project;
 pub mod reflectance;
 pub mod report;
 pub mod sample;
 pub mod scan;
 pub mod source;
 pub mod state;
+pub mod style;
 pub mod vectorize;
 pub mod window;
 
