@@ -17,14 +17,17 @@ use crate::aoi::Aoi;
 use crate::cache::Cache;
 use crate::composite::{median, monthly_median};
 use crate::detect::{scores, step, DetectParams};
+use crate::diff;
 use crate::error::{Error, Result};
 use crate::grid::{Grid, Projector};
 use crate::mask::{clear_mask, scl_is_clear};
 use crate::month::Month;
+use crate::project::{self, Content, Layer, Project};
 use crate::reflectance::{decide_offset, reflectance, DarkHistogram, OffsetDecision};
 use crate::report::{self, Detection};
 use crate::source::{dedupe, Band, Found, Scene, SceneSearch, SearchQuery, Skipped};
 use crate::state::{self, State};
+use crate::style;
 use crate::vectorize;
 use crate::window::WindowReader;
 
@@ -137,6 +140,12 @@ pub struct ScanSummary {
     pub report: PathBuf,
     /// The latest-composite COG.
     pub composite: PathBuf,
+    /// The diff against the previous report in this output (everything `added` when there is none).
+    pub diff: PathBuf,
+    /// Polygons of each kind in the diff.
+    pub changes: diff::Counts,
+    /// The QGIS project that opens the outputs styled.
+    pub project: PathBuf,
 }
 
 /// Progress of a long scan, for a progress bar or log lines. The library never prints.
@@ -421,8 +430,25 @@ pub fn run(
         superseded,
     };
     let report_path = config.out_dir.join("report.geojson");
-    let collection = report::feature_collection(&config.aoi.slug, &detections, &provenance)?;
+    let mut collection = report::feature_collection(&config.aoi.slug, &detections, &provenance)?;
+    // The previous report must be read before the new one replaces it: ids continue from it and
+    // the diff compares against it. With none, the diff lists every polygon as added.
+    let period = provenance.period.clone();
+    let previous = state::previous_report(&config.out_dir, &period)?.unwrap_or(geojson::FeatureCollection {
+        bbox: None,
+        features: Vec::new(),
+        foreign_members: None,
+    });
+    diff::stabilize_ids(&previous, &mut collection);
+    let changes = diff::diff(&previous, &collection);
     report::write_geojson(&report_path, &collection)?;
+    style::write_qml(&report_path, &style::report_style(&collection))?;
+    let diff_path = config.out_dir.join("diff.geojson");
+    report::write_geojson(&diff_path, &changes.collection)?;
+    style::write_qml(&diff_path, &style::diff_style())?;
+    let aoi_path = config.out_dir.join("aoi.geojson");
+    report::write_geojson(&aoi_path, &report::aoi_feature_collection(&config.aoi))?;
+    style::write_qml(&aoi_path, &style::aoi_style())?;
     let composite_path = config.out_dir.join("composite.tif");
     let description = format!(
         "compound-watch latest clear composite of {} for {}..{}: each pixel from the most recent month with a clear view; reflectance x 10000",
@@ -446,6 +472,8 @@ pub fn run(
             metadata: vec![("SCALE_FACTOR", "0.0001".into())],
         },
     )?;
+    let project_path = config.out_dir.join("project.qgs");
+    project::write(&project_path, &qgis_project(config, &grid, &collection))?;
     progress.event(Event::Advance(1));
     state::save(
         &config.out_dir,
@@ -470,7 +498,40 @@ pub fn run(
         detections: detections.len(),
         report: report_path,
         composite: composite_path,
+        diff: diff_path,
+        changes: changes.counts,
+        project: project_path,
     })
+}
+
+/// The QGIS project of a scan's outputs, in the grid's UTM CRS and framed on the grid.
+fn qgis_project(config: &ScanConfig, grid: &Grid, report: &geojson::FeatureCollection) -> Project {
+    let vector = |id: &str, name: &str, style: style::LayerStyle| Layer {
+        id: id.into(),
+        name: name.into(),
+        file: format!("{id}.geojson"),
+        epsg: 4326,
+        content: Content::Vector(style),
+    };
+    let (x1, y0) = (grid.x0 + grid.width as f64 * grid.res, grid.y0 - grid.height as f64 * grid.res);
+    Project {
+        title: format!("compound-watch: {} {}..{}", config.aoi.name, config.from, config.to),
+        epsg: grid.epsg,
+        extent: [grid.x0, y0, x1, grid.y0],
+        layers: vec![
+            vector("aoi", "AOI", style::aoi_style()),
+            vector("diff", "change since the previous scan (diff)", style::diff_style()),
+            vector("report", "new construction (report)", style::report_style(report)),
+            Layer {
+                id: "composite".into(),
+                name: "latest clear composite".into(),
+                file: "composite.tif".into(),
+                epsg: grid.epsg,
+                // Reflectance x 10000: 0.25 white shows land and roofs without saturating most of them.
+                content: Content::TrueColour { max: 2500 },
+            },
+        ],
+    }
 }
 
 /// The scenes of the previous scan in this output that fall in the period, for `--offline`.

@@ -56,6 +56,35 @@ pub fn save(out: &Path, state: &State) -> Result<()> {
     atomic::write_json(&path, state)
 }
 
+/// The report this scan's diff compares against, read before the new report replaces it: the report
+/// already in `out` when it covers another period than `period` (the `compound_watch.period` of the
+/// new report), kept in `.compound-watch/previous-report.geojson`; for a rerun of the same period, the
+/// report kept by the run that replaced it. So a rerun, or a run killed and rerun, writes the same diff.
+/// `None` when `out` holds no earlier report.
+pub fn previous_report(out: &Path, period: &serde_json::Value) -> Result<Option<geojson::FeatureCollection>> {
+    let report = out.join("report.geojson");
+    let kept = dir(out).join("previous-report.geojson");
+    if !report.is_file() {
+        return Ok(None);
+    }
+    let last = crate::diff::read(&report)?;
+    let last_period = last
+        .foreign_members
+        .as_ref()
+        .and_then(|m| m.get("compound_watch"))
+        .and_then(|p| p.get("period"));
+    if last_period != Some(period) {
+        let bytes = std::fs::read(&report).map_err(Error::io(&report))?;
+        atomic::write(&kept, &bytes)?;
+        return Ok(Some(last));
+    }
+    if kept.is_file() {
+        crate::diff::read(&kept).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// An exclusive lock on an output directory, released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct Lock {
