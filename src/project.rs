@@ -176,9 +176,13 @@ pub fn qgs(project: &Project) -> Result<String> {
         )
         .child(Element::new("projectlayers").children(layers))
         .child(
-            Element::new("properties").child(
-                Element::new("Paths").child(Element::with_text("Absolute", "false").attr("type", "bool")),
-            ),
+            Element::new("properties")
+                .child(Element::new("Paths").child(Element::with_text("Absolute", "false").attr("type", "bool")))
+                // Without this QGIS ignores <projectCrs> and takes the first layer's CRS.
+                .child(
+                    Element::new("SpatialRefSys")
+                        .child(Element::with_text("ProjectionsEnabled", 1).attr("type", "int")),
+                ),
         );
     Ok(document(&root))
 }

@@ -194,59 +194,46 @@ impl LayerStyle {
     }
 }
 
-/// Months as `yyyyMM` numbers, the form the report renderer classifies (QGIS reads `first_detected`
-/// as a Date, which a graduated renderer cannot rank without an expression).
-const MONTH_EXPRESSION: &str = "to_int(format_date(\"first_detected\",'yyyyMM'))";
-
-/// The report's style: graduated by `first_detected`, one class per month present in `collection`
-/// (so every feature gets a symbol), the newest brightest; labelled with the area in hectares.
+/// The report's style: one category per month of `first_detected` present in `collection`, coloured
+/// along a ramp from the oldest (dark) to the newest (brightest), plus the catch-all, so every feature
+/// gets a symbol; labelled with the area in hectares.
+///
+/// Categories on the Date field rather than a graduated renderer on an expression such as
+/// `to_int(format_date("first_detected",'yyyyMM'))`: QGIS reads the property as a Date, and a
+/// renderer on a plain field is one every QGIS client (and a symbol check without a render loop)
+/// evaluates the same way. QGIS compares a Date with a category by its ISO text, `YYYY-MM-DD`.
 pub fn report_style(collection: &geojson::FeatureCollection) -> LayerStyle {
-    let months: BTreeSet<u32> = collection
+    let months: BTreeSet<&str> = collection
         .features
         .iter()
-        .filter_map(|f| f.property("first_detected")?.as_str().and_then(month_number))
+        .filter_map(|f| f.property("first_detected")?.as_str())
+        .filter(|date| is_iso_date(date))
         .collect();
     let n = months.len();
-    let ranges = months.iter().enumerate().map(|(i, &m)| {
-        Element::new("range")
-            .attr("lower", m)
-            .attr("upper", m)
-            .attr("symbol", i)
-            .attr("label", format!("{}-{:02}", m / 100, m % 100))
-            .attr("render", "true")
-    });
-    let symbols = (0..n).map(|i| {
-        let t = if n > 1 { i as f64 / (n - 1) as f64 } else { 1.0 };
-        let colour = ramp(t);
-        Fill {
-            fill: Some(Rgba(colour.0, colour.1, colour.2, 190)),
-            outline: Rgba(20, 20, 20, 255),
-            width_mm: 0.3,
-            dashed: false,
-        }
-        .symbol(i)
-    });
-    let renderer = Element::new("renderer-v2")
-        .attr("type", "graduatedSymbol")
-        .attr("attr", MONTH_EXPRESSION)
-        .attr("graduatedMethod", "GraduatedColor")
-        .attr("symbollevels", 0)
-        .attr("forceraster", 0)
-        .attr("enableorderby", 0)
-        .child(Element::new("ranges").children(ranges))
-        .child(Element::new("symbols").children(symbols))
-        .child(Element::new("classificationMethod").attr("id", "Manual"));
+    let categories: Vec<(&str, &str, Fill)> = months
+        .iter()
+        .enumerate()
+        .map(|(i, date)| {
+            let t = if n > 1 { i as f64 / (n - 1) as f64 } else { 1.0 };
+            let (r, g, b) = ramp(t);
+            let fill = Fill {
+                fill: Some(Rgba(r, g, b, 190)),
+                outline: Rgba(20, 20, 20, 255),
+                width_mm: 0.3,
+                dashed: false,
+            };
+            (*date, &date[..7], fill)
+        })
+        .collect();
     LayerStyle {
-        renderer,
+        renderer: categorized("first_detected", &categories),
         labeling: Some(labels("format_number(\"area_ha\",2) || ' ha'")),
     }
 }
 
-/// `"2023-04-01"` -> 202304.
-fn month_number(date: &str) -> Option<u32> {
-    let year: u32 = date.get(0..4)?.parse().ok()?;
-    let month: u32 = date.get(5..7)?.parse().ok()?;
-    Some(year * 100 + month)
+/// `YYYY-MM-DD`, the only form of date a report holds.
+fn is_iso_date(text: &str) -> bool {
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok() && text.len() == 10
 }
 
 /// Dark red (oldest) through orange to bright yellow (newest): t in 0..1.
@@ -332,7 +319,7 @@ const OTHER: Fill = Fill {
 
 /// A renderer categorised by `attr`, plus a catch-all category (QGIS's "all other values", an empty
 /// value) so that a feature with an unexpected or missing value is still drawn.
-fn categorized(attr: &str, categories: &[(&str, Fill)]) -> Element {
+fn categorized(attr: &str, categories: &[(&str, &str, Fill)]) -> Element {
     let other = categories.len();
     let category = |i: usize, value: &str, label: &str| {
         Element::new("category")
@@ -344,12 +331,12 @@ fn categorized(attr: &str, categories: &[(&str, Fill)]) -> Element {
     let elements = categories
         .iter()
         .enumerate()
-        .map(|(i, (value, _))| category(i, value, value))
+        .map(|(i, (value, label, _))| category(i, value, label))
         .chain([category(other, "", "other")]);
     let symbols = categories
         .iter()
         .enumerate()
-        .map(|(i, (_, fill))| fill.symbol(i))
+        .map(|(i, (_, _, fill))| fill.symbol(i))
         .chain([OTHER.symbol(other)]);
     Element::new("renderer-v2")
         .attr("type", "categorizedSymbol")
@@ -363,7 +350,10 @@ fn categorized(attr: &str, categories: &[(&str, Fill)]) -> Element {
 
 /// The diff's style: categorised by `change`, plus the catch-all.
 pub fn diff_style() -> LayerStyle {
-    let categories: Vec<(&str, Fill)> = Change::ALL.iter().map(|c| (c.name(), change_fill(*c))).collect();
+    let categories: Vec<(&str, &str, Fill)> = Change::ALL
+        .iter()
+        .map(|c| (c.name(), c.name(), change_fill(*c)))
+        .collect();
     LayerStyle {
         renderer: categorized("change", &categories),
         labeling: None,
@@ -389,9 +379,9 @@ pub fn truth_style() -> LayerStyle {
         renderer: categorized(
             "kind",
             &[
-                ("construction", construction),
-                ("clearing_only", outline(255, 255, 0)),
-                ("demolition", outline(0, 255, 255)),
+                ("construction", "construction", construction),
+                ("clearing_only", "cleared, never built", outline(255, 255, 0)),
+                ("demolition", "demolished", outline(0, 255, 255)),
             ],
         ),
         labeling: None,
@@ -453,11 +443,12 @@ mod tests {
     fn report_classes_are_the_months_present_oldest_darkest() {
         let style = report_style(&report_with(&["2023-04-01", "2022-11-01", "2023-04-01"]));
         let qml = style.qml();
-        assert!(qml.contains(r#"<range lower="202211" upper="202211" symbol="0" label="2022-11""#), "{qml}");
-        assert!(qml.contains(r#"<range lower="202304" upper="202304" symbol="1" label="2023-04""#), "{qml}");
-        assert_eq!(qml.matches("<range ").count(), 2);
-        assert!(qml.contains("format_date(&quot;first_detected&quot;,&apos;yyyyMM&apos;)"));
-        assert!(qml.contains("labelsEnabled=\"1\"") && qml.contains("area_ha"));
+        assert!(qml.contains(r#"attr="first_detected""#), "{qml}");
+        assert!(qml.contains(r#"<category value="2022-11-01" symbol="0" label="2022-11""#), "{qml}");
+        assert!(qml.contains(r#"<category value="2023-04-01" symbol="1" label="2023-04""#), "{qml}");
+        assert!(qml.contains(r#"<category value="" symbol="2" label="other""#), "{qml}");
+        assert_eq!(qml.matches("<category ").count(), 3);
+        assert!(qml.contains("labelsEnabled=\"1\"") && qml.contains("format_number(&quot;area_ha&quot;,2)"));
         let brightness = |(r, g, b): (u8, u8, u8)| r as u32 + g as u32 + b as u32;
         assert!(brightness(ramp(0.0)) < brightness(ramp(0.5)) && brightness(ramp(0.5)) < brightness(ramp(1.0)));
     }
