@@ -28,7 +28,7 @@ pub enum Content {
 /// One layer of the project.
 #[derive(Debug, Clone)]
 pub struct Layer {
-    /// Unique layer id within the project.
+    /// Unique layer id within the project (written with a `compound_watch_` prefix).
     pub id: String,
     /// Name in the layer panel.
     pub name: String,
@@ -112,9 +112,15 @@ fn true_colour(max: u16) -> Element {
         .child(Element::new("rasterresampler").attr("maxOversampling", 2))
 }
 
+/// The id QGIS keeps: it replaces ids of 10 characters or fewer with random ones when it reads a
+/// project, which cuts the layer tree off its layers.
+fn layer_id(id: &str) -> String {
+    format!("compound_watch_{id}")
+}
+
 fn map_layer(layer: &Layer) -> Result<Element> {
     let common = |e: Element| -> Result<Element> {
-        Ok(e.child(Element::with_text("id", &layer.id))
+        Ok(e.child(Element::with_text("id", layer_id(&layer.id)))
             .child(Element::with_text("datasource", format!("./{}", layer.file)))
             .child(Element::with_text("layername", &layer.name))
             .child(Element::new("srs").child(spatial_ref(layer.epsg)?)))
@@ -144,10 +150,17 @@ fn map_layer(layer: &Layer) -> Result<Element> {
 pub fn qgs(project: &Project) -> Result<String> {
     let tree = project.layers.iter().map(|l| {
         Element::new("layer-tree-layer")
-            .attr("id", &l.id)
+            .attr("id", layer_id(&l.id))
             .attr("name", &l.name)
             .attr("source", format!("./{}", l.file))
-            .attr("providerKey", if matches!(l.content, Content::Vector(_)) { "ogr" } else { "gdal" })
+            .attr(
+                "providerKey",
+                if matches!(l.content, Content::Vector(_)) {
+                    "ogr"
+                } else {
+                    "gdal"
+                },
+            )
             .attr("checked", "Qt::Checked")
             .attr("expanded", 1)
     });
@@ -220,8 +233,9 @@ mod tests {
             ],
         };
         let text = qgs(&project).unwrap();
-        let report = text.find("<layer-tree-layer id=\"report\"").unwrap();
-        let composite = text.find("<layer-tree-layer id=\"composite\"").unwrap();
+        let report = text.find("<layer-tree-layer id=\"compound_watch_report\"").unwrap();
+        let composite = text.find("<layer-tree-layer id=\"compound_watch_composite\"").unwrap();
+        assert!(text.contains("<id>compound_watch_report</id>"));
         assert!(report < composite, "vectors must be above the raster");
         assert!(text.contains("<datasource>./report.geojson</datasource>"));
         assert!(text.contains("<Absolute type=\"bool\">false</Absolute>"));
