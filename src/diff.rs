@@ -212,7 +212,10 @@ impl Matching {
             ids[i] = list
                 .iter()
                 .filter(|(j, _)| heir[*j] == Some(i))
-                .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| previous[b.0].id.cmp(&previous[a.0].id)))
+                .max_by(|a, b| {
+                    a.1.total_cmp(&b.1)
+                        .then_with(|| previous[b.0].id.cmp(&previous[a.0].id))
+                })
                 .map(|(j, _)| previous[*j].id.clone());
         }
         // Unmatched and split-off polygons keep their own id unless a previous polygon had it (a
@@ -315,7 +318,14 @@ pub fn diff(previous: &FeatureCollection, current: &FeatureCollection) -> Diff {
             counts.add(Change::Removed);
             // A removed polygon's own area is still its geometry's, so the file stays self-consistent;
             // its delta is the whole area lost.
-            let mut f = diff_feature(feature, &p.id, Change::Removed, p.area_m2, p.area_m2, Default::default());
+            let mut f = diff_feature(
+                feature,
+                &p.id,
+                Change::Removed,
+                p.area_m2,
+                p.area_m2,
+                Default::default(),
+            );
             if let Some(props) = f.properties.as_mut() {
                 props.insert("area_delta_m2".into(), json!(round(-p.area_m2)));
             }
@@ -542,14 +552,34 @@ mod tests {
                 removed: 1
             }
         );
-        assert_relative_eq!(prop(&d, "grows", "area_m2").as_f64().unwrap(), 15_000.0, max_relative = 0.01);
-        assert_relative_eq!(prop(&d, "grows", "area_m2_prev").as_f64().unwrap(), 10_000.0, max_relative = 0.01);
-        assert_relative_eq!(prop(&d, "grows", "area_delta_m2").as_f64().unwrap(), 5_000.0, max_relative = 0.02);
-        assert_relative_eq!(prop(&d, "goes", "area_delta_m2").as_f64().unwrap(), -10_000.0, max_relative = 0.01);
+        assert_relative_eq!(
+            prop(&d, "grows", "area_m2").as_f64().unwrap(),
+            15_000.0,
+            max_relative = 0.01
+        );
+        assert_relative_eq!(
+            prop(&d, "grows", "area_m2_prev").as_f64().unwrap(),
+            10_000.0,
+            max_relative = 0.01
+        );
+        assert_relative_eq!(
+            prop(&d, "grows", "area_delta_m2").as_f64().unwrap(),
+            5_000.0,
+            max_relative = 0.02
+        );
+        assert_relative_eq!(
+            prop(&d, "goes", "area_delta_m2").as_f64().unwrap(),
+            -10_000.0,
+            max_relative = 0.01
+        );
         assert_eq!(prop(&d, "new", "area_m2_prev"), &json!(0.0));
         assert_eq!(prop(&d, "grows", "prev_ids"), &json!(["grows"]));
         // The removed polygon keeps its last geometry and figures.
-        let goes = d.collection.features.iter().find(|f| f.property("id") == Some(&json!("goes")));
+        let goes = d
+            .collection
+            .features
+            .iter()
+            .find(|f| f.property("id") == Some(&json!("goes")));
         assert_eq!(goes.unwrap().geometry, previous.features[3].geometry);
         assert_eq!(prop(&d, "goes", "first_detected"), &json!("2023-01-01"));
         let member = &d.collection.foreign_members.as_ref().unwrap()["compound_watch_diff"];
@@ -597,7 +627,11 @@ mod tests {
         assert_eq!(prop(&d, "large", "merged_ids"), &json!(["small"]));
         assert_eq!(prop(&d, "large", "prev_ids"), &json!(["large", "small"]));
         // 20,000 m² before (both), 25,000 m² now: the gap between them was built on.
-        assert_relative_eq!(prop(&d, "large", "area_m2_prev").as_f64().unwrap(), 20_000.0, max_relative = 0.01);
+        assert_relative_eq!(
+            prop(&d, "large", "area_m2_prev").as_f64().unwrap(),
+            20_000.0,
+            max_relative = 0.01
+        );
         assert_eq!(change(&d, "large"), "grown");
     }
 
@@ -613,7 +647,10 @@ mod tests {
         let ids: Vec<&Value> = current.features.iter().map(|f| f.property("id").unwrap()).collect();
         assert_eq!(ids, [&json!("site-r00001c00001-2"), &json!("site-r00001c00001")]);
         let d = diff(&previous, &current);
-        assert_eq!(prop(&d, "site-r00001c00001-2", "split_from"), &json!(["site-r00001c00001"]));
+        assert_eq!(
+            prop(&d, "site-r00001c00001-2", "split_from"),
+            &json!(["site-r00001c00001"])
+        );
         assert_eq!(prop(&d, "site-r00001c00001", "split_from"), &json!([]));
         // The piece took over the 10,000 m² it covers and is unchanged; the heir took over the other
         // 20,000 m² of which it covers 15,000.
@@ -630,10 +667,19 @@ mod tests {
 
     #[test]
     fn against_an_empty_previous_report_everything_is_added() {
-        let current = collection(vec![rect("a", 0.0, 0.0, 100.0, 100.0), rect("b", 500.0, 0.0, 100.0, 100.0)]);
+        let current = collection(vec![
+            rect("a", 0.0, 0.0, 100.0, 100.0),
+            rect("b", 500.0, 0.0, 100.0, 100.0),
+        ]);
         let d = diff(&collection(vec![]), &current);
         assert_eq!(d.counts.added, 2);
-        assert_eq!(d.counts, Counts { added: 2, ..Counts::default() });
+        assert_eq!(
+            d.counts,
+            Counts {
+                added: 2,
+                ..Counts::default()
+            }
+        );
         assert_eq!(change(&d, "a"), "added");
     }
 

@@ -513,7 +513,10 @@ fn qgis_project(config: &ScanConfig, grid: &Grid, report: &geojson::FeatureColle
         epsg: 4326,
         content: Content::Vector(style),
     };
-    let (x1, y0) = (grid.x0 + grid.width as f64 * grid.res, grid.y0 - grid.height as f64 * grid.res);
+    let (x1, y0) = (
+        grid.x0 + grid.width as f64 * grid.res,
+        grid.y0 - grid.height as f64 * grid.res,
+    );
     Project {
         title: format!("compound-watch: {} {}..{}", config.aoi.name, config.from, config.to),
         epsg: grid.epsg,

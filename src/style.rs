@@ -444,8 +444,14 @@ mod tests {
         let style = report_style(&report_with(&["2023-04-01", "2022-11-01", "2023-04-01"]));
         let qml = style.qml();
         assert!(qml.contains(r#"attr="first_detected""#), "{qml}");
-        assert!(qml.contains(r#"<category value="2022-11-01" symbol="0" label="2022-11""#), "{qml}");
-        assert!(qml.contains(r#"<category value="2023-04-01" symbol="1" label="2023-04""#), "{qml}");
+        assert!(
+            qml.contains(r#"<category value="2022-11-01" symbol="0" label="2022-11""#),
+            "{qml}"
+        );
+        assert!(
+            qml.contains(r#"<category value="2023-04-01" symbol="1" label="2023-04""#),
+            "{qml}"
+        );
         assert!(qml.contains(r#"<category value="" symbol="2" label="other""#), "{qml}");
         assert_eq!(qml.matches("<category ").count(), 3);
         assert!(qml.contains("labelsEnabled=\"1\"") && qml.contains("format_number(&quot;area_ha&quot;,2)"));

@@ -80,8 +80,14 @@ fn a_later_scan_keeps_the_ids_and_lists_what_changed() {
     let diff = read_json(&later.summary.diff);
     let c = counts(&diff);
     eprintln!("2023-01 -> 2023-06: added, grown, shrunk, unchanged, removed = {c:?}");
-    assert_eq!(c.iter().sum::<u64>() as usize, diff["features"].as_array().unwrap().len());
-    assert!(c[0] > 0, "five more months of the sample should show new construction: {c:?}");
+    assert_eq!(
+        c.iter().sum::<u64>() as usize,
+        diff["features"].as_array().unwrap().len()
+    );
+    assert!(
+        c[0] > 0,
+        "five more months of the sample should show new construction: {c:?}"
+    );
     assert!(c[1] + c[3] > 0, "some polygons of 2023-01 should continue: {c:?}");
     let mut carried = 0;
     for f in diff["features"].as_array().unwrap() {
@@ -207,7 +213,10 @@ fn qgis_opens_the_project_with_every_layer_valid_even_after_a_move() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("4 layers, crs EPSG:32647"), "{stdout}");
-    assert!(stdout.contains(&moved.path().display().to_string()), "layers not found beside the project: {stdout}");
+    assert!(
+        stdout.contains(&moved.path().display().to_string()),
+        "layers not found beside the project: {stdout}"
+    );
 }
 
 fn cli() -> Command {
@@ -232,10 +241,7 @@ fn the_diff_command_writes_the_diff_and_its_style() {
     let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
     let diff = read_json(&out);
     let c = counts(&diff);
-    assert!(
-        stdout.contains(&format!("{} added, {} grown", c[0], c[1])),
-        "{stdout}"
-    );
+    assert!(stdout.contains(&format!("{} added, {} grown", c[0], c[1])), "{stdout}");
     assert!(out.with_extension("qml").is_file());
     // Same features and kinds as the scan's own diff (which also knew nothing but the two reports).
     let kinds = |d: &Value| -> Vec<(String, String)> {
@@ -243,11 +249,19 @@ fn the_diff_command_writes_the_diff_and_its_style() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|f| (f["id"].as_str().unwrap().into(), f["properties"]["change"].as_str().unwrap().into()))
+            .map(|f| {
+                (
+                    f["id"].as_str().unwrap().into(),
+                    f["properties"]["change"].as_str().unwrap().into(),
+                )
+            })
             .collect()
     };
     assert_eq!(kinds(&diff), kinds(&read_json(&later.summary.diff)));
-    assert_eq!(diff["compound_watch_diff"]["previous"]["file"], old.display().to_string());
+    assert_eq!(
+        diff["compound_watch_diff"]["previous"]["file"],
+        old.display().to_string()
+    );
 }
 
 #[test]
@@ -269,7 +283,14 @@ fn the_diff_command_names_a_missing_or_unreadable_file_and_exits_1() {
         (&points, "no Polygon"),
     ] {
         let out = dir.path().join("diff.geojson");
-        let assert = cli().arg("diff").arg(bad).arg(&report).arg("-o").arg(&out).assert().code(1);
+        let assert = cli()
+            .arg("diff")
+            .arg(bad)
+            .arg(&report)
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .code(1);
         let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
         assert!(
             stderr.contains(&bad.display().to_string()) && stderr.contains(says),
