@@ -161,7 +161,8 @@ fn outlines(collection: &FeatureCollection) -> Vec<Outline> {
 }
 
 fn area(shape: &MultiPolygon<f64>) -> f64 {
-    shape.iter().map(report::area_m2).sum()
+    // fold from +0.0: `sum` of no floats is -0.0, which would be written as "-0.0".
+    shape.iter().map(report::area_m2).fold(0.0, |a, b| a + b)
 }
 
 /// The feature's id: the GeoJSON `id` member, else the `id` property.
@@ -289,7 +290,7 @@ pub fn diff(previous: &FeatureCollection, current: &FeatureCollection) -> Diff {
                     overlap
                 }
             })
-            .sum();
+            .fold(0.0, |a, b| a + b);
         let change = if list.is_empty() {
             Change::Added
         } else {
@@ -572,7 +573,7 @@ mod tests {
             -10_000.0,
             max_relative = 0.01
         );
-        assert_eq!(prop(&d, "new", "area_m2_prev"), &json!(0.0));
+        assert_eq!(prop(&d, "new", "area_m2_prev").to_string(), "0.0", "written as 0.0, not -0.0");
         assert_eq!(prop(&d, "grows", "prev_ids"), &json!(["grows"]));
         // The removed polygon keeps its last geometry and figures.
         let goes = d

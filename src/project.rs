@@ -3,7 +3,7 @@
 //! the map on the AOI.
 //!
 //! Data sources are relative to the project file (`./report.geojson`), so the output directory can
-//! be moved or copied as a whole. Built with the same XML builder as the styles; no I/O but [`write`].
+//! be moved or copied as a whole. Built with the same XML builder as the styles; no I/O but [`write()`].
 
 use std::path::Path;
 
