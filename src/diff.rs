@@ -573,7 +573,11 @@ mod tests {
             -10_000.0,
             max_relative = 0.01
         );
-        assert_eq!(prop(&d, "new", "area_m2_prev").to_string(), "0.0", "written as 0.0, not -0.0");
+        assert_eq!(
+            prop(&d, "new", "area_m2_prev").to_string(),
+            "0.0",
+            "written as 0.0, not -0.0"
+        );
         assert_eq!(prop(&d, "grows", "prev_ids"), &json!(["grows"]));
         // The removed polygon keeps its last geometry and figures.
         let goes = d
