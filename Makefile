@@ -37,7 +37,7 @@ sample: $(SAMPLE)/catalog.json
 demo: gdal $(SAMPLE)/catalog.json
 	$(CARGO) run --release --quiet -- scan --aoi aoi/myawaddy.geojson --source $(SAMPLE)/catalog.json \
 	  --from 2021-07 --to 2023-06 --out $(OUT) --cache out/cache
-	@echo "Open $(OUT)/report.geojson over $(OUT)/composite.tif in QGIS."
+	@echo "Open $(OUT)/project.qgs in QGIS, or $(OUT)/summary.html in a browser."
 
 # The strict RFC 7946 checker in $(SHARED)/tools needs shapely; tests skip it (saying so) without.
 test: gdal

@@ -72,6 +72,14 @@ pub enum Error {
         /// What is missing or wrong, and how to fix it.
         reason: String,
     },
+    /// A GeoJSON report that cannot be read or compared (a previous report, an input of `diff`).
+    #[error("report {path}: {reason}")]
+    Report {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// A configuration value that makes no sense, named by its flag or field.
     #[error("{field}: {reason}")]
     Config {

@@ -5,8 +5,10 @@
 //!
 //! `aoi` -> `grid` -> `source` (search) -> `window` (read + warp) / `cache` -> `mask` ->
 //! `composite` -> `detect` (built-up score and its step) with `change` (spectral change,
-//! region by region) -> `vectorize` -> `report`, run together by `scan`; `summary` turns a
-//! report and the scan's monthly figures into pages a non-expert can read.
+//! region by region) -> `vectorize` -> `report`, run together by `scan`. After the report, `diff`
+//! compares it with the previous one, `style` and `project` write what QGIS needs to open the
+//! outputs styled, and `summary` turns the report and the scan's monthly figures into pages a
+//! non-expert can read.
 //!
 //! The library never prints and never exits; the `compound-watch` binary does both.
 
@@ -16,6 +18,7 @@ pub mod cache;
 pub mod change;
 pub mod composite;
 pub mod detect;
+pub mod diff;
 pub mod error;
 pub mod eval;
 mod gdal_ext;
@@ -23,12 +26,14 @@ pub mod grid;
 pub mod http;
 pub mod mask;
 pub mod month;
+pub mod project;
 pub mod reflectance;
 pub mod report;
 pub mod sample;
 pub mod scan;
 pub mod source;
 pub mod state;
+pub mod style;
 pub mod summary;
 pub mod vectorize;
 pub mod window;

@@ -52,7 +52,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Scan an AOI over a period and write report.geojson and composite.tif.
+    /// Scan an AOI over a period and write report.geojson, diff.geojson, composite.tif and project.qgs.
     #[command(after_help = EXIT_CODES)]
     Scan(ScanArgs),
     /// Write the bundled SYNTHETIC sample (a static STAC catalog of COGs and truth.geojson).
@@ -64,7 +64,16 @@ enum Command {
     /// Write one summary across the AOIs of a run (across.md, .html, .csv, .json) from each scan
     /// output's summary.json.
     Summary(SummaryArgs),
+    /// Compare two reports of the same site: write what was added, grew, shrank, stayed or went.
+    #[command(after_help = DIFF_EXIT_CODES)]
+    Diff(DiffArgs),
 }
+
+const DIFF_EXIT_CODES: &str = "\
+Exit codes:
+  0  the diff was written
+  1  failed: a report is missing or is not a GeoJSON FeatureCollection of polygons with ids
+  2  the command line is wrong (see --help)";
 
 #[derive(Args)]
 struct SummaryArgs {
@@ -73,6 +82,19 @@ struct SummaryArgs {
     dirs: Vec<PathBuf>,
     /// Where across.md, across.html, across.csv, across.json and across/ go.
     #[arg(short = 'o', long = "out", value_name = "DIR")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct DiffArgs {
+    /// The earlier report.geojson.
+    #[arg(value_name = "OLD")]
+    old: PathBuf,
+    /// The later report.geojson.
+    #[arg(value_name = "NEW")]
+    new: PathBuf,
+    /// Where the diff goes (a GeoJSON file; its QGIS style is written beside it as .qml).
+    #[arg(short, long, value_name = "FILE")]
     out: PathBuf,
 }
 
@@ -155,7 +177,8 @@ struct ScanArgs {
     /// Last month to scan, YYYY-MM (included).
     #[arg(long, value_name = "YYYY-MM")]
     to: Month,
-    /// Output directory (created if needed); report.geojson and composite.tif go here.
+    /// Output directory (created if needed); report.geojson, diff.geojson (against the report already
+    /// here), composite.tif, QGIS styles and project.qgs go here.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Cache of warped scene windows, shared between scans
@@ -317,6 +340,8 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
         summary.demolitions
     );
     say!("composite: {}", summary.composite.display());
+    say!("diff:      {} ({})", summary.diff.display(), summary.changes);
+    say!("project:   {} (open in QGIS)", summary.project.display());
     say!(
         "scenes:    {} found ({} new since the last scan of this output), {} used, {} skipped; {} months of {} had scenes",
         summary.scenes_found,
@@ -401,6 +426,12 @@ fn run_summary(args: SummaryArgs) -> Result<ExitCode, compound_watch::Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn run_diff(args: DiffArgs) -> Result<ExitCode, compound_watch::Error> {
+    let diff = compound_watch::diff::diff_files(&args.old, &args.new, &args.out)?;
+    say!("diff:      {} ({})", args.out.display(), diff.counts);
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_sample(args: SampleArgs) -> Result<ExitCode, compound_watch::Error> {
     let default = SampleSpec::default();
     let spec = SampleSpec {
@@ -437,6 +468,7 @@ fn main() -> ExitCode {
         Command::Cache(args) => run_cache(args),
         Command::Eval(args) => run_eval(args),
         Command::Summary(args) => run_summary(args),
+        Command::Diff(args) => run_diff(args),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("compound-watch: error: {e}");

@@ -102,22 +102,49 @@ pub fn feature_collection(
     })
 }
 
+/// The AOI outline as a FeatureCollection (`aoi.geojson`, drawn in the QGIS project), rounded and
+/// oriented like the report.
+pub fn aoi_feature_collection(aoi: &crate::aoi::Aoi) -> geojson::FeatureCollection {
+    let scale = 10f64.powi(DECIMALS);
+    let outline = aoi
+        .geometry
+        .map_coords(|c| geo::Coord {
+            x: (c.x * scale).round() / scale,
+            y: (c.y * scale).round() / scale,
+        })
+        .orient(geo::orient::Direction::Default);
+    let mut props = Map::new();
+    props.insert("id".into(), json!(aoi.slug));
+    props.insert("name".into(), json!(aoi.name));
+    props.insert("area_m2".into(), json!(round(aoi.area_m2, 1)));
+    geojson::FeatureCollection {
+        bbox: None,
+        features: vec![geojson::Feature {
+            bbox: None,
+            geometry: Some(geojson::Geometry::from(&outline)),
+            id: Some(geojson::feature::Id::String(aoi.slug.clone())),
+            properties: Some(props),
+            foreign_members: None,
+        }],
+        foreign_members: None,
+    }
+}
+
 /// Writes a FeatureCollection atomically, pretty-printed, with a final newline.
 pub fn write_geojson(path: &Path, collection: &geojson::FeatureCollection) -> Result<()> {
     atomic::write_json(path, collection)
 }
 
-/// Reads a report back (for incremental scans and diffs).
+/// Reads a report back (for incremental scans and diffs). A missing or malformed file is an error
+/// that names it and says what was expected.
 pub fn read_geojson(path: &Path) -> Result<geojson::FeatureCollection> {
-    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| Error::Io {
+    let fail = |what: String| Error::Report {
         path: path.to_path_buf(),
-        source: std::io::Error::other(e),
-    })?;
-    serde_json::from_value(value).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e),
-    })
+        reason: format!("{what}; expected a GeoJSON FeatureCollection such as the report.geojson a scan writes"),
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot be read ({e})")))?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| fail(format!("is not JSON ({e})")))?;
+    serde_json::from_value(value).map_err(|e| fail(format!("is not a GeoJSON FeatureCollection ({e})")))
 }
 
 /// A u16 raster to be written as a Cloud-Optimized GeoTIFF (0 = no data in every band).

@@ -18,16 +18,19 @@ use crate::cache::Cache;
 use crate::change::{changed_regions, spectral_step, Normalization, BANDS};
 use crate::composite::{median, monthly_median, Composite};
 use crate::detect::{scores, step, DetectParams};
+use crate::diff;
 use crate::error::{Error, Result};
 use crate::grid::{Grid, Projector};
 use crate::mask::{
     clear_mask, persistent_cloud_onset, scl_is_clear, scl_is_cloud, scl_is_cloud_or_shadow, MOSTLY_CLEAR,
 };
 use crate::month::Month;
+use crate::project::{self, Content, Layer, Project};
 use crate::reflectance::{decide_offset, reflectance, DarkHistogram, OffsetDecision};
 use crate::report::{self, Detection};
 use crate::source::{dedupe, Band, Found, Scene, SceneSearch, SearchQuery, Skipped};
 use crate::state::{self, State};
+use crate::style;
 use crate::summary;
 use crate::vectorize;
 use crate::window::WindowReader;
@@ -144,6 +147,12 @@ pub struct ScanSummary {
     pub report: PathBuf,
     /// The latest-composite COG.
     pub composite: PathBuf,
+    /// The diff against the previous report in this output (everything `added` when there is none).
+    pub diff: PathBuf,
+    /// Polygons of each kind in the diff.
+    pub changes: diff::Counts,
+    /// The QGIS project that opens the outputs styled.
+    pub project: PathBuf,
     /// Demolition polygons written.
     pub demolitions: usize,
     /// Written demolition layer.
@@ -599,7 +608,7 @@ pub fn run(
         found.sort_by(|a, b| (a.first_detected, &a.id).cmp(&(b.first_detected, &b.id)));
         Ok(found)
     };
-    let detections = polygons(&ups, "")?;
+    let mut detections = polygons(&ups, "")?;
     let demolished = polygons(&downs, "demolition-")?;
 
     let records: Vec<SceneRecord> = scenes
@@ -646,12 +655,36 @@ pub fn run(
         superseded,
     };
     let report_path = config.out_dir.join("report.geojson");
-    let collection = report::feature_collection(&config.aoi.slug, &detections, &provenance)?;
+    let mut collection = report::feature_collection(&config.aoi.slug, &detections, &provenance)?;
+    // The previous report must be read before the new one replaces it: ids continue from it and
+    // the diff compares against it. With none, the diff lists every polygon as added.
+    let period = provenance.period.clone();
+    let previous = state::previous_report(&config.out_dir, &period)?.unwrap_or(geojson::FeatureCollection {
+        bbox: None,
+        features: Vec::new(),
+        foreign_members: None,
+    });
+    diff::stabilize_ids(&previous, &mut collection);
+    // The stable ids are the ids: summaries and quicklooks name polygons as the report does.
+    for (d, f) in detections.iter_mut().zip(&collection.features) {
+        if let Some(geojson::feature::Id::String(id)) = &f.id {
+            d.id.clone_from(id);
+        }
+    }
+    let changes = diff::diff(&previous, &collection);
     report::write_geojson(&report_path, &collection)?;
     // Demolition is never new construction; it goes to its own layer, with the same provenance.
     let demolition_path = config.out_dir.join("demolition.geojson");
     let demolition = report::feature_collection(&config.aoi.slug, &demolished, &provenance)?;
     report::write_geojson(&demolition_path, &demolition)?;
+    style::write_qml(&demolition_path, &style::report_style(&demolition))?;
+    style::write_qml(&report_path, &style::report_style(&collection))?;
+    let diff_path = config.out_dir.join("diff.geojson");
+    report::write_geojson(&diff_path, &changes.collection)?;
+    style::write_qml(&diff_path, &style::diff_style())?;
+    let aoi_path = config.out_dir.join("aoi.geojson");
+    report::write_geojson(&aoi_path, &report::aoi_feature_collection(&config.aoi))?;
+    style::write_qml(&aoi_path, &style::aoi_style())?;
     let composite_path = config.out_dir.join("composite.tif");
     let description = format!(
         "compound-watch latest clear composite of {} for {}..{}: each pixel from the most recent month with a clear view; reflectance x 10000",
@@ -708,6 +741,8 @@ pub fn run(
         synthetic: scenes.iter().any(|s| s.synthetic),
     };
     summary::write_site(&config.out_dir, &site)?;
+    let project_path = config.out_dir.join("project.qgs");
+    project::write(&project_path, &qgis_project(config, &grid, &collection, &demolition))?;
     progress.event(Event::Advance(1));
     state::save(
         &config.out_dir,
@@ -736,7 +771,53 @@ pub fn run(
         demolition: demolition_path,
         months: month_summaries,
         aoi_pixels,
+        diff: diff_path,
+        changes: changes.counts,
+        project: project_path,
     })
+}
+
+/// The QGIS project of a scan's outputs, in the grid's UTM CRS and framed on the grid.
+fn qgis_project(
+    config: &ScanConfig,
+    grid: &Grid,
+    report: &geojson::FeatureCollection,
+    demolition: &geojson::FeatureCollection,
+) -> Project {
+    let vector = |id: &str, name: &str, style: style::LayerStyle| Layer {
+        id: id.into(),
+        name: name.into(),
+        file: format!("{id}.geojson"),
+        epsg: 4326,
+        content: Content::Vector(style),
+    };
+    let (x1, y0) = (
+        grid.x0 + grid.width as f64 * grid.res,
+        grid.y0 - grid.height as f64 * grid.res,
+    );
+    Project {
+        title: format!("compound-watch: {} {}..{}", config.aoi.name, config.from, config.to),
+        epsg: grid.epsg,
+        extent: [grid.x0, y0, x1, grid.y0],
+        layers: vec![
+            vector("aoi", "AOI", style::aoi_style()),
+            vector("diff", "change since the previous scan (diff)", style::diff_style()),
+            vector("report", "new construction (report)", style::report_style(report)),
+            vector(
+                "demolition",
+                "demolition (reported apart)",
+                style::report_style(demolition),
+            ),
+            Layer {
+                id: "composite".into(),
+                name: "latest clear composite".into(),
+                file: "composite.tif".into(),
+                epsg: grid.epsg,
+                // Reflectance x 10000: 0.25 white shows land and roofs without saturating most of them.
+                content: Content::TrueColour { max: 2500 },
+            },
+        ],
+    }
 }
 
 /// A month is a gap in the summary when less than this share of the AOI was seen clearly: its
@@ -772,7 +853,7 @@ pub fn month_figures(months: &[MonthSummary], aoi_pixels: u64, res: f64) -> Vec<
                 clear_fraction,
                 clear_obs_median: m.counts.clear_obs_median() as f64,
                 gap,
-                builtup_ha: (!gap).then(|| m.counts.builtup_pixels as f64 * ha_per_pixel),
+                builtup_ha: (!gap).then_some(m.counts.builtup_pixels as f64 * ha_per_pixel),
             }
         })
         .collect()

@@ -56,6 +56,44 @@ pub fn save(out: &Path, state: &State) -> Result<()> {
     atomic::write_json(&path, state)
 }
 
+/// The report this scan's diff compares against, read before the new report replaces it: the report
+/// already in `out` when it covers another period than `period` (the `compound_watch.period` of the
+/// new report), kept in `.compound-watch/previous-report.geojson`; for a rerun of the same period, the
+/// report kept by the run that replaced it. So a rerun, or a run killed and rerun, writes the same diff.
+/// `None` when `out` holds no earlier report.
+pub fn previous_report(out: &Path, period: &serde_json::Value) -> Result<Option<geojson::FeatureCollection>> {
+    let report = out.join("report.geojson");
+    let kept = dir(out).join("previous-report.geojson");
+    if !report.is_file() {
+        return Ok(None);
+    }
+    let last = crate::diff::read(&report).map_err(|e| match e {
+        Error::Report { path, reason } => Error::Report {
+            reason: format!(
+                "{reason}. It is the previous report, read to diff against: move it out of {} and the scan starts afresh",
+                out.display()
+            ),
+            path,
+        },
+        other => other,
+    })?;
+    let last_period = last
+        .foreign_members
+        .as_ref()
+        .and_then(|m| m.get("compound_watch"))
+        .and_then(|p| p.get("period"));
+    if last_period != Some(period) {
+        let bytes = std::fs::read(&report).map_err(Error::io(&report))?;
+        atomic::write(&kept, &bytes)?;
+        return Ok(Some(last));
+    }
+    if kept.is_file() {
+        crate::diff::read(&kept).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// An exclusive lock on an output directory, released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct Lock {
@@ -108,5 +146,59 @@ mod tests {
         );
         drop(first);
         assert!(super::lock(dir.path()).is_ok());
+    }
+
+    fn report(to: &str, ids: &[&str]) -> String {
+        let features: Vec<serde_json::Value> = ids
+            .iter()
+            .map(|id| {
+                serde_json::json!({"type": "Feature", "id": id, "properties": {"id": id},
+                    "geometry": {"type": "Polygon", "coordinates": [[[98.5, 16.7], [98.501, 16.7], [98.501, 16.701], [98.5, 16.7]]]}})
+            })
+            .collect();
+        serde_json::json!({"type": "FeatureCollection", "features": features,
+            "compound_watch": {"period": {"from": "2021-07", "to": to}}})
+        .to_string()
+    }
+
+    #[test]
+    fn the_previous_report_is_kept_so_a_rerun_of_the_same_period_diffs_against_it_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let period = |to: &str| serde_json::json!({"from": "2021-07", "to": to});
+        let ids = |c: Option<geojson::FeatureCollection>| -> Vec<String> {
+            c.unwrap()
+                .features
+                .iter()
+                .map(|f| f.property("id").unwrap().to_string())
+                .collect()
+        };
+        assert!(super::previous_report(out, &period("2023-05")).unwrap().is_none());
+        std::fs::write(out.join("report.geojson"), report("2023-05", &["may"])).unwrap();
+        // The June scan diffs against May's report, and keeps it...
+        assert_eq!(
+            ids(super::previous_report(out, &period("2023-06")).unwrap()),
+            ["\"may\""]
+        );
+        std::fs::write(out.join("report.geojson"), report("2023-06", &["june"])).unwrap();
+        // ... so rerunning June (the report is now June's) diffs against May's again.
+        assert_eq!(
+            ids(super::previous_report(out, &period("2023-06")).unwrap()),
+            ["\"may\""]
+        );
+        assert_eq!(
+            ids(super::previous_report(out, &period("2023-07")).unwrap()),
+            ["\"june\""]
+        );
+    }
+
+    #[test]
+    fn an_unreadable_previous_report_is_named_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("report.geojson"), "{ truncated").unwrap();
+        let err = super::previous_report(dir.path(), &serde_json::json!({}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("report.geojson") && err.contains("move it out"), "{err}");
     }
 }

@@ -3,6 +3,7 @@
 mod aoi;
 mod cli;
 mod common;
+mod diff;
 mod recorded;
 mod remote;
 mod scan;

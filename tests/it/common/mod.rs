@@ -127,3 +127,32 @@ pub fn python_tool(tool: &str, args: &[&str], needs: &str) -> Option<std::proces
             .unwrap(),
     )
 }
+
+/// Runs a headless QGIS tool from ../shared/tools/qgis with Debian's /usr/bin/python3 (the only
+/// python that can import qgis); otherwise says why it was skipped and returns None.
+pub fn qgis_tool(tool: &str, args: &[&Path]) -> Option<std::process::Output> {
+    let Some(shared) = shared() else {
+        eprintln!("SKIPPED: ../shared is absent, so {tool} cannot run");
+        return None;
+    };
+    let python = "/usr/bin/python3";
+    let probe = std::process::Command::new(python)
+        .args(["-c", "import qgis.core"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: {python} cannot import qgis (bash ../shared/tools/qgis/install.sh), so {tool} cannot run");
+        return None;
+    }
+    // Qt wants a private runtime directory (mode 0700).
+    let runtime = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(runtime.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    Some(
+        std::process::Command::new(python)
+            .arg(shared.join("tools/qgis").join(tool))
+            .args(args)
+            .env("QT_QPA_PLATFORM", "offscreen")
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .output()
+            .unwrap(),
+    )
+}

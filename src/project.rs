@@ -1,0 +1,246 @@
+//! The QGIS project a scan writes (`project.qgs`): the composite in true colour, the AOI outline,
+//! the report and the diff, styled as their `.qml` files style them, vectors above the raster, and
+//! the map on the AOI.
+//!
+//! Data sources are relative to the project file (`./report.geojson`), so the output directory can
+//! be moved or copied as a whole. Built with the same XML builder as the styles; no I/O but [`write()`].
+
+use std::path::Path;
+
+use crate::atomic;
+use crate::error::{Error, Result};
+use crate::grid;
+use crate::style::{document, Element, LayerStyle, QGIS_VERSION};
+
+/// What a layer draws.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// Polygons from a GeoJSON file in WGS84, drawn with this style.
+    Vector(LayerStyle),
+    /// A GeoTIFF whose bands 1, 2, 3 are red, green, blue reflectance x 10000, stretched from 0 to
+    /// `max` (dark imagery like Sentinel-2 land is readable at about 2500, 25 % reflectance).
+    TrueColour {
+        /// Value drawn white.
+        max: u16,
+    },
+}
+
+/// One layer of the project.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// Unique layer id within the project (written with a `compound_watch_` prefix).
+    pub id: String,
+    /// Name in the layer panel.
+    pub name: String,
+    /// File name relative to the project file's directory.
+    pub file: String,
+    /// EPSG code of the file's CRS.
+    pub epsg: u32,
+    /// How it is drawn.
+    pub content: Content,
+}
+
+/// A project: its CRS, initial view and layers (first drawn on top).
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// Project title.
+    pub title: String,
+    /// EPSG code of the project (map) CRS.
+    pub epsg: u32,
+    /// Initial view `[xmin, ymin, xmax, ymax]` in the project CRS.
+    pub extent: [f64; 4],
+    /// Layers, top first.
+    pub layers: Vec<Layer>,
+}
+
+/// A `<spatialrefsys>` QGIS can read: its WKT (which QGIS prefers, being lossless) and authority id.
+fn spatial_ref(epsg: u32) -> Result<Element> {
+    let srs = grid::srs(epsg)?;
+    let gdal = |what: &str| Error::gdal(format!("writing EPSG:{epsg} as {what} for the QGIS project"));
+    Ok(Element::new("spatialrefsys")
+        .attr("nativeFormat", "Wkt")
+        .child(Element::with_text("wkt", srs.to_wkt().map_err(gdal("WKT"))?))
+        .child(Element::with_text("proj4", srs.to_proj4().map_err(gdal("PROJ"))?))
+        .child(Element::with_text("authid", format!("EPSG:{epsg}")))
+        .child(Element::with_text("description", srs.name().unwrap_or_default())))
+}
+
+fn extent(name: &'static str, [xmin, ymin, xmax, ymax]: [f64; 4]) -> Element {
+    Element::new(name)
+        .child(Element::with_text("xmin", xmin))
+        .child(Element::with_text("ymin", ymin))
+        .child(Element::with_text("xmax", xmax))
+        .child(Element::with_text("ymax", ymax))
+}
+
+/// A fixed min/max stretch of one band.
+fn stretch(name: &'static str, max: u16) -> Element {
+    Element::new(name)
+        .child(Element::with_text("minValue", 0))
+        .child(Element::with_text("maxValue", max))
+        .child(Element::with_text("algorithm", "StretchToMinimumMaximum"))
+}
+
+fn true_colour(max: u16) -> Element {
+    Element::new("pipe")
+        .child(
+            Element::new("rasterrenderer")
+                .attr("type", "multibandcolor")
+                .attr("opacity", 1)
+                .attr("alphaBand", -1)
+                .attr("redBand", 1)
+                .attr("greenBand", 2)
+                .attr("blueBand", 3)
+                .child(Element::new("rasterTransparency"))
+                .child(
+                    // "None": keep the stretch written here instead of recomputing one from statistics.
+                    Element::new("minMaxOrigin")
+                        .child(Element::with_text("limits", "None"))
+                        .child(Element::with_text("extent", "WholeRaster"))
+                        .child(Element::with_text("statAccuracy", "Estimated")),
+                )
+                .child(stretch("redContrastEnhancement", max))
+                .child(stretch("greenContrastEnhancement", max))
+                .child(stretch("blueContrastEnhancement", max)),
+        )
+        .child(
+            Element::new("brightnesscontrast")
+                .attr("brightness", 0)
+                .attr("contrast", 0)
+                .attr("gamma", 1),
+        )
+        .child(Element::new("rasterresampler").attr("maxOversampling", 2))
+}
+
+/// The id QGIS keeps: it replaces ids of 10 characters or fewer with random ones when it reads a
+/// project, which cuts the layer tree off its layers.
+fn layer_id(id: &str) -> String {
+    format!("compound_watch_{id}")
+}
+
+fn map_layer(layer: &Layer) -> Result<Element> {
+    let common = |e: Element| -> Result<Element> {
+        Ok(e.child(Element::with_text("id", layer_id(&layer.id)))
+            .child(Element::with_text("datasource", format!("./{}", layer.file)))
+            .child(Element::with_text("layername", &layer.name))
+            .child(Element::new("srs").child(spatial_ref(layer.epsg)?)))
+    };
+    Ok(match &layer.content {
+        Content::Vector(style) => {
+            let mut e = common(
+                Element::new("maplayer")
+                    .attr("type", "vector")
+                    .attr("geometry", "Polygon")
+                    .attr("labelsEnabled", u8::from(style.labeling.is_some())),
+            )?
+            .child(Element::with_text("provider", "ogr").attr("encoding", "UTF-8"))
+            .child(style.renderer.clone());
+            if let Some(labeling) = &style.labeling {
+                e = e.child(labeling.clone());
+            }
+            e
+        }
+        Content::TrueColour { max } => common(Element::new("maplayer").attr("type", "raster"))?
+            .child(Element::with_text("provider", "gdal"))
+            .child(true_colour(*max)),
+    })
+}
+
+/// The project as a `.qgs` document.
+pub fn qgs(project: &Project) -> Result<String> {
+    let tree = project.layers.iter().map(|l| {
+        Element::new("layer-tree-layer")
+            .attr("id", layer_id(&l.id))
+            .attr("name", &l.name)
+            .attr("source", format!("./{}", l.file))
+            .attr(
+                "providerKey",
+                if matches!(l.content, Content::Vector(_)) {
+                    "ogr"
+                } else {
+                    "gdal"
+                },
+            )
+            .attr("checked", "Qt::Checked")
+            .attr("expanded", 1)
+    });
+    let layers = project.layers.iter().map(map_layer).collect::<Result<Vec<_>>>()?;
+    let crs = spatial_ref(project.epsg)?;
+    let root = Element::new("qgis")
+        .attr("version", QGIS_VERSION)
+        .attr("projectname", &project.title)
+        .child(Element::new("homePath").attr("path", ""))
+        .child(Element::with_text("title", &project.title))
+        .child(Element::new("projectCrs").child(crs.clone()))
+        .child(
+            Element::new("layer-tree-group")
+                .children(tree)
+                // Drawing order follows the tree: the first layer is drawn on top.
+                .child(Element::new("custom-order").attr("enabled", 0)),
+        )
+        .child(
+            Element::new("mapcanvas")
+                .attr("name", "theMapCanvas")
+                .attr("annotationsVisible", 1)
+                .child(Element::with_text("units", "meters"))
+                .child(extent("extent", project.extent))
+                .child(Element::with_text("rotation", 0))
+                .child(Element::new("destinationsrs").child(crs)),
+        )
+        .child(Element::new("projectlayers").children(layers))
+        .child(
+            Element::new("properties")
+                .child(Element::new("Paths").child(Element::with_text("Absolute", "false").attr("type", "bool")))
+                // Without this QGIS ignores <projectCrs> and takes the first layer's CRS.
+                .child(
+                    Element::new("SpatialRefSys")
+                        .child(Element::with_text("ProjectionsEnabled", 1).attr("type", "int")),
+                ),
+        );
+    Ok(document(&root))
+}
+
+/// Writes the project atomically.
+pub fn write(path: &Path, project: &Project) -> Result<()> {
+    atomic::write(path, qgs(project)?.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_are_relative_ordered_and_the_raster_is_stretched() {
+        let project = Project {
+            title: "t".into(),
+            epsg: 32647,
+            extent: [480_000.0, 1_845_000.0, 481_000.0, 1_846_000.0],
+            layers: vec![
+                Layer {
+                    id: "report".into(),
+                    name: "report".into(),
+                    file: "report.geojson".into(),
+                    epsg: 4326,
+                    content: Content::Vector(crate::style::aoi_style()),
+                },
+                Layer {
+                    id: "composite".into(),
+                    name: "composite".into(),
+                    file: "composite.tif".into(),
+                    epsg: 32647,
+                    content: Content::TrueColour { max: 2500 },
+                },
+            ],
+        };
+        let text = qgs(&project).unwrap();
+        let report = text.find("<layer-tree-layer id=\"compound_watch_report\"").unwrap();
+        let composite = text.find("<layer-tree-layer id=\"compound_watch_composite\"").unwrap();
+        assert!(text.contains("<id>compound_watch_report</id>"));
+        assert!(report < composite, "vectors must be above the raster");
+        assert!(text.contains("<datasource>./report.geojson</datasource>"));
+        assert!(text.contains("<Absolute type=\"bool\">false</Absolute>"));
+        assert!(text.contains("<maxValue>2500</maxValue>"));
+        assert!(text.contains("<authid>EPSG:32647</authid>"));
+        assert!(!text.contains("/tmp"), "no absolute paths");
+    }
+}
