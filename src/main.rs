@@ -343,6 +343,10 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
     say!("diff:      {} ({})", summary.diff.display(), summary.changes);
     say!("project:   {} (open in QGIS)", summary.project.display());
     say!(
+        "summary:   {} (monthly figures in plain words)",
+        summary.summary_page.display()
+    );
+    say!(
         "scenes:    {} found ({} new since the last scan of this output), {} used, {} skipped; {} months of {} had scenes",
         summary.scenes_found,
         summary.scenes_new,

@@ -153,6 +153,8 @@ pub struct ScanSummary {
     pub changes: diff::Counts,
     /// The QGIS project that opens the outputs styled.
     pub project: PathBuf,
+    /// The monthly summary for readers (summary.md, .csv, .json and pictures beside it).
+    pub summary_page: PathBuf,
     /// Demolition polygons written.
     pub demolitions: usize,
     /// Written demolition layer.
@@ -741,6 +743,7 @@ pub fn run(
         synthetic: scenes.iter().any(|s| s.synthetic),
     };
     summary::write_site(&config.out_dir, &site)?;
+    let summary_page = config.out_dir.join("summary.html");
     let project_path = config.out_dir.join("project.qgs");
     project::write(&project_path, &qgis_project(config, &grid, &collection, &demolition))?;
     progress.event(Event::Advance(1));
@@ -767,6 +770,7 @@ pub fn run(
         detections: detections.len(),
         report: report_path,
         composite: composite_path,
+        summary_page,
         demolitions: demolished.len(),
         demolition: demolition_path,
         months: month_summaries,
