@@ -52,7 +52,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Scan an AOI over a period and write report.geojson, diff.geojson, composite.tif and project.qgs.
+    /// Scan an AOI over a period: write report.geojson, diff.geojson and demolition.geojson (each
+    /// with a QGIS .qml style), composite.tif, project.qgs and the monthly summary.*.
     #[command(after_help = EXIT_CODES)]
     Scan(ScanArgs),
     /// Write the bundled SYNTHETIC sample (a static STAC catalog of COGs and truth.geojson).
