@@ -311,6 +311,19 @@ impl MonthCounts {
     }
 }
 
+/// What every per-block computation reads: the configuration, the grid, the cache, and the scenes
+/// with their per-scene decisions (offset, mostly clear) and their months.
+#[derive(Clone, Copy)]
+struct Stack<'a> {
+    config: &'a ScanConfig,
+    grid: &'a Grid,
+    cache: &'a Cache,
+    scenes: &'a [Scene],
+    decisions: &'a [OffsetDecision],
+    mostly_clear: &'a [bool],
+    by_month: &'a [Vec<usize>],
+}
+
 /// One block's monthly composites (None for a month without scenes) and which scenes saw each
 /// pixel clearly (one bit per scene, `words` u64 per pixel).
 struct BlockComposites {
@@ -319,23 +332,21 @@ struct BlockComposites {
     words: usize,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn block_composites(
-    config: &ScanConfig,
-    grid: &Grid,
-    cache: &Cache,
-    scenes: &[Scene],
-    decisions: &[OffsetDecision],
-    mostly_clear: &[bool],
-    by_month: &[Vec<usize>],
-    r0: usize,
-    r1: usize,
-) -> Result<BlockComposites> {
+fn block_composites(stack: &Stack<'_>, r0: usize, r1: usize) -> Result<BlockComposites> {
+    let Stack {
+        config,
+        grid,
+        cache,
+        scenes,
+        decisions,
+        by_month,
+        ..
+    } = *stack;
     let pixels = (r1 - r0) * grid.width;
     let words = scenes.len().div_ceil(64).max(1);
     let mut seen = vec![0u64; pixels * words];
     let surfaces = if config.persistent_cloud_is_surface {
-        persistent_surfaces(grid, cache, scenes, mostly_clear, by_month, r0, r1, config.cloud_buffer)?
+        persistent_surfaces(stack, r0, r1)?
     } else {
         HashMap::new()
     };
@@ -373,17 +384,8 @@ fn block_composites(
 }
 
 /// The spectral-change normalization, measured on a sample of the AOI: 8 rows in every 64.
-#[allow(clippy::too_many_arguments)]
-fn normalization(
-    config: &ScanConfig,
-    grid: &Grid,
-    cache: &Cache,
-    scenes: &[Scene],
-    decisions: &[OffsetDecision],
-    mostly_clear: &[bool],
-    by_month: &[Vec<usize>],
-    aoi_mask: &[bool],
-) -> Result<Normalization> {
+fn normalization(stack: &Stack<'_>, aoi_mask: &[bool]) -> Result<Normalization> {
+    let grid = stack.grid;
     let strips: Vec<(usize, usize)> = (0..grid.height)
         .step_by(64)
         .map(|r0| (r0, (r0 + 8).min(grid.height)))
@@ -391,7 +393,7 @@ fn normalization(
     let parts: Vec<Vec<Vec<[f32; 4]>>> = strips
         .par_iter()
         .map(|&(r0, r1)| {
-            let block = block_composites(config, grid, cache, scenes, decisions, mostly_clear, by_month, r0, r1)?;
+            let block = block_composites(stack, r0, r1)?;
             let inside: Vec<usize> = (0..(r1 - r0) * grid.width)
                 .filter(|&p| aoi_mask[r0 * grid.width + p])
                 .collect();
@@ -405,7 +407,7 @@ fn normalization(
                 .collect())
         })
         .collect::<Result<_>>()?;
-    let months = (0..by_month.len())
+    let months = (0..stack.by_month.len())
         .map(|m| parts.iter().flat_map(|part| part[m].iter().copied()).collect())
         .collect::<Vec<Vec<[f32; 4]>>>();
     Ok(Normalization::measure(&months))
@@ -527,32 +529,20 @@ pub fn run(
         name: "detect",
         total: blocks.len() as u64,
     });
-    let norm = normalization(
+    let stack = Stack {
         config,
-        &grid,
-        &cache,
-        &scenes,
-        &decisions,
-        &mostly_clear,
-        &by_month,
-        &aoi_mask,
-    )?;
+        grid: &grid,
+        cache: &cache,
+        scenes: &scenes,
+        decisions: &decisions,
+        mostly_clear: &mostly_clear,
+        by_month: &by_month,
+    };
+    let norm = normalization(&stack, &aoi_mask)?;
     let results: Vec<BlockResult> = blocks
         .par_iter()
         .map(|&(r0, r1)| {
-            let r = process_block(
-                config,
-                &grid,
-                &cache,
-                &scenes,
-                &decisions,
-                &mostly_clear,
-                &by_month,
-                &aoi_mask,
-                &norm,
-                r0,
-                r1,
-            );
+            let r = process_block(&stack, &aoi_mask, &norm, r0, r1);
             progress.event(Event::Advance(1));
             r
         })
@@ -730,16 +720,7 @@ pub fn run(
         },
         months: month_figures(&month_summaries, aoi_pixels, grid.res),
         report: collection.clone(),
-        quicklooks: quicklooks_of(
-            config,
-            &grid,
-            &cache,
-            &scenes,
-            &decisions,
-            &mostly_clear,
-            &by_month,
-            &detections,
-        )?,
+        quicklooks: quicklooks_of(&stack, &detections)?,
         synthetic: scenes.iter().any(|s| s.synthetic),
     };
     summary::write_site(&config.out_dir, &site)?;
@@ -869,17 +850,8 @@ pub fn month_figures(months: &[MonthSummary], aoi_pixels: u64, res: f64) -> Vec<
 /// chip was seen clearly (else the clearest such month); "after" is the last month of the period
 /// meeting the same test from the first detection on (the finished state). Both use the fixed
 /// stretch of [`QUICKLOOK_WHITE`]; pixels not seen clearly that month are grey.
-#[allow(clippy::too_many_arguments)]
-fn quicklooks_of(
-    config: &ScanConfig,
-    grid: &Grid,
-    cache: &Cache,
-    scenes: &[Scene],
-    decisions: &[OffsetDecision],
-    mostly_clear: &[bool],
-    by_month: &[Vec<usize>],
-    detections: &[Detection],
-) -> Result<Vec<summary::Quicklook>> {
+fn quicklooks_of(stack: &Stack<'_>, detections: &[Detection]) -> Result<Vec<summary::Quicklook>> {
+    let (config, grid) = (stack.config, stack.grid);
     let months = config.from.through(config.to);
     let to_grid = Projector::new(4326, grid.epsg)?;
     let mut largest: Vec<&Detection> = detections.iter().collect();
@@ -910,7 +882,7 @@ fn quicklooks_of(
         if c1 <= c0 || r1 <= r0 {
             continue;
         }
-        let block = block_composites(config, grid, cache, scenes, decisions, mostly_clear, by_month, r0, r1)?;
+        let block = block_composites(stack, r0, r1)?;
         let (w, h) = (c1 - c0, r1 - r0);
         let clear_share = |m: usize| -> f64 {
             block.months[m].as_ref().map_or(0.0, |comp| {
@@ -1056,17 +1028,17 @@ fn offset_decision(scene: &Scene, grid: &Grid, cache: &Cache, rows_per_read: usi
 
 /// Rule 4 of [`crate::mask`] over rows `r0..r1` and their halo: for each scene with pixels whose
 /// cloud flag is a persistent bright surface, those pixels (over the halo rows).
-#[allow(clippy::too_many_arguments)]
-fn persistent_surfaces(
-    grid: &Grid,
-    cache: &Cache,
-    scenes: &[Scene],
-    mostly_clear: &[bool],
-    by_month: &[Vec<usize>],
-    r0: usize,
-    r1: usize,
-    halo: usize,
-) -> Result<HashMap<usize, Vec<bool>>> {
+fn persistent_surfaces(stack: &Stack<'_>, r0: usize, r1: usize) -> Result<HashMap<usize, Vec<bool>>> {
+    let Stack {
+        config,
+        grid,
+        cache,
+        scenes,
+        mostly_clear,
+        by_month,
+        ..
+    } = *stack;
+    let halo = config.cloud_buffer;
     let (h0, h1) = (r0.saturating_sub(halo), (r1 + halo).min(grid.height));
     let mut order: Vec<usize> = by_month
         .iter()
@@ -1148,24 +1120,17 @@ fn scene_rows(
     Ok((refl, clear))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn process_block(
-    config: &ScanConfig,
-    grid: &Grid,
-    cache: &Cache,
-    scenes: &[Scene],
-    decisions: &[OffsetDecision],
-    mostly_clear: &[bool],
-    by_month: &[Vec<usize>],
+    stack: &Stack<'_>,
     aoi_mask: &[bool],
     norm: &Normalization,
     r0: usize,
     r1: usize,
 ) -> Result<BlockResult> {
+    let (config, grid, by_month) = (stack.config, stack.grid, stack.by_month);
     let pixels = (r1 - r0) * grid.width;
     let n_months = by_month.len();
-    let BlockComposites { months, seen, words } =
-        block_composites(config, grid, cache, scenes, decisions, mostly_clear, by_month, r0, r1)?;
+    let BlockComposites { months, seen, words } = block_composites(stack, r0, r1)?;
     let mut score = Array2::from_elem((n_months, pixels), f32::NAN);
     let mut spectra = vec![[f32::NAN; 4]; n_months * pixels];
     let mut clear_obs = vec![0u32; pixels];
