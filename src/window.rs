@@ -13,8 +13,17 @@ use crate::source::Band;
 
 /// Reads one band of one scene onto a grid.
 pub trait WindowReader: Sync {
-    /// The band at `href` warped onto `grid`, as raw digital numbers (0 = no data), row-major.
-    fn read(&self, href: &str, band: Band, grid: &Grid) -> Result<Vec<u16>>;
+    /// The band at `href` warped onto `grid`.
+    fn read(&self, href: &str, band: Band, grid: &Grid) -> Result<Window>;
+}
+
+/// One band of one scene on the analysis grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    /// Raw digital numbers (0 = no data), row-major on the grid.
+    pub values: Vec<u16>,
+    /// The EPSG code of the file it was warped from, when the file names one.
+    pub epsg: Option<u32>,
 }
 
 /// Reads local files and URLs through GDAL, retrying what is worth retrying.
@@ -98,13 +107,39 @@ pub fn gdal_path(href: &str) -> String {
     }
 }
 
+/// Refuses, before GDAL opens it, a local path that is missing or not a regular file: a FIFO or a
+/// device would block a read forever (`--timeout` is for HTTP), and a missing file is no network
+/// blip to retry.
+fn check_local(href: &str) -> Result<()> {
+    let path = gdal_path(href);
+    if path.starts_with("/vsi") {
+        return Ok(());
+    }
+    let fail = |reason: &str| {
+        Err(Error::Scene {
+            id: href.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => fail("is not a regular file (a folder, FIFO or device); an asset must be a GeoTIFF file"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fail("file not found; the catalog names a file that is not there (moved or deleted?)")
+        }
+        Err(e) => fail(&format!("cannot be read ({e})")),
+    }
+}
+
 impl WindowReader for GdalReader {
-    fn read(&self, href: &str, band: Band, grid: &Grid) -> Result<Vec<u16>> {
+    fn read(&self, href: &str, band: Band, grid: &Grid) -> Result<Window> {
+        check_local(href)?;
+        let local = !gdal_path(href).starts_with("/vsi");
         let mut attempt = 0;
         loop {
             match read_once(href, band, grid) {
-                Ok(data) => return Ok(data),
-                Err(e) if attempt >= self.retry.max_retries || is_permanent(&e.to_string()) => return Err(e),
+                Ok(window) => return Ok(window),
+                Err(e) if local || attempt >= self.retry.max_retries || is_permanent(&e.to_string()) => return Err(e),
                 // GDAL often loses the HTTP status of a failed open; ask once, so that a 404 or 403
                 // is reported as such and never retried.
                 Err(e) if http_status(href).is_some_and(|s| matches!(s, 401 | 403 | 404)) => {
@@ -123,7 +158,7 @@ impl WindowReader for GdalReader {
     }
 }
 
-fn read_once(href: &str, band: Band, grid: &Grid) -> Result<Vec<u16>> {
+fn read_once(href: &str, band: Band, grid: &Grid) -> Result<Window> {
     let target = Target {
         epsg: grid.epsg,
         geo_transform: grid.geo_transform(),
@@ -148,10 +183,29 @@ pub struct Target {
 
 /// Reads the first band of `href` warped onto `target` (nearest neighbour for categories,
 /// bilinear otherwise), as u16 with 0 = no data. One attempt, no retries.
-pub fn warp(href: &str, categorical: bool, target: &Target) -> Result<Vec<u16>> {
+pub fn warp(href: &str, categorical: bool, target: &Target) -> Result<Window> {
     let grid = target;
     let path = gdal_path(href);
-    let src = Dataset::open(&path).map_err(Error::gdal(format!("opening {href}")))?;
+    let src = Dataset::open(&path).map_err(|e| {
+        // GDAL 3.6 often says only "Error msg: ''" here: say what it most likely means.
+        let said = e.to_string();
+        let reason = if path.starts_with("/vsicurl/") {
+            "cannot be opened over HTTP (no answer in time, or not a GeoTIFF)"
+        } else if path.starts_with("/vsi") {
+            "cannot be opened (no answer in time, no access, or not a GeoTIFF)"
+        } else {
+            "is not a raster GDAL can read (not a GeoTIFF, or truncated)"
+        };
+        Error::Scene {
+            id: href.to_owned(),
+            reason: format!("{reason}; GDAL said: {said}"),
+        }
+    })?;
+    let epsg = src
+        .spatial_ref()
+        .ok()
+        .and_then(|s| s.auth_code().ok())
+        .and_then(|c| u32::try_from(c).ok());
     let driver = gdal::DriverManager::get_driver_by_name("MEM").map_err(Error::gdal("loading the MEM driver"))?;
     let mut dst = driver
         .create_with_band_type::<u16, _>("", grid.width, grid.height, 1)
@@ -173,5 +227,8 @@ pub fn warp(href: &str, categorical: bool, target: &Target) -> Result<Vec<u16>> 
         .rasterband(1)
         .and_then(|b| b.read_band_as::<u16>())
         .map_err(Error::gdal(format!("reading the warped window of {href}")))?;
-    Ok(data.into_shape_and_vec().1)
+    Ok(Window {
+        values: data.into_shape_and_vec().1,
+        epsg,
+    })
 }
