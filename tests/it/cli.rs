@@ -119,7 +119,18 @@ fn a_skipped_scene_is_listed_and_exits_3() {
     )
     .unwrap();
     let assert = cli()
-        .args(["scan", "--from", "2023-01", "--to", "2023-01", "--quiet", "--aoi"])
+        // Two usable scenes of three: allowed here, below the default --min-scenes 4.
+        .args([
+            "scan",
+            "--from",
+            "2023-01",
+            "--to",
+            "2023-01",
+            "--quiet",
+            "--min-scenes",
+            "2",
+            "--aoi",
+        ])
         .arg(root().join("aoi/myawaddy.geojson"))
         .arg("--source")
         .arg(&catalog)

@@ -3,8 +3,10 @@
 mod aoi;
 mod cli;
 mod common;
+mod crash;
 mod diff;
 mod recorded;
+mod refuse;
 mod remote;
 mod scan;
 mod scenarios;

@@ -45,8 +45,7 @@ fn scan_scenario_with(
         }
     }
     let out = tempfile::tempdir().unwrap();
-    let text = BBOX.map(|v| v.to_string()).join(",");
-    let aoi = aoi::from_bbox(&text, &AoiLimits::default()).unwrap();
+    let aoi = aoi::from_bbox(BBOX, &AoiLimits::default()).unwrap();
     let mut config = ScanConfig::new(
         aoi,
         "2021-07".parse().unwrap(),

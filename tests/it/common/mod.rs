@@ -12,7 +12,7 @@ use compound_watch::grid::Grid;
 use compound_watch::sample::{self, SampleSpec};
 use compound_watch::scan::{self, ScanConfig, ScanSummary, Silent};
 use compound_watch::source::{Band, StaticCatalog};
-use compound_watch::window::{GdalReader, WindowReader};
+use compound_watch::window::{GdalReader, Window, WindowReader};
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -55,7 +55,7 @@ pub struct CountingReader {
 }
 
 impl WindowReader for CountingReader {
-    fn read(&self, href: &str, band: Band, grid: &Grid) -> compound_watch::Result<Vec<u16>> {
+    fn read(&self, href: &str, band: Band, grid: &Grid) -> compound_watch::Result<Window> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         GdalReader::default().read(href, band, grid)
     }
