@@ -288,9 +288,16 @@ impl AbortAt {
 
 impl Progress for CliProgress {
     fn event(&self, event: Event<'_>) {
+        self.show(event);
+        // After the stage's line is out, so a test sees where the scan stopped.
         if let Some(abort_at) = &self.abort_at {
             abort_at.event(event);
         }
+    }
+}
+
+impl CliProgress {
+    fn show(&self, event: Event<'_>) {
         if self.quiet {
             return;
         }

@@ -922,15 +922,10 @@ mod tests {
 
     /// A square feature `side` degrees wide with its south-west corner at (x, y).
     fn square(x: f64, y: f64, side: f64, props: Value) -> geojson::Feature {
-        let ring = vec![
-            vec![x, y],
-            vec![x + side, y],
-            vec![x + side, y + side],
-            vec![x, y + side],
-            vec![x, y],
-        ];
+        let ring = LineString::from(vec![(x, y), (x + side, y), (x + side, y + side), (x, y + side), (x, y)]);
+        let polygon = Polygon::new(ring, vec![]);
         geojson::Feature {
-            geometry: Some(geojson::Geometry::new(geojson::Value::Polygon(vec![ring]))),
+            geometry: Some(geojson::Geometry::new(geojson::GeometryValue::from(&polygon))),
             properties: props.as_object().cloned(),
             ..Default::default()
         }

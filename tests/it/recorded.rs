@@ -117,7 +117,11 @@ fn earth_search_pages_are_followed_through_their_post_next_tokens() {
                 "{}: {href}",
                 s.id
             );
-            assert!(assets.contains(&href.as_str()), "{}: {href} is not a recorded asset", s.id);
+            assert!(
+                assets.contains(&href.as_str()),
+                "{}: {href} is not a recorded asset",
+                s.id
+            );
         }
     }
     let s = &found.scenes[0];

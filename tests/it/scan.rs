@@ -73,7 +73,10 @@ fn a_second_scan_reads_no_scene_and_writes_identical_outputs() {
     );
     assert_eq!(first.keys().collect::<Vec<_>>(), again.keys().collect::<Vec<_>>());
     for (name, bytes) in &first {
-        assert!(&again[name] == bytes, "{name} differs between two scans of the same inputs");
+        assert!(
+            &again[name] == bytes,
+            "{name} differs between two scans of the same inputs"
+        );
     }
 }
 
