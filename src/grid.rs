@@ -187,10 +187,4 @@ mod tests {
         let inside = mask.iter().filter(|&&m| m).count() as f64 * 100.0;
         approx::assert_relative_eq!(inside, aoi.area_m2, max_relative = 0.02);
     }
-
-    #[test]
-    fn the_same_aoi_gives_the_same_grid() {
-        let aoi = from_bbox([98.49, 16.67, 98.54, 16.71], &AoiLimits::default()).unwrap();
-        assert_eq!(Grid::for_aoi(&aoi, 10.0).unwrap(), Grid::for_aoi(&aoi, 10.0).unwrap());
-    }
 }

@@ -238,10 +238,74 @@ struct CliProgress {
     bar: Mutex<Option<indicatif::ProgressBar>>,
     terminal: bool,
     quiet: bool,
+    abort_at: Option<AbortAt>,
+}
+
+/// TEST-ONLY hook, a `kill -9` at a chosen moment: with `COMPOUND_WATCH_ABORT_AT=STAGE` the process
+/// aborts (`std::process::abort`: no destructors, no flushing, no cleanup, like SIGKILL) as the
+/// scan's stage of that name starts; with `STAGE:N`, as soon as N units of that stage are done.
+/// Tests use it to prove that a scan killed at each stage boundary and rerun writes exactly what
+/// an uninterrupted scan writes. It knows no stage names: any stage the library announces works.
+struct AbortAt {
+    stage: String,
+    after: u64,
+    /// Units done in the current stage, when it is the chosen one.
+    done: Mutex<Option<u64>>,
+}
+
+impl AbortAt {
+    const VAR: &'static str = "COMPOUND_WATCH_ABORT_AT";
+
+    fn from_env() -> Result<Option<AbortAt>, compound_watch::Error> {
+        let Some(spec) = std::env::var_os(Self::VAR) else {
+            return Ok(None);
+        };
+        let spec = spec.to_string_lossy();
+        let (stage, after) = match spec.split_once(':') {
+            Some((stage, n)) => (stage, n.parse().ok()),
+            None => (&*spec, Some(0)),
+        };
+        match after {
+            Some(after) if !stage.is_empty() => Ok(Some(AbortAt {
+                stage: stage.to_owned(),
+                after,
+                done: Mutex::new(None),
+            })),
+            _ => Err(compound_watch::Error::Config {
+                field: Self::VAR.into(),
+                reason: format!("{spec:?} is not STAGE or STAGE:N (a test hook; unset it)"),
+            }),
+        }
+    }
+
+    fn event(&self, event: Event<'_>) {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Event::Stage { name, .. } => *done = (name == self.stage).then_some(0),
+            Event::Advance(n) => {
+                if let Some(d) = done.as_mut() {
+                    *d += n;
+                }
+            }
+        }
+        if done.is_some_and(|d| d >= self.after) {
+            std::process::abort();
+        }
+    }
 }
 
 impl Progress for CliProgress {
     fn event(&self, event: Event<'_>) {
+        self.show(event);
+        // After the stage's line is out, so a test sees where the scan stopped.
+        if let Some(abort_at) = &self.abort_at {
+            abort_at.event(event);
+        }
+    }
+}
+
+impl CliProgress {
+    fn show(&self, event: Event<'_>) {
         if self.quiet {
             return;
         }
@@ -355,6 +419,7 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
         bar: Mutex::new(None),
         terminal: std::io::stderr().is_terminal(),
         quiet: args.quiet,
+        abort_at: AbortAt::from_env()?,
     };
     let summary = match scan::run(&config, source.as_ref(), &reader, &progress) {
         Err(compound_watch::Error::Refused { out, reason, skipped }) => {

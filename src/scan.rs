@@ -1048,6 +1048,15 @@ pub const QUICKLOOK_WHITE: f32 = 0.3;
 /// Quicklook colour of pixels not seen clearly in the chip's month.
 const UNSEEN: [u8; 3] = [128, 128, 128];
 
+/// One quicklook pixel: reflectance to 8 bits with the fixed stretch of [`QUICKLOOK_WHITE`] and a
+/// gamma of 1.5; NaN (not seen clearly) is [`UNSEEN`] grey.
+fn quicklook_rgb(p: [f32; 3]) -> [u8; 3] {
+    if p.iter().any(|v| v.is_nan()) {
+        return UNSEEN;
+    }
+    p.map(|v| ((v / QUICKLOOK_WHITE).clamp(0.0, 1.0).powf(1.0 / 1.5) * 255.0).round() as u8)
+}
+
 /// The summary's figures for each month, from the scan's counts.
 pub fn month_figures(months: &[MonthSummary], aoi_pixels: u64, res: f64) -> Vec<summary::MonthFigures> {
     let ha_per_pixel = res * res / 10_000.0;
@@ -1145,11 +1154,7 @@ fn quicklooks_of(stack: &Stack<'_>, detections: &[Detection]) -> Result<Vec<summ
         };
         let image_of = |px: &[[f32; 3]]| {
             image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
-                let p = px[y as usize * w + x as usize];
-                if p.iter().any(|v| v.is_nan()) {
-                    return image::Rgb(UNSEEN);
-                }
-                image::Rgb(p.map(|v| ((v / QUICKLOOK_WHITE).clamp(0.0, 1.0).powf(1.0 / 1.5) * 255.0).round() as u8))
+                image::Rgb(quicklook_rgb(px[y as usize * w + x as usize]))
             })
         };
         out.push(summary::Quicklook {
@@ -1510,4 +1515,24 @@ fn detection(
         n_clear_obs,
         scenes: evidence.into_iter().map(|s| s.id.clone()).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quicklook_stretch_is_fixed_white_at_quicklook_white_with_gamma_1_5() {
+        assert_eq!(QUICKLOOK_WHITE, 0.3);
+        // Black, white at 0.3 and above (clipped), negative reflectance clipped to black.
+        assert_eq!(quicklook_rgb([0.0, 0.3, 0.9]), [0, 255, 255]);
+        assert_eq!(quicklook_rgb([-0.01, 0.0, 0.0]), [0, 0, 0]);
+        // Gamma 1.5 lifts the dark: an eighth of white is a quarter of 255 (0.125^(1/1.5) = 0.25),
+        // a linear stretch would give 32.
+        assert_eq!(quicklook_rgb([0.0375, 0.0375, 0.0375]), [64, 64, 64]);
+        // 0.15 (half of white): 0.5^(2/3) = 0.63 -> 161.
+        assert_eq!(quicklook_rgb([0.15, 0.0, 0.0])[0], 161);
+        // Not seen clearly: grey, whatever the other bands hold.
+        assert_eq!(quicklook_rgb([f32::NAN, 0.1, 0.1]), UNSEEN);
+    }
 }
