@@ -8,4 +8,5 @@ mod recorded;
 mod remote;
 mod scan;
 mod scenarios;
+mod stac_api;
 mod summary;

@@ -101,6 +101,26 @@ pub fn demo_scan() -> &'static DemoScan {
     })
 }
 
+/// Conformance classes of a STAC API with item search and the CQL2 filter extension.
+pub const ITEM_SEARCH_WITH_FILTER: [&str; 3] = [
+    "https://api.stacspec.org/v1.0.0/core",
+    "https://api.stacspec.org/v1.0.0/item-search",
+    "https://api.stacspec.org/v1.0.0-rc.2/item-search#filter",
+];
+
+/// Serves a STAC API landing page declaring `conforms_to` at `{prefix}/`. Register it after the
+/// routes under `prefix` (the first matching prefix answers).
+pub fn serve_landing_page(server: &server::Server, prefix: &str, conforms_to: &[&str]) {
+    let landing = serde_json::json!({
+        "type": "Catalog", "id": "loopback", "description": "a loopback STAC API", "stac_version": "1.0.0",
+        "conformsTo": conforms_to, "links": [],
+    });
+    server.route(prefix, move |_, rest| match rest {
+        "" | "/" => server::Reply::json(&landing),
+        _ => server::Reply::NotFound,
+    });
+}
+
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
