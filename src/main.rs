@@ -156,7 +156,8 @@ struct ScanArgs {
     /// `planetary-computer` (Microsoft; hrefs signed with a SAS token), `cdse` (Copernicus Data
     /// Space; needs S3 keys in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_S3_ENDPOINT; its
     /// assets are JP2 files that GDAL reads whole, not window by window, so scans are slow and
-    /// heavy), the URL of any STAC API, or the path of a static catalog.json.
+    /// heavy), the landing page URL of any STAC API with item search, or the path of a static
+    /// catalog.json on disk.
     #[arg(long, value_name = "SOURCE")]
     source: String,
     /// STAC collection [default: sentinel-2-l2a; e.g. sentinel-2-c1-l2a on Earth Search].

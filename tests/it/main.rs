@@ -10,4 +10,5 @@ mod refuse;
 mod remote;
 mod scan;
 mod scenarios;
+mod stac_api;
 mod summary;

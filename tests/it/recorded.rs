@@ -10,7 +10,7 @@ use compound_watch::source::{Provider, SceneSearch, SearchQuery, StacApi};
 use serde_json::{json, Value};
 
 use crate::common::server::{Reply, Server};
-use crate::common::shared;
+use crate::common::{serve_landing_page, shared, ITEM_SEARCH_WITH_FILTER};
 
 fn cassette(name: &str) -> Option<Vec<(Value, Value)>> {
     let shared = shared()?;
@@ -89,6 +89,7 @@ fn earth_search_pages_are_followed_through_their_post_next_tokens() {
         // The recording stops after two pages: past it, an empty last page.
         Reply::json(&page.unwrap_or_else(|| json!({"type": "FeatureCollection", "features": [], "links": []})))
     });
+    serve_landing_page(&server, "/es/v1", &ITEM_SEARCH_WITH_FILTER);
     let api = StacApi::new(&base, "sentinel-2-l2a", Provider::Plain, http());
     let found = api.search(&everywhere("2025-07")).unwrap();
     assert_eq!(found.scenes.len(), expected, "rejected: {:?}", found.rejected);
@@ -141,6 +142,7 @@ fn planetary_computer_hrefs_are_signed_with_one_cached_token() {
     let page = interactions[0].1.clone();
     let n = page["features"].as_array().unwrap().len();
     server.route("/pc/api/stac/v1/search", move |_, _| Reply::json(&page));
+    serve_landing_page(&server, "/pc/api/stac/v1", &ITEM_SEARCH_WITH_FILTER);
     let expiry = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     server.route("/pc/api/sas/v1/token/sentinel-2-l2a", move |_, _| {
         Reply::json(&json!({"msft:expiry": expiry, "token": "sv=2021&sig=test"}))

@@ -13,7 +13,9 @@ use compound_watch::window::{GdalReader, WindowReader};
 use serde_json::{json, Value};
 
 use crate::common::server::{Fault, Reply, Server};
-use crate::common::{demo_config, demo_scan, read_json, sample_dir, shared};
+use crate::common::{
+    demo_config, demo_scan, read_json, sample_dir, serve_landing_page, shared, ITEM_SEARCH_WITH_FILTER,
+};
 
 fn quick_retry() -> RetryPolicy {
     RetryPolicy {
@@ -88,6 +90,7 @@ fn sample_api(server: &Server, page_size: usize) {
         }
         Reply::json(&json!({"type": "FeatureCollection", "features": page, "links": links}))
     });
+    serve_landing_page(server, "/stac", &ITEM_SEARCH_WITH_FILTER);
     server.files("/files", sample_dir());
 }
 
@@ -377,6 +380,7 @@ fn a_next_link_that_loops_back_ends_the_search() {
     looping.route("/loop/search", move |_, _| {
         Reply::json(&json!({"type": "FeatureCollection", "features": [item], "links": [{"rel": "next", "method": "POST", "href": url, "body": {"next": "same"}}]}))
     });
+    serve_landing_page(&looping, "/loop", &ITEM_SEARCH_WITH_FILTER);
     let src = StacApi::new(&looping.url("/loop"), "sentinel-2-l2a", Provider::Plain, http());
     let started = Instant::now();
     let found = src.search(&q).unwrap();

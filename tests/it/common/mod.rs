@@ -137,7 +137,8 @@ pub fn demo_scan() -> &'static DemoScan {
     })
 }
 
-/// Every file a scan wrote into `out`, by relative path, except the lock (it holds the pid).
+/// Every file a scan wrote into `out`, by relative path, except the lock (it holds the pid) and
+/// the attempt log (one timestamped line per run).
 pub fn output_files(out: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     fn walk(dir: &Path, base: &Path, files: &mut std::collections::BTreeMap<String, Vec<u8>>) {
         for entry in std::fs::read_dir(dir).unwrap() {
@@ -146,7 +147,7 @@ pub fn output_files(out: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
                 walk(&path, base, files);
             } else {
                 let name = path.strip_prefix(base).unwrap().display().to_string();
-                if name != ".compound-watch/lock" {
+                if name != ".compound-watch/lock" && name != ".compound-watch/attempts.jsonl" {
                     files.insert(name, std::fs::read(&path).unwrap());
                 }
             }
@@ -155,6 +156,26 @@ pub fn output_files(out: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     let mut files = std::collections::BTreeMap::new();
     walk(out, out, &mut files);
     files
+}
+
+/// Conformance classes of a STAC API with item search and the CQL2 filter extension.
+pub const ITEM_SEARCH_WITH_FILTER: [&str; 3] = [
+    "https://api.stacspec.org/v1.0.0/core",
+    "https://api.stacspec.org/v1.0.0/item-search",
+    "https://api.stacspec.org/v1.0.0-rc.2/item-search#filter",
+];
+
+/// Serves a STAC API landing page declaring `conforms_to` at `{prefix}/`. Register it after the
+/// routes under `prefix` (the first matching prefix answers).
+pub fn serve_landing_page(server: &server::Server, prefix: &str, conforms_to: &[&str]) {
+    let landing = serde_json::json!({
+        "type": "Catalog", "id": "loopback", "description": "a loopback STAC API", "stac_version": "1.0.0",
+        "conformsTo": conforms_to, "links": [],
+    });
+    server.route(prefix, move |_, rest| match rest {
+        "" | "/" => server::Reply::json(&landing),
+        _ => server::Reply::NotFound,
+    });
 }
 
 pub fn read_json(path: &Path) -> serde_json::Value {
