@@ -108,6 +108,7 @@ pub struct StacApi {
     token: Mutex<Option<(String, Instant)>>,
     /// Read from the landing page by the first search.
     cloud_filter: OnceLock<CloudFilter>,
+    token_margin: Duration,
 }
 
 impl StacApi {
@@ -121,7 +122,14 @@ impl StacApi {
             page_size: 100,
             token: Mutex::new(None),
             cloud_filter: OnceLock::new(),
+            token_margin: Duration::from_secs(60),
         }
+    }
+
+    /// How long before its `msft:expiry` a Planetary Computer token is renewed (default 60 s).
+    pub fn with_token_margin(mut self, margin: Duration) -> StacApi {
+        self.token_margin = margin;
+        self
     }
 
     /// Items per page asked of the server.
@@ -149,17 +157,16 @@ impl StacApi {
                     url: url.clone(),
                     reason: "the token answer has no `token`".into(),
                 })?;
-                // Renew a minute early; without an expiry, keep the token for 10 minutes.
+                // Renew `token_margin` early; without an expiry, keep the token for 10 minutes.
                 let lifetime = doc["msft:expiry"]
                     .as_str()
                     .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
                     .map(|e| {
-                        (e.with_timezone(&chrono::Utc) - chrono::Utc::now())
-                            .num_seconds()
-                            .max(0) as u64
+                        let left = e.with_timezone(&chrono::Utc) - chrono::Utc::now();
+                        Duration::from_millis(left.num_milliseconds().max(0) as u64)
                     })
-                    .unwrap_or(600);
-                let until = Instant::now() + Duration::from_secs(lifetime.saturating_sub(60));
+                    .unwrap_or(Duration::from_secs(600));
+                let until = Instant::now() + lifetime.saturating_sub(self.token_margin);
                 *cached = Some((token.to_owned(), until));
                 token.to_owned()
             }
