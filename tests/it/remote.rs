@@ -784,6 +784,7 @@ fn an_aoi_across_two_utm_zones_is_read_from_both_items() {
     server.route("/stac/search", move |_, _| {
         Reply::json(&json!({"type": "FeatureCollection", "features": items, "links": []}))
     });
+    serve_landing_page(&server, "/stac", &ITEM_SEARCH_WITH_FILTER);
 
     let dir = tempfile::tempdir().unwrap();
     let mut config = demo_config(&dir.path().join("out"), &dir.path().join("cache"));
