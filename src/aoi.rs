@@ -57,16 +57,21 @@ impl Aoi {
 
 /// Loads and checks an AOI from a GeoJSON file (Polygon, MultiPolygon, Feature or FeatureCollection).
 pub fn load(path: &Path, limits: &AoiLimits) -> Result<Aoi> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Aoi {
+        path: path.to_path_buf(),
+        reason: format!("cannot be read ({e}); check the path, or pass a box with --bbox W,S,E,N"),
+    })?;
+    parse(&text, path, limits)
+}
+
+/// Checks an AOI from the text of a GeoJSON file; `path` is where it came from, named in errors and
+/// giving the AOI its slug. [`load`] is this after reading the file.
+pub fn parse(text: &str, path: &Path, limits: &AoiLimits) -> Result<Aoi> {
     let fail = |reason: String| Error::Aoi {
         path: path.to_path_buf(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        fail(format!(
-            "cannot be read ({e}); check the path, or pass a box with --bbox W,S,E,N"
-        ))
-    })?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| {
+    let value: Value = serde_json::from_str(text).map_err(|e| {
         fail(format!(
             "is not JSON ({e}); an AOI file must be GeoJSON: a Polygon or MultiPolygon geometry, \
              a Feature or a FeatureCollection"
