@@ -1,14 +1,18 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   builds compound-watch, writes the SYNTHETIC sample and scans it  -> out/myawaddy/
-#   make test   format check, clippy, the whole test suite and the docs            (what CI runs)
-# Both first install GDAL's development files if pkg-config cannot find them.
+#   make test   format check, clippy, the whole test suite, the benches once, the docs (what CI runs)
+# Both first install GDAL's development files if pkg-config cannot find them. `make test` also
+# installs what its tests use (shapely for python3, headless QGIS) and looks for $(SHARED), the
+# read-only data and tools beside the clone. A test whose prerequisite is still missing fails when
+# CI is set; otherwise it is skipped, and the last line of `make test` counts the skips.
 
 CARGO  ?= cargo
 SAMPLE ?= samples/myawaddy
 OUT    ?= out/myawaddy
 SHARED ?= ../shared
+SKIPS  := target/test-skips
 
-.PHONY: demo test gdal sample bench clean-demo
+.PHONY: demo test gdal shapely qgis shared prerequisites sample bench clean-demo
 
 gdal:
 	@if pkg-config --exists gdal 2>/dev/null; then \
@@ -39,14 +43,55 @@ demo: gdal $(SAMPLE)/catalog.json
 	  --from 2021-07 --to 2023-06 --out $(OUT) --cache out/cache
 	@echo "Open $(OUT)/project.qgs in QGIS, or $(OUT)/summary.html in a browser."
 
-# The strict RFC 7946 checker in $(SHARED)/tools needs shapely; tests skip it (saying so) without.
-test: gdal
-	@if [ -d $(SHARED)/tools ] && ! python3 -c 'import shapely' 2>/dev/null; then \
-	  python3 -m pip install -q shapely 2>/dev/null || echo "could not install shapely: the RFC 7946 check will be skipped"; fi
+# Prerequisites of the tests. Outside CI a missing one is reported here and its tests are skipped
+# (and counted); with CI set, make stops here with the reason.
+MISSING = { echo "$$1"; if [ -n "$$CI" ]; then exit 1; fi; }
+
+shapely:
+	@missing() $(MISSING); \
+	if python3 -c 'import shapely' 2>/dev/null; then \
+	  echo "shapely $$(python3 -c 'import shapely; print(shapely.__version__)') found for $$(command -v python3)"; \
+	else \
+	  echo "shapely not found: installing it with pip for $$(command -v python3)"; \
+	  python3 -m pip install -q shapely || \
+	    missing "could not install shapely (python3 -m pip install shapely): the RFC 7946 checks cannot run"; \
+	fi
+
+# Headless QGIS from Debian's packages, as $(SHARED)/tools/qgis/install.sh installs it (~1.5 min).
+qgis:
+	@missing() $(MISSING); \
+	if /usr/bin/python3 -c 'import qgis.core' 2>/dev/null; then \
+	  echo "QGIS $$(/usr/bin/python3 -c 'import qgis.core; print(qgis.core.Qgis.QGIS_VERSION)' 2>/dev/null) found"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  echo "QGIS not found: installing qgis, qgis-providers, python3-qgis with apt-get (~1.5 min)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  { $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	      qgis qgis-providers python3-qgis gdal-bin python3-gdal >/dev/null && \
+	    echo "QGIS $$(/usr/bin/python3 -c 'import qgis.core; print(qgis.core.Qgis.QGIS_VERSION)' 2>/dev/null) installed"; } || \
+	    missing "could not install QGIS with apt-get: the QGIS checks cannot run"; \
+	else \
+	  missing "headless QGIS (/usr/bin/python3 with qgis.core) is needed by the QGIS checks and apt-get is absent"; \
+	fi
+
+shared:
+	@missing() $(MISSING); \
+	if [ -d $(SHARED)/tools ] && [ -d $(SHARED)/data ]; then echo "shared data and tools: $(abspath $(SHARED))"; \
+	else missing "$(SHARED) not found (make test SHARED=/path/to/shared): the OSCD, recorded-API, real-COG, RFC 7946 and QGIS tests cannot run"; fi
+
+prerequisites: gdal shapely qgis shared
+
+# Each skipped test leaves a file in $(SKIPS) naming its reason (cargo hides a passing test's stderr).
+test: prerequisites
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) test
+	rm -rf $(SKIPS)
+	COMPOUND_WATCH_SHARED=$(abspath $(SHARED)) $(CARGO) test
+	$(CARGO) test --benches
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
+	@n=$$(ls $(SKIPS) 2>/dev/null | wc -l); \
+	for f in $(SKIPS)/*; do [ -f "$$f" ] && echo "skipped $$(basename $$f): $$(cat $$f)"; done; \
+	echo "skipped tests: $$n"
 
 bench: gdal
 	$(CARGO) bench --bench detect

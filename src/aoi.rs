@@ -20,6 +20,13 @@ pub struct AoiLimits {
     pub min_area_m2: f64,
 }
 
+/// Most vertices an AOI may have. A site outline needs tens or hundreds; the validity check is
+/// quadratic in them, so a traced coastline of a million vertices would hang a scan.
+pub const MAX_VERTICES: usize = 10_000;
+
+/// Largest AOI file read, bytes (10,000 vertices take well under 1 MB of GeoJSON).
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
 impl Default for AoiLimits {
     fn default() -> Self {
         AoiLimits {
@@ -57,9 +64,32 @@ impl Aoi {
 
 /// Loads and checks an AOI from a GeoJSON file (Polygon, MultiPolygon, Feature or FeatureCollection).
 pub fn load(path: &Path, limits: &AoiLimits) -> Result<Aoi> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Aoi {
+    let fail = |reason: String| Error::Aoi {
         path: path.to_path_buf(),
-        reason: format!("cannot be read ({e}); check the path, or pass a box with --bbox W,S,E,N"),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| {
+        fail(format!(
+            "cannot be read ({e}); check the path, or pass a box with --bbox W,S,E,N"
+        ))
+    })?;
+    if !meta.is_file() {
+        return Err(fail(
+            "is not a regular file (a folder, FIFO or device); give a GeoJSON file".into(),
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(fail(format!(
+            "is {} MB, more than an AOI outline needs ({} MB at most); simplify the outline \
+             (QGIS: Vector > Geometry Tools > Simplify) or draw a box with --bbox",
+            meta.len() >> 20,
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        fail(format!(
+            "cannot be read ({e}); check the path, or pass a box with --bbox W,S,E,N"
+        ))
     })?;
     parse(&text, path, limits)
 }
@@ -106,18 +136,13 @@ pub fn parse(text: &str, path: &Path, limits: &AoiLimits) -> Result<Aoi> {
 }
 
 /// Builds and checks an AOI from `--bbox W,S,E,N` (degrees).
-pub fn from_bbox(text: &str, limits: &AoiLimits) -> Result<Aoi> {
+pub fn from_bbox(bbox: [f64; 4], limits: &AoiLimits) -> Result<Aoi> {
+    let [w, s, e, n] = bbox;
+    let text = format!("{w},{s},{e},{n}");
     let fail = |reason: String| Error::Aoi {
         path: PathBuf::from(format!("--bbox {text}")),
         reason,
     };
-    let values: Vec<f64> = text
-        .split(',')
-        .map(|v| v.trim().parse::<f64>())
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|_| fail("expected four numbers W,S,E,N in degrees, e.g. 98.49,16.67,98.54,16.71".into()))?;
-    let [w, s, e, n] = <[f64; 4]>::try_from(values)
-        .map_err(|_| fail("expected exactly four numbers W,S,E,N, e.g. 98.49,16.67,98.54,16.71".into()))?;
     if w >= e || s >= n {
         return Err(fail(format!(
             "west must be less than east and south less than north (got W={w} E={e} S={s} N={n}); \
@@ -216,16 +241,30 @@ fn check(polygons: Vec<Polygon<f64>>, limits: &AoiLimits) -> std::result::Result
     use geo::CoordsIter;
     let geometry = MultiPolygon::new(polygons);
     let coords: Vec<Coord<f64>> = geometry.coords_iter().collect();
+    if coords.len() > MAX_VERTICES {
+        return Err(format!(
+            "has {} vertices, more than the {MAX_VERTICES} a site outline needs; simplify it (QGIS: \
+             Vector > Geometry Tools > Simplify, tolerance 0.0001° = about 10 m, the pixel size)",
+            coords.len()
+        ));
+    }
     if coords.iter().any(|c| !c.x.is_finite() || !c.y.is_finite()) {
         return Err("has a position without two finite numbers [longitude, latitude]".into());
     }
     if let Some(c) = coords.iter().find(|c| c.x.abs() > 180.0 || c.y.abs() > 90.0) {
         let swapped = coords.iter().all(|c| c.x.abs() <= 90.0 && c.y.abs() <= 180.0);
+        let wrapped = coords.iter().all(|c| c.x.abs() <= 360.0 && c.y.abs() <= 90.0);
         return Err(if swapped {
             format!(
                 "position [{}, {}] has a latitude beyond ±90: the coordinates look like \
                  [latitude, longitude]; GeoJSON order is [longitude, latitude] (RFC 7946 §3.1.1): \
                  swap each pair",
+                c.x, c.y
+            )
+        } else if wrapped {
+            format!(
+                "position [{}, {}] has a longitude beyond ±180; GeoJSON longitudes run from -180 to \
+                 180 (RFC 7946 §4): subtract 360 from longitudes above 180",
                 c.x, c.y
             )
         } else {
@@ -244,12 +283,19 @@ fn check(polygons: Vec<Polygon<f64>>, limits: &AoiLimits) -> std::result::Result
     let (min_x, max_x) = coords
         .iter()
         .fold((f64::MAX, f64::MIN), |(lo, hi), c| (lo.min(c.x), hi.max(c.x)));
-    if crosses || max_x - min_x > 180.0 {
+    if crosses {
         return Err(
-            "crosses the antimeridian (longitude ±180); split it into one polygon on each \
-                    side of 180° and scan each as its own AOI"
+            "has an edge that crosses the antimeridian (longitude ±180); split it into one polygon \
+             on each side of 180° and scan each as its own AOI"
                 .into(),
         );
+    }
+    if max_x - min_x > 180.0 {
+        return Err(format!(
+            "spans {:.0}° of longitude ({min_x} to {max_x}); if its parts lie on both sides of the \
+             antimeridian, scan each side as its own AOI",
+            max_x - min_x
+        ));
     }
     for (i, p) in geometry.iter().enumerate() {
         let mut distinct: Vec<(u64, u64)> = p.exterior().0.iter().map(|c| (c.x.to_bits(), c.y.to_bits())).collect();
@@ -298,7 +344,7 @@ mod tests {
 
     #[test]
     fn bbox_builds_a_counter_clockwise_rectangle_with_its_area() {
-        let aoi = from_bbox("98.49,16.67,98.54,16.71", &limits()).unwrap();
+        let aoi = from_bbox([98.49, 16.67, 98.54, 16.71], &limits()).unwrap();
         assert_eq!(aoi.bbox(), [98.49, 16.67, 98.54, 16.71]);
         // 0.05° x 0.04° at 16.7°N is about 5.33 km x 4.42 km.
         approx::assert_relative_eq!(aoi.area_m2 / 1e6, 23.6, max_relative = 0.02);
@@ -306,13 +352,15 @@ mod tests {
 
     #[test]
     fn bbox_in_wrong_order_is_refused() {
-        let err = from_bbox("98.54,16.67,98.49,16.71", &limits()).unwrap_err().to_string();
+        let err = from_bbox([98.54, 16.67, 98.49, 16.71], &limits())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("west must be less than east"), "{err}");
     }
 
     #[test]
     fn bbox_larger_than_the_limit_names_the_flag() {
-        let err = from_bbox("97,15,99,17", &limits()).unwrap_err().to_string();
+        let err = from_bbox([97.0, 15.0, 99.0, 17.0], &limits()).unwrap_err().to_string();
         assert!(err.contains("--max-aoi-km2"), "{err}");
     }
 }

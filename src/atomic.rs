@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent(path);
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io(dir))?;
+    let mut tmp = builder().tempfile_in(dir).map_err(Error::io(dir))?;
     tmp.write_all(bytes).map_err(Error::io(path))?;
     tmp.as_file().sync_all().map_err(Error::io(path))?;
     tmp.persist(path).map_err(|e| Error::io(path)(e.error))?;
@@ -34,7 +34,7 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
 pub fn temp_path_beside(path: &Path) -> Result<tempfile::TempPath> {
     let dir = parent(path);
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
-    let tmp = tempfile::Builder::new()
+    let tmp = builder()
         .prefix(".tmp-")
         .suffix(&format!(
             "-{}",
@@ -48,6 +48,15 @@ pub fn temp_path_beside(path: &Path) -> Result<tempfile::TempPath> {
 /// Renames a finished temp file over `path`.
 pub fn publish(tmp: tempfile::TempPath, path: &Path) -> Result<()> {
     tmp.persist(path).map_err(|e| Error::io(path)(e.error))
+}
+
+/// Temp files as readable as any file this process creates: mode 0666 less the umask, like
+/// `File::create` (tempfile's default 0600 would hide the outputs from a web server or a group).
+fn builder() -> tempfile::Builder<'static, 'static> {
+    let mut b = tempfile::Builder::new();
+    #[cfg(unix)]
+    b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    b
 }
 
 fn parent(path: &Path) -> &Path {
@@ -67,5 +76,23 @@ mod tests {
         super::write(&path, b"new").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
         assert_eq!(std::fs::read_dir(dir.path().join("out")).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn outputs_follow_the_umask_not_a_private_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.geojson");
+        super::write(&path, b"x").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        // Whatever the umask, the group or others can read unless it forbids it: never 0600 by
+        // itself. The usual umask 022 gives 0644.
+        let reference = {
+            let p = dir.path().join("plain");
+            std::fs::write(&p, b"x").unwrap();
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777
+        };
+        assert_eq!(mode, reference, "{mode:o} vs File::create's {reference:o}");
     }
 }

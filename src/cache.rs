@@ -1,18 +1,28 @@
 //! The window cache: each scene band, once warped onto an analysis grid, is kept on disk so that no
 //! later scan of the same grid reads that scene again.
 //!
-//! Entries are keyed by collection, item id, grid and band, written as deflate-compressed 16-bit
-//! TIFF strips by the pure-Rust `tiff` crate (GDAL is for foreign rasters; these are our own), and
-//! published atomically: a temp file in the same directory, then a rename, so a scan killed at any
-//! moment never leaves a half entry that a later scan would trust.
+//! Entries are keyed by what was read: the asset's href (without its query string, which on
+//! Planetary Computer is a signature that changes with every token), the item's acquisition time,
+//! the band and the grid. The key's hash names the file, so two scenes never share an entry however
+//! their ids are spelled, and a catalog whose hrefs point elsewhere never reuses another source's
+//! windows. Each entry is a deflate-compressed 16-bit TIFF of strips written by the pure-Rust `tiff`
+//! crate (GDAL is for foreign rasters; these are our own), followed by a trailer holding the full
+//! key and a CRC-32 of the TIFF bytes: an entry copied from another scene, truncated or damaged on
+//! disk fails [`Cache::holds`], is deleted and is read again from the source. Entries are published
+//! atomically (a temp file in the same directory, then a rename), so a scan killed at any moment
+//! never leaves a half entry. Scans hold a shared lock on the cache and `prune` an exclusive one, so
+//! a prune never deletes what a running scan is writing or about to read.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{BufReader, Cursor};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use tiff::decoder::{Decoder, DecodingResult};
 use tiff::encoder::{colortype, compression::DeflateLevel, Compression, TiffEncoder};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::atomic;
 use crate::error::{Error, Result};
@@ -61,15 +71,61 @@ impl Cache {
 
     /// Where a scene band on a grid is (or would be) cached. Always inside the root.
     pub fn entry(&self, scene: &Scene, band: Band, grid: &Grid) -> PathBuf {
+        let key = EntryKey::of(scene, band, grid);
         self.root
             .join(component(&scene.collection))
             .join(component(&scene.id))
             .join(component(&grid.key()))
-            .join(format!("{}.tif", band.asset_key()))
+            .join(format!("{}-{}.tif", band.asset_key(), &key.hash()[..16]))
     }
 
-    /// Stores a window atomically.
-    pub fn store(&self, path: &Path, grid: &Grid, data: &[u16]) -> Result<()> {
+    /// Takes the cache for a scan: a shared lock (many scans at once, no prune meanwhile), released
+    /// when the guard is dropped. Fails, naming the folder, when the cache cannot be created.
+    pub fn share(&self) -> Result<CacheLock> {
+        self.lock(false).map(|l| l.expect("a shared lock is waited for"))
+    }
+
+    fn lock(&self, exclusive: bool) -> Result<Option<CacheLock>> {
+        std::fs::create_dir_all(&self.root).map_err(|e| Error::Cache {
+            path: self.root.clone(),
+            reason: format!("cannot be created as a folder ({e}); pass --cache with a writable folder"),
+        })?;
+        let path = self.root.join(".lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io(&path))?;
+        if !exclusive {
+            file.lock_shared().map_err(Error::io(&path))?;
+            return Ok(Some(CacheLock { _file: file }));
+        }
+        match file.try_lock() {
+            Ok(()) => Ok(Some(CacheLock { _file: file })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(Error::io(&path)(e)),
+        }
+    }
+
+    /// Whether `path` holds a sound entry for this scene band and grid: its trailer names the same
+    /// key and its bytes match their checksum. An entry that exists but fails (corrupt, truncated,
+    /// another scene's) is deleted, so that the scan reads the window again.
+    pub fn holds(&self, path: &Path, scene: &Scene, band: Band, grid: &Grid) -> bool {
+        let Ok(bytes) = std::fs::read(path) else {
+            return false;
+        };
+        let sound = split_trailer(&bytes).is_some_and(|(tiff, trailer)| {
+            trailer.key == EntryKey::of(scene, band, grid) && crc32fast::hash(tiff) == trailer.crc32
+        });
+        if !sound {
+            let _ = std::fs::remove_file(path);
+        }
+        sound
+    }
+
+    /// Stores a window atomically, with its key and checksum.
+    pub fn store(&self, path: &Path, scene: &Scene, band: Band, grid: &Grid, data: &[u16]) -> Result<()> {
         if data.len() != grid.len() {
             return Err(Error::Cache {
                 path: path.to_path_buf(),
@@ -91,14 +147,28 @@ impl Cache {
             image.rows_per_strip(ROWS_PER_STRIP).map_err(encode)?;
             image.write_data(data).map_err(encode)?;
         }
-        atomic::write(path, &bytes)?;
-        Ok(())
+        let trailer = Trailer {
+            key: EntryKey::of(scene, band, grid),
+            crc32: crc32fast::hash(&bytes),
+            tiff_len: bytes.len() as u64,
+        };
+        let json = serde_json::to_vec(&trailer).expect("a trailer serializes");
+        bytes.extend_from_slice(&json);
+        bytes.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(TRAILER_MAGIC);
+        atomic::write(path, &bytes).map_err(|e| Error::Cache {
+            path: path.to_path_buf(),
+            reason: format!("cannot be written ({e}); free disk space or pass --cache with another folder"),
+        })
     }
 
     /// Files and bytes in the cache.
     pub fn usage(&self) -> Result<Usage> {
         let mut usage = Usage::default();
         walk(&self.root, &mut |path, meta| {
+            if path.file_name().is_some_and(|n| n == ".lock") {
+                return;
+            }
             usage.files += 1;
             usage.bytes += meta.len();
             if path.extension().is_some_and(|e| e == "tif") {
@@ -109,8 +179,18 @@ impl Cache {
     }
 
     /// Deletes entries not modified for `older_than` (all with zero), and any leftover temp files
-    /// of interrupted writes; returns what was removed. Empty directories are removed too.
+    /// of interrupted writes; returns what was removed. Empty directories are removed too. Refused
+    /// while a scan uses the cache.
     pub fn prune(&self, older_than: std::time::Duration) -> Result<Usage> {
+        if !self.root.exists() {
+            return Ok(Usage::default());
+        }
+        let Some(_lock) = self.lock(true)? else {
+            return Err(Error::Cache {
+                path: self.root.clone(),
+                reason: "is in use by a running scan; prune it when no scan runs".into(),
+            });
+        };
         let now = std::time::SystemTime::now();
         let mut removed = Usage::default();
         let mut victims = Vec::new();
@@ -120,10 +200,14 @@ impl Cache {
                 .ok()
                 .and_then(|m| now.duration_since(m).ok())
                 .unwrap_or_default();
-            let temp = path
+            let name = path
                 .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(".tmp"));
-            if temp || age >= older_than {
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name == ".lock" {
+                return;
+            }
+            if name.starts_with(".tmp") || age >= older_than {
                 victims.push((path.to_path_buf(), meta.len()));
             }
         })?;
@@ -178,6 +262,64 @@ impl Cache {
     }
 }
 
+/// A lock on the cache, released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct CacheLock {
+    _file: File,
+}
+
+/// What a cache entry holds: the identity of the read that produced it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct EntryKey {
+    href: String,
+    datetime: String,
+    band: String,
+    grid: String,
+}
+
+impl EntryKey {
+    fn of(scene: &Scene, band: Band, grid: &Grid) -> EntryKey {
+        let href = scene.hrefs.get(&band).map(String::as_str).unwrap_or_default();
+        EntryKey {
+            href: href.split('?').next().unwrap_or_default().to_owned(),
+            datetime: scene.datetime.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            band: band.asset_key().to_owned(),
+            grid: grid.key(),
+        }
+    }
+
+    fn hash(&self) -> String {
+        let mut h = Sha256::new();
+        for part in [&self.href, &self.datetime, &self.band, &self.grid] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Written after the TIFF bytes of an entry (TIFF readers ignore what follows the image).
+#[derive(Debug, Serialize, Deserialize)]
+struct Trailer {
+    key: EntryKey,
+    crc32: u32,
+    tiff_len: u64,
+}
+
+const TRAILER_MAGIC: &[u8; 4] = b"CWC1";
+
+/// The TIFF bytes and the trailer of an entry, or None when it has no sound trailer.
+fn split_trailer(bytes: &[u8]) -> Option<(&[u8], Trailer)> {
+    let n = bytes.len();
+    if n < 8 || &bytes[n - 4..] != TRAILER_MAGIC {
+        return None;
+    }
+    let json_len = u32::from_le_bytes(bytes[n - 8..n - 4].try_into().ok()?) as usize;
+    let json_start = (n - 8).checked_sub(json_len)?;
+    let trailer: Trailer = serde_json::from_slice(&bytes[json_start..n - 8]).ok()?;
+    (trailer.tiff_len == json_start as u64).then_some((&bytes[..json_start], trailer))
+}
+
 /// How much a cache holds (or a prune removed).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -223,15 +365,69 @@ mod tests {
         }
     }
 
+    fn scene(id: &str, href: &str, date: &str) -> Scene {
+        Scene {
+            id: id.into(),
+            collection: "sentinel-2-l2a".into(),
+            datetime: format!("{date}T03:50:00Z").parse().unwrap(),
+            cloud_cover: None,
+            processing_baseline: None,
+            boa_offset_applied: None,
+            synthetic: false,
+            epsg: Some(32647),
+            tile: None,
+            hrefs: [(Band::Red, href.to_owned())].into_iter().collect(),
+        }
+    }
+
     #[test]
     fn rows_read_back_exactly_across_strip_boundaries() {
         let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
         let g = grid(7, 40);
+        let s = scene("S2A_X", "https://x/red.tif", "2022-03-01");
         let data: Vec<u16> = (0..g.len() as u16).collect();
-        let path = dir.path().join("a/b.tif");
-        Cache::new(dir.path()).store(&path, &g, &data).unwrap();
+        let path = cache.entry(&s, Band::Red, &g);
+        cache.store(&path, &s, Band::Red, &g, &data).unwrap();
+        assert!(cache.holds(&path, &s, Band::Red, &g));
         assert_eq!(Cache::read_rows(&path, &g, 0..40).unwrap(), data);
         assert_eq!(Cache::read_rows(&path, &g, 15..33).unwrap(), data[15 * 7..33 * 7]);
+    }
+
+    #[test]
+    fn entries_are_keyed_by_what_was_read_not_by_cleaned_ids() {
+        let cache = Cache::new("/c");
+        let g = grid(4, 4);
+        let slash = scene("S2A/X", "https://x/a/red.tif", "2022-03-01");
+        let underscore = scene("S2A_X", "https://x/b/red.tif", "2022-03-01");
+        let later = scene("S2A_X", "https://x/b/red.tif", "2022-03-06");
+        let signed_again = scene("S2A_X", "https://x/b/red.tif?sig=new", "2022-03-01");
+        let e = |s: &Scene| cache.entry(s, Band::Red, &g);
+        assert_ne!(e(&slash), e(&underscore));
+        assert_ne!(e(&underscore), e(&later), "one id on two dates");
+        assert_eq!(e(&underscore), e(&signed_again), "a new signature is the same file");
+    }
+
+    #[test]
+    fn an_entry_copied_from_another_scene_or_damaged_is_dropped_for_a_refetch() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        let g = grid(4, 4);
+        let (a, b) = (
+            scene("A", "https://x/a/red.tif", "2022-03-01"),
+            scene("B", "https://x/b/red.tif", "2022-03-01"),
+        );
+        let (pa, pb) = (cache.entry(&a, Band::Red, &g), cache.entry(&b, Band::Red, &g));
+        cache.store(&pa, &a, Band::Red, &g, &[7; 16]).unwrap();
+        std::fs::create_dir_all(pb.parent().unwrap()).unwrap();
+        std::fs::copy(&pa, &pb).unwrap();
+        assert!(!cache.holds(&pb, &b, Band::Red, &g), "another scene's window");
+        assert!(!pb.exists(), "dropped");
+        let mut bytes = std::fs::read(&pa).unwrap();
+        bytes[20] ^= 1;
+        std::fs::write(&pa, &bytes).unwrap();
+        assert!(!cache.holds(&pa, &a, Band::Red, &g), "one flipped bit");
+        assert!(!pa.exists());
     }
 
     #[test]
@@ -239,14 +435,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path());
         let g = grid(4, 4);
-        cache.store(&dir.path().join("c/item/g/red.tif"), &g, &[1; 16]).unwrap();
-        std::fs::write(dir.path().join("c/item/g/.tmpXYZ"), b"half").unwrap();
+        let s = scene("A", "https://x/a/red.tif", "2022-03-01");
+        let path = cache.entry(&s, Band::Red, &g);
+        cache.store(&path, &s, Band::Red, &g, &[1; 16]).unwrap();
+        std::fs::write(path.with_file_name(".tmpXYZ"), b"half").unwrap();
         assert_eq!(cache.usage().unwrap().windows, 1);
         let removed = cache.prune(std::time::Duration::from_secs(3600)).unwrap();
         assert_eq!((removed.files, removed.windows), (1, 0));
         let removed = cache.prune(std::time::Duration::ZERO).unwrap();
         assert_eq!(removed.windows, 1);
         assert_eq!(cache.usage().unwrap(), Usage::default());
+    }
+
+    #[test]
+    fn prune_is_refused_while_a_scan_uses_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        let scan = cache.share().unwrap();
+        let err = cache.prune(std::time::Duration::ZERO).unwrap_err().to_string();
+        assert!(err.contains("in use by a running scan"), "{err}");
+        drop(scan);
+        assert!(cache.prune(std::time::Duration::ZERO).is_ok());
     }
 
     #[test]

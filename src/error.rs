@@ -56,13 +56,31 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A cache entry that exists but cannot be trusted.
-    #[error("cache entry {path}: {reason}")]
+    /// The window cache, or one of its entries, that cannot be used.
+    #[error("cache {path}: {reason}")]
     Cache {
         /// The cache file.
         path: PathBuf,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A scan's own state in its output folder (`.compound-watch/`) that cannot be read.
+    #[error("scan state {path}: {reason}")]
+    State {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// A scan that found or could use too few scenes, and so left the previous outputs untouched.
+    #[error("{out}: nothing was published: {reason}")]
+    Refused {
+        /// The output folder, untouched.
+        out: PathBuf,
+        /// Why, in one sentence.
+        reason: String,
+        /// Scenes found but left out, with their reasons.
+        skipped: Vec<crate::source::Skipped>,
     },
     /// A summary that cannot be made or read back, because its input lacks what it needs.
     #[error("summary, {what}: {reason}")]

@@ -139,7 +139,7 @@ fn band_file(dir: &Path, band: &str) -> Result<PathBuf> {
 fn read_date(dir: &Path, target: &Target) -> Result<Vec<Vec<u16>>> {
     BANDS
         .iter()
-        .map(|b| warp(&band_file(dir, b)?.display().to_string(), false, target))
+        .map(|b| Ok(warp(&band_file(dir, b)?.display().to_string(), false, target)?.values))
         .collect()
 }
 

@@ -85,3 +85,13 @@ pub fn polygonize(band: &RasterBand<'_>, layer: &Layer<'_>, field: i32) -> Resul
     }
     Ok(())
 }
+
+/// Makes GDAL forget what its `/vsicurl/` cache holds for `path` (file size, blocks), so that a
+/// retried read asks the server again instead of failing on a block that arrived cut short.
+pub fn forget_cached(path: &str) {
+    let Ok(prefix) = std::ffi::CString::new(path) else {
+        return;
+    };
+    // Safety: `prefix` is a valid NUL-terminated string that outlives the call; GDAL only reads it.
+    unsafe { gdal_sys::VSICurlPartialClearCache(prefix.as_ptr()) }
+}

@@ -27,6 +27,7 @@ pub mod http;
 pub mod mask;
 pub mod month;
 pub mod project;
+pub mod publish;
 pub mod reflectance;
 pub mod report;
 pub mod sample;

@@ -40,7 +40,9 @@ Exit codes:
   1  failed: nothing new was written (the message says what and where)
   2  the command line is wrong (see --help)
   3  finished and wrote the report, but some scenes were skipped (listed on stderr and in the
-     report's compound_watch.skipped)";
+     report's compound_watch.skipped)
+  4  refused: the source had no scene, or too few could be used (--min-scenes, --min-used-share);
+     the previous outputs are untouched and the attempt is logged in .compound-watch/attempts.jsonl";
 
 /// Watch scam compounds grow from space: Sentinel-2 L2A change detection of new built-up area.
 #[derive(Parser)]
@@ -148,13 +150,14 @@ struct ScanArgs {
     #[arg(long, value_name = "FILE", required_unless_present = "bbox", conflicts_with = "bbox")]
     aoi: Option<PathBuf>,
     /// Site box instead of a file: west,south,east,north in degrees.
-    #[arg(long, value_name = "W,S,E,N", allow_hyphen_values = true)]
-    bbox: Option<String>,
+    #[arg(long, value_name = "W,S,E,N", allow_hyphen_values = true, value_parser = parse_bbox)]
+    bbox: Option<[f64; 4]>,
     /// Where scenes come from: `earth-search` (Element 84 Earth Search v1, public COGs),
     /// `planetary-computer` (Microsoft; hrefs signed with a SAS token), `cdse` (Copernicus Data
     /// Space; needs S3 keys in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_S3_ENDPOINT; its
     /// assets are JP2 files that GDAL reads whole, not window by window, so scans are slow and
-    /// heavy), the URL of any STAC API, or the path of a static catalog.json.
+    /// heavy), the landing page URL of any STAC API with item search, or the path of a static
+    /// catalog.json on disk.
     #[arg(long, value_name = "SOURCE")]
     source: String,
     /// STAC collection [default: sentinel-2-l2a; e.g. sentinel-2-c1-l2a on Earth Search].
@@ -187,14 +190,20 @@ struct ScanArgs {
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
     /// Skip scenes whose eo:cloud_cover is above this percentage.
-    #[arg(long, default_value_t = 80.0, value_name = "PERCENT")]
+    #[arg(long, default_value_t = 80.0, value_name = "PERCENT", value_parser = percent)]
     max_cloud_cover: f64,
     /// Minimum mapping unit: smaller change regions are dropped, in m².
-    #[arg(long, default_value_t = 1000.0, value_name = "M2")]
+    #[arg(long, default_value_t = 1000.0, value_name = "M2", value_parser = non_negative, allow_negative_numbers = true)]
     min_area: f64,
-    /// Refuse AOIs larger than this, in km².
-    #[arg(long, default_value_t = 2500.0, value_name = "KM2")]
+    /// Refuse AOIs (and AOI bounding boxes) larger than this, in km².
+    #[arg(long, default_value_t = 2500.0, value_name = "KM2", value_parser = positive)]
     max_aoi_km2: f64,
+    /// Publish nothing (exit 4, previous outputs untouched) when fewer scenes than this can be used.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    min_scenes: usize,
+    /// Publish nothing (exit 4) when less than this share of the scenes found can be used.
+    #[arg(long, default_value_t = 0.5, value_name = "SHARE", value_parser = share)]
+    min_used_share: f64,
     /// Pixels around SCL clouds and shadows that are not trusted either.
     #[arg(long, default_value_t = 2, value_name = "PIXELS")]
     cloud_buffer: usize,
@@ -230,10 +239,74 @@ struct CliProgress {
     bar: Mutex<Option<indicatif::ProgressBar>>,
     terminal: bool,
     quiet: bool,
+    abort_at: Option<AbortAt>,
+}
+
+/// TEST-ONLY hook, a `kill -9` at a chosen moment: with `COMPOUND_WATCH_ABORT_AT=STAGE` the process
+/// aborts (`std::process::abort`: no destructors, no flushing, no cleanup, like SIGKILL) as the
+/// scan's stage of that name starts; with `STAGE:N`, as soon as N units of that stage are done.
+/// Tests use it to prove that a scan killed at each stage boundary and rerun writes exactly what
+/// an uninterrupted scan writes. It knows no stage names: any stage the library announces works.
+struct AbortAt {
+    stage: String,
+    after: u64,
+    /// Units done in the current stage, when it is the chosen one.
+    done: Mutex<Option<u64>>,
+}
+
+impl AbortAt {
+    const VAR: &'static str = "COMPOUND_WATCH_ABORT_AT";
+
+    fn from_env() -> Result<Option<AbortAt>, compound_watch::Error> {
+        let Some(spec) = std::env::var_os(Self::VAR) else {
+            return Ok(None);
+        };
+        let spec = spec.to_string_lossy();
+        let (stage, after) = match spec.split_once(':') {
+            Some((stage, n)) => (stage, n.parse().ok()),
+            None => (&*spec, Some(0)),
+        };
+        match after {
+            Some(after) if !stage.is_empty() => Ok(Some(AbortAt {
+                stage: stage.to_owned(),
+                after,
+                done: Mutex::new(None),
+            })),
+            _ => Err(compound_watch::Error::Config {
+                field: Self::VAR.into(),
+                reason: format!("{spec:?} is not STAGE or STAGE:N (a test hook; unset it)"),
+            }),
+        }
+    }
+
+    fn event(&self, event: Event<'_>) {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Event::Stage { name, .. } => *done = (name == self.stage).then_some(0),
+            Event::Advance(n) => {
+                if let Some(d) = done.as_mut() {
+                    *d += n;
+                }
+            }
+        }
+        if done.is_some_and(|d| d >= self.after) {
+            std::process::abort();
+        }
+    }
 }
 
 impl Progress for CliProgress {
     fn event(&self, event: Event<'_>) {
+        self.show(event);
+        // After the stage's line is out, so a test sees where the scan stopped.
+        if let Some(abort_at) = &self.abort_at {
+            abort_at.event(event);
+        }
+    }
+}
+
+impl CliProgress {
+    fn show(&self, event: Event<'_>) {
         if self.quiet {
             return;
         }
@@ -286,14 +359,28 @@ fn default_cache() -> PathBuf {
     }
 }
 
+/// A usage error found after parsing (clap's own format and exit code 2).
+fn usage_error(message: String) -> ! {
+    use clap::CommandFactory;
+    Cli::command()
+        .error(clap::error::ErrorKind::ValueValidation, message)
+        .exit()
+}
+
 fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
+    if args.to < args.from {
+        usage_error(format!(
+            "--to {} is before --from {}; the period runs from --from to --to",
+            args.to, args.from
+        ));
+    }
     let limits = AoiLimits {
         max_area_km2: args.max_aoi_km2,
         ..AoiLimits::default()
     };
     let aoi = match (&args.aoi, &args.bbox) {
         (Some(path), _) => aoi::load(path, &limits)?,
-        (None, Some(bbox)) => aoi::from_bbox(bbox, &limits)?,
+        (None, Some(bbox)) => aoi::from_bbox(*bbox, &limits)?,
         (None, None) => unreachable!("clap requires --aoi or --bbox"),
     };
     if let Some(jobs) = args.jobs {
@@ -313,6 +400,12 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
     config.min_clear_obs = args.min_clear_obs;
     config.fetch_jobs = args.fetch_jobs;
     config.offline = args.offline;
+    config.min_scenes = args.min_scenes;
+    config.min_used_share = args.min_used_share;
+    config.max_grid_km2 = args.max_aoi_km2;
+    if let Err(compound_watch::Error::Config { field, reason }) = config.check() {
+        usage_error(format!("{field}: {reason}"));
+    }
     let retry = RetryPolicy {
         max_retries: args.retries,
         ..RetryPolicy::default()
@@ -327,8 +420,22 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
         bar: Mutex::new(None),
         terminal: std::io::stderr().is_terminal(),
         quiet: args.quiet,
+        abort_at: AbortAt::from_env()?,
     };
-    let summary = scan::run(&config, source.as_ref(), &reader, &progress)?;
+    let summary = match scan::run(&config, source.as_ref(), &reader, &progress) {
+        Err(compound_watch::Error::Refused { out, reason, skipped }) => {
+            drop(progress);
+            eprintln!(
+                "compound-watch: refused: {reason}; nothing in {} was changed",
+                out.display()
+            );
+            for s in &skipped {
+                eprintln!("skipped {}: {}", s.id, s.reason);
+            }
+            return Ok(ExitCode::from(4));
+        }
+        other => other?,
+    };
     drop(progress);
     say!(
         "report:    {} ({} polygons of new construction)",
@@ -356,6 +463,12 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
         summary.months_with_scenes,
         config.from.until(config.to) + 1
     );
+    if !summary.no_data.is_empty() {
+        say!(
+            "no data:   {} scenes hold no pixel over the AOI (not used, not an error)",
+            summary.no_data.len()
+        );
+    }
     say!(
         "windows:   {} read from the source, {} from the cache ({})",
         summary.windows_fetched,
@@ -456,13 +569,75 @@ fn run_sample(args: SampleArgs) -> Result<ExitCode, compound_watch::Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `W,S,E,N` in degrees: the one parser of boxes on the command line (checked further by
+/// `aoi::from_bbox`).
 fn parse_bbox(text: &str) -> Result<[f64; 4], String> {
     let v: Vec<f64> = text
         .split(',')
         .map(|p| p.trim().parse::<f64>())
         .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
-    <[f64; 4]>::try_from(v).map_err(|_| "expected four numbers W,S,E,N".to_owned())
+        .map_err(|_| "expected four numbers W,S,E,N in degrees, e.g. 98.49,16.67,98.54,16.71".to_owned())?;
+    let b = <[f64; 4]>::try_from(v)
+        .map_err(|_| "expected exactly four numbers W,S,E,N, e.g. 98.49,16.67,98.54,16.71".to_owned())?;
+    if b.iter().any(|v| !v.is_finite()) {
+        return Err("every number must be finite".into());
+    }
+    if b[0] >= b[2] || b[1] >= b[3] {
+        return Err(format!(
+            "west must be less than east and south less than north (got W={} E={} S={} N={}); the order is W,S,E,N",
+            b[0], b[2], b[1], b[3]
+        ));
+    }
+    Ok(b)
+}
+
+fn finite(text: &str) -> Result<f64, String> {
+    let v: f64 = text.trim().parse().map_err(|_| format!("{text:?} is not a number"))?;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(format!("{text} is not a finite number"))
+    }
+}
+
+fn positive(text: &str) -> Result<f64, String> {
+    finite(text).and_then(|v| {
+        if v > 0.0 {
+            Ok(v)
+        } else {
+            Err(format!("{v} must be above 0"))
+        }
+    })
+}
+
+fn non_negative(text: &str) -> Result<f64, String> {
+    finite(text).and_then(|v| {
+        if v >= 0.0 {
+            Ok(v)
+        } else {
+            Err(format!("{v} must not be negative"))
+        }
+    })
+}
+
+fn percent(text: &str) -> Result<f64, String> {
+    finite(text).and_then(|v| {
+        if (0.0..=100.0).contains(&v) {
+            Ok(v)
+        } else {
+            Err(format!("{v} is not a percentage (0-100)"))
+        }
+    })
+}
+
+fn share(text: &str) -> Result<f64, String> {
+    finite(text).and_then(|v| {
+        if (0.0..=1.0).contains(&v) {
+            Ok(v)
+        } else {
+            Err(format!("{v} is not a share (0-1)"))
+        }
+    })
 }
 
 fn main() -> ExitCode {

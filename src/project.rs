@@ -241,6 +241,13 @@ mod tests {
         assert!(text.contains("<Absolute type=\"bool\">false</Absolute>"));
         assert!(text.contains("<maxValue>2500</maxValue>"));
         assert!(text.contains("<authid>EPSG:32647</authid>"));
-        assert!(!text.contains("/tmp"), "no absolute paths");
+        // Every layer's source is beside the project, so the folder can be moved or sent on.
+        let mut sources: Vec<&str> = text
+            .split("<datasource>")
+            .skip(1)
+            .map(|s| s.split('<').next().unwrap())
+            .collect();
+        sources.sort_unstable();
+        assert_eq!(sources, ["./composite.tif", "./report.geojson"]);
     }
 }

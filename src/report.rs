@@ -57,6 +57,34 @@ pub fn area_m2(polygon: &Polygon<f64>) -> f64 {
     polygon.geodesic_area_unsigned()
 }
 
+/// Writes every number of `value` that is exactly an `f32` as the shortest decimal that reads back
+/// as that `f32` (`0.4`, not the `0.4000000059604645` of its widening to `f64`). For parameters and
+/// statistics kept in `f32`; a true `f64` is left alone (it is almost never exactly an `f32`).
+pub fn f32_as_written(mut value: Value) -> Value {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Number(n) if n.is_f64() => {
+                let x = n.as_f64().unwrap_or_default();
+                let narrow = x as f32;
+                if narrow as f64 == x {
+                    if let Some(short) = format!("{narrow}")
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(serde_json::Number::from_f64)
+                    {
+                        *n = short;
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            Value::Object(o) => o.values_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut value);
+    value
+}
+
 fn round(v: f64, decimals: i32) -> f64 {
     let s = 10f64.powi(decimals);
     (v * s).round() / s
@@ -225,13 +253,44 @@ pub fn write_cog(path: &Path, raster: &CogRaster<'_>) -> Result<()> {
     .collect();
     let out = ds.create_copy(&cog, &tmp, &options).map_err(gdal("writing the COG"))?;
     out.close().map_err(gdal("closing"))?;
+    // GDAL 3.6 does not report every write error (a full disk can leave a truncated file behind a
+    // successful close): sync it, then read every band back before it may be published.
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(Error::io(path))?;
+    verify_cog(&tmp, raster).map_err(|reason| Error::Report {
+        path: path.to_path_buf(),
+        reason: format!("was not written whole ({reason}); check the free disk space and rerun"),
+    })?;
     atomic::publish(tmp, path)
+}
+
+/// Reads a written COG back and compares it with what was meant to be written.
+fn verify_cog(path: &Path, raster: &CogRaster<'_>) -> std::result::Result<(), String> {
+    let ds = gdal::Dataset::open(path).map_err(|e| e.to_string())?;
+    if ds.raster_size() != (raster.width, raster.height) || ds.raster_count() != raster.bands.len() {
+        return Err("its size or band count differs".into());
+    }
+    for (i, (data, _)) in raster.bands.iter().enumerate() {
+        let band = ds.rasterband(i + 1).map_err(|e| e.to_string())?;
+        let read = band.read_band_as::<u16>().map_err(|e| e.to_string())?;
+        if read.data() != *data {
+            return Err(format!("band {} reads back different", i + 1));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use geo::{polygon, Winding};
+
+    #[test]
+    fn f32_parameters_are_written_as_set_not_as_widened() {
+        let v = f32_as_written(json!({"min_step": 0.4f32, "spread": [0.0123f32], "cc": 12.3456789f64}));
+        assert_eq!(v.to_string(), r#"{"min_step":0.4,"spread":[0.0123],"cc":12.3456789}"#);
+    }
 
     #[test]
     fn outlines_are_rounded_to_six_decimals_and_counter_clockwise() {

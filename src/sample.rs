@@ -915,3 +915,88 @@ pub fn score(report: &geojson::FeatureCollection, truth: &geojson::FeatureCollec
         dating: ratio(dated, recalled),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A square feature `side` degrees wide with its south-west corner at (x, y).
+    fn square(x: f64, y: f64, side: f64, props: Value) -> geojson::Feature {
+        let ring = LineString::from(vec![(x, y), (x + side, y), (x + side, y + side), (x, y + side), (x, y)]);
+        let polygon = Polygon::new(ring, vec![]);
+        geojson::Feature {
+            geometry: Some(geojson::Geometry::new(geojson::GeometryValue::from(&polygon))),
+            properties: props.as_object().cloned(),
+            ..Default::default()
+        }
+    }
+
+    fn collection(features: Vec<geojson::Feature>) -> geojson::FeatureCollection {
+        geojson::FeatureCollection {
+            bbox: None,
+            features,
+            foreign_members: None,
+        }
+    }
+
+    fn built(x: f64, area_m2: f64, seen: &str) -> geojson::Feature {
+        square(
+            x,
+            0.0,
+            1.0,
+            json!({"kind": "construction", "area_m2": area_m2, "first_clear_after": seen}),
+        )
+    }
+
+    fn found(x: f64, y: f64, side: f64, month: &str) -> geojson::Feature {
+        square(x, y, side, json!({"first_detected": format!("{month}-01")}))
+    }
+
+    #[test]
+    fn a_hit_dated_within_a_month_counts_for_recall_precision_and_dating() {
+        let truth = collection(vec![built(0.0, 5_000.0, "2022-05")]);
+        let report = collection(vec![found(0.2, 0.2, 0.6, "2022-06")]);
+        let s = score(&report, &truth, 1_000.0);
+        assert_eq!(
+            (
+                s.truth_objects,
+                s.recalled,
+                s.detections,
+                s.correct,
+                s.dated_within_one_month
+            ),
+            (1, 1, 1, 1, 1)
+        );
+        assert_eq!((s.recall, s.precision, s.dating), (1.0, 1.0, 1.0));
+    }
+
+    #[test]
+    fn a_miss_a_false_polygon_and_a_late_date_are_each_counted_against() {
+        let truth = collection(vec![
+            built(0.0, 5_000.0, "2022-05"),  // found, but two months late
+            built(10.0, 5_000.0, "2022-03"), // missed
+            built(20.0, 500.0, "2022-03"),   // under the minimum area: not an object, yet a true hit
+            square(30.0, 0.0, 1.0, json!({"kind": "cleared", "area_m2": 5_000.0})),
+        ]);
+        let report = collection(vec![
+            found(0.0, 0.0, 1.0, "2022-07"),
+            found(30.0, 0.0, 1.0, "2022-04"), // on a cleared, never built site: false
+            found(20.3, 0.3, 1.0, "2022-03"), // covers 49% of the small building: correct
+            found(10.8, 0.0, 1.0, "2022-03"), // covers 20% of the missed one: under 30%, not a hit
+        ]);
+        let s = score(&report, &truth, 1_000.0);
+        assert_eq!(s.truth_objects, 2, "{s:?}");
+        assert_eq!(s.recalled, 1, "{s:?}");
+        assert_eq!(s.dated_within_one_month, 0, "{s:?}");
+        assert_eq!(s.detections, 4, "{s:?}");
+        assert_eq!(s.correct, 2, "{s:?}");
+        assert_eq!((s.recall, s.precision, s.dating), (0.5, 0.5, 0.0));
+    }
+
+    #[test]
+    fn an_empty_report_recalls_nothing_and_is_not_imprecise() {
+        let truth = collection(vec![built(0.0, 5_000.0, "2022-05")]);
+        let s = score(&collection(vec![]), &truth, 1_000.0);
+        assert_eq!((s.recall, s.precision, s.dating), (0.0, 1.0, 1.0));
+    }
+}

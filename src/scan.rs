@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::aoi::Aoi;
+use crate::atomic;
 use crate::cache::Cache;
 use crate::change::{changed_regions, spectral_step, Normalization, BANDS};
 use crate::composite::{median, monthly_median, Composite};
@@ -26,6 +27,7 @@ use crate::mask::{
 };
 use crate::month::Month;
 use crate::project::{self, Content, Layer, Project};
+use crate::publish;
 use crate::reflectance::{decide_offset, reflectance, DarkHistogram, OffsetDecision};
 use crate::report::{self, Detection};
 use crate::source::{dedupe, Band, Found, Scene, SceneSearch, SearchQuery, Skipped};
@@ -66,7 +68,23 @@ pub struct ScanConfig {
     pub offline: bool,
     /// Rule 4 of [`crate::mask`]: cloud flags that never move are bright surfaces.
     pub persistent_cloud_is_surface: bool,
+    /// Fewest usable scenes a scan needs to publish anything; with fewer it leaves the previous
+    /// outputs untouched ([`Error::Refused`]).
+    pub min_scenes: usize,
+    /// Smallest share of the scenes found that must be usable (read without error, with data over
+    /// the AOI) for the scan to publish.
+    pub min_used_share: f64,
+    /// Largest analysis grid accepted, km² (the grid is the AOI's bounding box in UTM, so parts
+    /// far apart make a large grid from a small area).
+    pub max_grid_km2: f64,
 }
+
+/// The first month with Sentinel-2 L2A data (Sentinel-2A began acquiring in June 2015).
+pub const FIRST_MONTH: &str = "2015-06";
+
+/// Bytes of memory a scan holds per grid pixel for the whole AOI at once (the latest composite,
+/// change magnitudes, masks and per-pixel results); the per-block work comes on top of it.
+const BYTES_PER_GRID_PIXEL: u64 = 48;
 
 impl ScanConfig {
     /// A configuration with the documented defaults.
@@ -86,10 +104,14 @@ impl ScanConfig {
             fetch_jobs: 8,
             offline: false,
             persistent_cloud_is_surface: true,
+            min_scenes: 4,
+            min_used_share: 0.5,
+            max_grid_km2: 2_500.0,
         }
     }
 
-    fn check(&self) -> Result<()> {
+    /// Checks every value, naming the flag that is wrong.
+    pub fn check(&self) -> Result<()> {
         let bad = |field: &str, reason: String| {
             Err(Error::Config {
                 field: field.into(),
@@ -120,8 +142,83 @@ impl ScanConfig {
         if self.block_rows == 0 {
             return bad("block_rows", "must be at least 1".into());
         }
+        let first: Month = FIRST_MONTH.parse().expect("a valid month");
+        if self.from < first {
+            return bad(
+                "--from",
+                format!(
+                    "{} is before Sentinel-2 began ({first}); start at {first} or later",
+                    self.from
+                ),
+            );
+        }
+        let next = Month::of(chrono::Utc::now().date_naive()).plus(1);
+        if self.to > next {
+            return bad(
+                "--to",
+                format!(
+                    "{} is in the future; the last month with scenes is at most {next}",
+                    self.to
+                ),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.min_used_share) {
+            return bad(
+                "--min-used-share",
+                format!("{} is not a share between 0 and 1", self.min_used_share),
+            );
+        }
+        if !(self.max_grid_km2.is_finite() && self.max_grid_km2 > 0.0) {
+            return bad(
+                "--max-aoi-km2",
+                format!("{} must be a finite positive area in km²", self.max_grid_km2),
+            );
+        }
         Ok(())
     }
+
+    /// Refuses, before anything is allocated, a grid larger than the limit or than this machine's
+    /// memory could hold.
+    pub fn check_grid(&self, grid: &Grid) -> Result<()> {
+        let km2 = grid.len() as f64 * grid.res * grid.res / 1e6;
+        let fail = |reason: String| {
+            Err(Error::Aoi {
+                path: self.aoi.origin.clone().into(),
+                reason,
+            })
+        };
+        if km2 > self.max_grid_km2 {
+            return fail(format!(
+                "its bounding box covers {km2:.0} km² ({} x {} pixels of 10 m), more than the {:.0} km² \
+                 maximum (the AOI itself covers {:.1} km²: parts far apart make a large box); scan each \
+                 part as its own AOI, or raise the limit with --max-aoi-km2",
+                grid.width,
+                grid.height,
+                self.max_grid_km2,
+                self.aoi.area_m2 / 1e6
+            ));
+        }
+        let needed = grid.len() as u64 * BYTES_PER_GRID_PIXEL;
+        if let Some(total) = physical_memory() {
+            if needed > total / 10 * 8 {
+                return fail(format!(
+                    "its {km2:.0} km² grid needs about {} GB of memory, more than this machine's {} GB \
+                     allow; split it into smaller AOIs",
+                    needed >> 30,
+                    total >> 30
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Total physical memory in bytes, where the system says (Linux `/proc/meminfo`).
+fn physical_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// What happened, for the binary to report and turn into an exit code.
@@ -139,6 +236,8 @@ pub struct ScanSummary {
     pub windows_cached: usize,
     /// Scenes left out, with the reason.
     pub skipped: Vec<Skipped>,
+    /// Scenes read without error that hold no data over the AOI (not used, not an error).
+    pub no_data: Vec<String>,
     /// Months in the period with at least one usable scene.
     pub months_with_scenes: usize,
     /// Polygons in the report.
@@ -244,6 +343,8 @@ pub struct Provenance {
     pub skipped: Vec<Skipped>,
     /// Items replaced by a newer processing of the same tile and date.
     pub superseded: Vec<String>,
+    /// Items read without error that hold no data over the AOI.
+    pub no_data: Vec<String>,
 }
 
 /// Per-pixel detection, kept only for pixels that changed.
@@ -413,7 +514,12 @@ fn normalization(stack: &Stack<'_>, aoi_mask: &[bool]) -> Result<Normalization> 
     Ok(Normalization::measure(&months))
 }
 
-/// Runs a scan end to end.
+/// Runs a scan end to end, under the output's lock, and records the attempt in the output's
+/// `.compound-watch/attempts.jsonl` whatever its outcome.
+///
+/// Nothing in `--out` changes unless the whole new set of outputs is published (see
+/// [`crate::publish`]); a scan that finds no scene, or can use too few of them, returns
+/// [`Error::Refused`] and leaves the previous outputs as they were.
 pub fn run(
     config: &ScanConfig,
     search: &dyn SceneSearch,
@@ -422,16 +528,100 @@ pub fn run(
 ) -> Result<ScanSummary> {
     config.check()?;
     let grid = Grid::for_aoi(&config.aoi, 10.0)?;
+    config.check_grid(&grid)?;
+    let out = &config.out_dir;
+    if out.exists() && !out.is_dir() {
+        return Err(Error::Config {
+            field: "--out".into(),
+            reason: format!(
+                "{} is a file, not a folder; give the folder the outputs go to",
+                out.display()
+            ),
+        });
+    }
+    std::fs::create_dir_all(out).map_err(Error::io(out))?;
+    let _lock = state::lock(out)?;
+    // A run killed while publishing is completed first, so this one starts from a whole set.
+    publish::recover(out)?;
+    let result = scan_locked(config, &grid, search, reader, progress);
+    let (outcome, reason, counts) = match &result {
+        Ok(s) => (
+            "published",
+            String::new(),
+            (s.scenes_found, s.scenes_used, s.skipped.len()),
+        ),
+        Err(e @ Error::Refused { skipped, .. }) => ("refused", e.to_string(), (0, 0, skipped.len())),
+        Err(e) => ("failed", e.to_string(), (0, 0, 0)),
+    };
+    let attempt = state::Attempt {
+        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        version: env!("CARGO_PKG_VERSION").into(),
+        from: config.from,
+        to: config.to,
+        source: search.describe(),
+        outcome: outcome.into(),
+        reason,
+        scenes_found: counts.0,
+        scenes_used: counts.1,
+        scenes_skipped: counts.2,
+    };
+    // A scan that worked is not turned into a failure because its log line could not be written.
+    let recorded = state::record_attempt(out, &attempt);
+    match result {
+        Ok(summary) => Ok(summary),
+        Err(e) => {
+            recorded?;
+            Err(e)
+        }
+    }
+}
+
+/// Why a scan must not replace the outputs: too few scenes to stand behind any figure.
+fn refusal(config: &ScanConfig, found: usize, used: usize, skipped: &[Skipped]) -> Option<String> {
+    let period = format!("{}..{}", config.from, config.to);
+    if found == 0 {
+        return Some(format!(
+            "the source has no scene of this AOI in {period} (with cloud cover <= {}%); check the \
+             source, the AOI and the period",
+            config.max_cloud_cover
+        ));
+    }
+    if used < config.min_scenes {
+        return Some(format!(
+            "only {used} of the {found} scenes found in {period} could be used ({} skipped), fewer than \
+             --min-scenes {}",
+            skipped.len(),
+            config.min_scenes
+        ));
+    }
+    if (used as f64) < config.min_used_share * found as f64 {
+        return Some(format!(
+            "only {used} of the {found} scenes found in {period} could be used ({} skipped), less than \
+             --min-used-share {}; the source or the cache is failing",
+            skipped.len(),
+            config.min_used_share
+        ));
+    }
+    None
+}
+
+fn scan_locked(
+    config: &ScanConfig,
+    grid: &Grid,
+    search: &dyn SceneSearch,
+    reader: &dyn WindowReader,
+    progress: &dyn Progress,
+) -> Result<ScanSummary> {
+    let grid = grid.clone();
     let inside = config.aoi.bbox();
     let aoi_mask = grid.aoi_mask(&config.aoi)?;
     let cache = Cache::new(&config.cache_dir);
+    let _cache_use = cache.share()?;
 
     progress.event(Event::Stage {
         name: "search",
         total: 1,
     });
-    std::fs::create_dir_all(&config.out_dir).map_err(Error::io(&config.out_dir))?;
-    let _lock = state::lock(&config.out_dir)?;
     let previous = state::load(&config.out_dir)?;
     let found = if config.offline {
         offline_scenes(config, &grid, previous.as_ref())?
@@ -471,19 +661,18 @@ pub fn run(
             field: "--fetch-jobs".into(),
             reason: e.to_string(),
         })?;
+    // A scene that cannot be read is skipped; a cache that cannot be written stops the scan (its
+    // pixels were read, and skipping it would publish a report without them).
     let outcomes: Vec<std::result::Result<Scene, Skipped>> = pool.install(|| {
         found_scenes
             .par_iter()
             .map(|scene| {
                 let result = fetch_scene(scene, &grid, &cache, reader, config.offline, &fetched, &cached);
                 progress.event(Event::Advance(1));
-                result.map(|()| scene.clone()).map_err(|e| Skipped {
-                    id: scene.id.clone(),
-                    reason: e.to_string(),
-                })
+                Ok(result?.map(|()| scene.clone()))
             })
-            .collect()
-    });
+            .collect::<Result<_>>()
+    })?;
     let mut scenes = Vec::new();
     for outcome in outcomes {
         match outcome {
@@ -497,16 +686,36 @@ pub fn run(
         name: "offsets",
         total: scenes.len() as u64,
     });
-    let (decisions, mostly_clear): (Vec<OffsetDecision>, Vec<bool>) = scenes
+    let looks = scenes
         .par_iter()
         .map(|scene| {
             let d = offset_decision(scene, &grid, &cache, config.block_rows.max(256));
             progress.event(Event::Advance(1));
             d
         })
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .unzip();
+        .collect::<Result<Vec<_>>>()?;
+    // A scene with no data over the AOI (outside its swath, or a file placed elsewhere) is not
+    // used: it is listed apart, and counts neither as evidence nor as an error.
+    let (mut decisions, mut mostly_clear, mut no_data) = (Vec::new(), Vec::new(), Vec::new());
+    let mut with_data = Vec::new();
+    for (scene, look) in scenes.into_iter().zip(looks) {
+        match look {
+            Some((decision, clear)) => {
+                decisions.push(decision);
+                mostly_clear.push(clear);
+                with_data.push(scene);
+            }
+            None => no_data.push(scene.id),
+        }
+    }
+    let scenes = with_data;
+    if let Some(reason) = refusal(config, scenes_found, scenes.len(), &skipped) {
+        return Err(Error::Refused {
+            out: config.out_dir.clone(),
+            reason,
+            skipped,
+        });
+    }
 
     // Compute, block by block.
     let months = config.from.through(config.to);
@@ -630,7 +839,7 @@ pub fn run(
         period: serde_json::json!({ "from": config.from, "to": config.to }),
         grid: grid.clone(),
         source: search.describe(),
-        parameters: serde_json::json!({
+        parameters: report::f32_as_written(serde_json::json!({
             "detect": config.detect,
             "max_cloud_cover": config.max_cloud_cover,
             "cloud_buffer_px": config.cloud_buffer,
@@ -641,21 +850,33 @@ pub fn run(
             "score": "product of logistic memberships: NDVI<0.45, MNDWI<0.25, blue/red>0.7, visible>0.10",
             "change": "spectral step of blue, green, red, NIR, standardized by the AOI's month-to-month spread, averaged over 5x5 px, hysteresis change_low/change_high",
             "normalization": norm,
-        }),
+        })),
         scenes: records,
         skipped: skipped.clone(),
         superseded,
+        no_data: no_data.clone(),
     };
-    let report_path = config.out_dir.join("report.geojson");
+    // Every output is written into a staging folder and published as one set at the end.
+    let staging = publish::Staging::begin(&config.out_dir)?;
+    let out = |name: &str| config.out_dir.join(name);
     let mut collection = report::feature_collection(&config.aoi.slug, &detections, &provenance)?;
     // The previous report must be read before the new one replaces it: ids continue from it and
     // the diff compares against it. With none, the diff lists every polygon as added.
     let period = provenance.period.clone();
-    let previous = state::previous_report(&config.out_dir, &period)?.unwrap_or(geojson::FeatureCollection {
-        bbox: None,
-        features: Vec::new(),
-        foreign_members: None,
-    });
+    let (previous, keep) = match state::previous_report(&config.out_dir, &period)? {
+        Some(p) => (p.report, p.keep),
+        None => (
+            geojson::FeatureCollection {
+                bbox: None,
+                features: Vec::new(),
+                foreign_members: None,
+            },
+            None,
+        ),
+    };
+    if let Some(bytes) = keep {
+        atomic::write(&staging.path(state::PREVIOUS_REPORT_FILE), &bytes)?;
+    }
     diff::stabilize_ids(&previous, &mut collection);
     // The stable ids are the ids: summaries and quicklooks name polygons as the report does.
     for (d, f) in detections.iter_mut().zip(&collection.features) {
@@ -664,26 +885,26 @@ pub fn run(
         }
     }
     let changes = diff::diff(&previous, &collection);
+    let report_path = staging.path("report.geojson");
     report::write_geojson(&report_path, &collection)?;
     // Demolition is never new construction; it goes to its own layer, with the same provenance.
-    let demolition_path = config.out_dir.join("demolition.geojson");
+    let demolition_path = staging.path("demolition.geojson");
     let demolition = report::feature_collection(&config.aoi.slug, &demolished, &provenance)?;
     report::write_geojson(&demolition_path, &demolition)?;
     style::write_qml(&demolition_path, &style::report_style(&demolition))?;
     style::write_qml(&report_path, &style::report_style(&collection))?;
-    let diff_path = config.out_dir.join("diff.geojson");
+    let diff_path = staging.path("diff.geojson");
     report::write_geojson(&diff_path, &changes.collection)?;
     style::write_qml(&diff_path, &style::diff_style())?;
-    let aoi_path = config.out_dir.join("aoi.geojson");
+    let aoi_path = staging.path("aoi.geojson");
     report::write_geojson(&aoi_path, &report::aoi_feature_collection(&config.aoi))?;
     style::write_qml(&aoi_path, &style::aoi_style())?;
-    let composite_path = config.out_dir.join("composite.tif");
     let description = format!(
         "compound-watch latest clear composite of {} for {}..{}: each pixel from the most recent month with a clear view; reflectance x 10000",
         config.aoi.name, config.from, config.to
     );
     report::write_cog(
-        &composite_path,
+        &staging.path("composite.tif"),
         &report::CogRaster {
             epsg: grid.epsg,
             geo_transform: grid.geo_transform(),
@@ -723,13 +944,13 @@ pub fn run(
         quicklooks: quicklooks_of(&stack, &detections)?,
         synthetic: scenes.iter().any(|s| s.synthetic),
     };
-    summary::write_site(&config.out_dir, &site)?;
-    let summary_page = config.out_dir.join("summary.html");
-    let project_path = config.out_dir.join("project.qgs");
-    project::write(&project_path, &qgis_project(config, &grid, &collection, &demolition))?;
-    progress.event(Event::Advance(1));
-    state::save(
-        &config.out_dir,
+    summary::write_site(&staging.path(""), &site)?;
+    project::write(
+        &staging.path("project.qgs"),
+        &qgis_project(config, &grid, &collection, &demolition),
+    )?;
+    atomic::write_json(
+        &staging.path(state::STATE_FILE),
         &State {
             version: env!("CARGO_PKG_VERSION").into(),
             aoi: config.aoi.slug.clone(),
@@ -740,6 +961,12 @@ pub fn run(
             scenes: found_scenes,
         },
     )?;
+    progress.event(Event::Advance(1));
+    progress.event(Event::Stage {
+        name: "publish",
+        total: staging.len()? as u64,
+    });
+    staging.publish(&|| progress.event(Event::Advance(1)))?;
     Ok(ScanSummary {
         scenes_new,
         scenes_found,
@@ -747,18 +974,19 @@ pub fn run(
         windows_fetched: fetched.into_inner(),
         windows_cached: cached.into_inner(),
         skipped,
+        no_data,
         months_with_scenes: by_month.iter().filter(|s| !s.is_empty()).count(),
         detections: detections.len(),
-        report: report_path,
-        composite: composite_path,
-        summary_page,
+        report: out("report.geojson"),
+        composite: out("composite.tif"),
+        summary_page: out("summary.html"),
         demolitions: demolished.len(),
-        demolition: demolition_path,
+        demolition: out("demolition.geojson"),
         months: month_summaries,
         aoi_pixels,
-        diff: diff_path,
+        diff: out("diff.geojson"),
         changes: changes.counts,
-        project: project_path,
+        project: out("project.qgs"),
     })
 }
 
@@ -819,6 +1047,15 @@ pub const QUICKLOOK_WHITE: f32 = 0.3;
 
 /// Quicklook colour of pixels not seen clearly in the chip's month.
 const UNSEEN: [u8; 3] = [128, 128, 128];
+
+/// One quicklook pixel: reflectance to 8 bits with the fixed stretch of [`QUICKLOOK_WHITE`] and a
+/// gamma of 1.5; NaN (not seen clearly) is [`UNSEEN`] grey.
+fn quicklook_rgb(p: [f32; 3]) -> [u8; 3] {
+    if p.iter().any(|v| v.is_nan()) {
+        return UNSEEN;
+    }
+    p.map(|v| ((v / QUICKLOOK_WHITE).clamp(0.0, 1.0).powf(1.0 / 1.5) * 255.0).round() as u8)
+}
 
 /// The summary's figures for each month, from the scan's counts.
 pub fn month_figures(months: &[MonthSummary], aoi_pixels: u64, res: f64) -> Vec<summary::MonthFigures> {
@@ -917,11 +1154,7 @@ fn quicklooks_of(stack: &Stack<'_>, detections: &[Detection]) -> Result<Vec<summ
         };
         let image_of = |px: &[[f32; 3]]| {
             image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
-                let p = px[y as usize * w + x as usize];
-                if p.iter().any(|v| v.is_nan()) {
-                    return image::Rgb(UNSEEN);
-                }
-                image::Rgb(p.map(|v| ((v / QUICKLOOK_WHITE).clamp(0.0, 1.0).powf(1.0 / 1.5) * 255.0).round() as u8))
+                image::Rgb(quicklook_rgb(px[y as usize * w + x as usize]))
             })
         };
         out.push(summary::Quicklook {
@@ -969,6 +1202,8 @@ fn offline_scenes(config: &ScanConfig, grid: &Grid, previous: Option<&State>) ->
     })
 }
 
+/// Reads every band of a scene that the cache lacks into the cache. The outer error stops the scan
+/// (the cache cannot be written); the inner one skips the scene (it cannot be read).
 fn fetch_scene(
     scene: &Scene,
     grid: &Grid,
@@ -977,35 +1212,52 @@ fn fetch_scene(
     offline: bool,
     fetched: &AtomicUsize,
     cached: &AtomicUsize,
-) -> Result<()> {
+) -> Result<std::result::Result<(), Skipped>> {
+    let skip = |reason: String| {
+        Ok(Err(Skipped {
+            id: scene.id.clone(),
+            reason,
+        }))
+    };
     for band in Band::ALL {
         let entry = cache.entry(scene, band, grid);
-        if entry.is_file() {
+        if cache.holds(&entry, scene, band, grid) {
             cached.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         if offline {
-            return Err(Error::Scene {
-                id: scene.id.clone(),
-                reason: format!(
-                    "{} is not in the cache and --offline forbids reading it",
-                    band.asset_key()
-                ),
-            });
+            return skip(format!(
+                "{} is not in the cache and --offline forbids reading it",
+                band.asset_key()
+            ));
         }
         let href = &scene.hrefs[&band];
-        let data = reader.read(href, band, grid).map_err(|e| Error::Scene {
-            id: scene.id.clone(),
-            reason: format!("{}: {e}", band.asset_key()),
-        })?;
-        cache.store(&entry, grid, &data)?;
+        let data = match reader.read(href, band, grid) {
+            Ok(data) => data,
+            Err(e) => return skip(format!("{}: {e}", band.asset_key())),
+        };
+        if let Some(epsg) = scene.epsg.filter(|_| data.epsg.is_some_and(|e| Some(e) != scene.epsg)) {
+            return skip(format!(
+                "{}: the file is in EPSG:{}, but the item says proj:epsg {epsg}; the item or the file is \
+                 wrong, so its pixels cannot be placed with confidence",
+                band.asset_key(),
+                data.epsg.unwrap_or_default()
+            ));
+        }
+        cache.store(&entry, scene, band, grid, &data.values)?;
         fetched.fetch_add(1, Ordering::Relaxed);
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
-/// A scene's offset decision, and whether it is mostly clear (rule 4 of [`crate::mask`]).
-fn offset_decision(scene: &Scene, grid: &Grid, cache: &Cache, rows_per_read: usize) -> Result<(OffsetDecision, bool)> {
+/// A scene's offset decision, and whether it is mostly clear (rule 4 of [`crate::mask`]); None
+/// when the scene has no data over the grid.
+fn offset_decision(
+    scene: &Scene,
+    grid: &Grid,
+    cache: &Cache,
+    rows_per_read: usize,
+) -> Result<Option<(OffsetDecision, bool)>> {
     let mut hist = DarkHistogram::default();
     let scl = cache.entry(scene, Band::Scl, grid);
     let (mut seen, mut cloudy) = (0u64, 0u64);
@@ -1022,8 +1274,11 @@ fn offset_decision(scene: &Scene, grid: &Grid, cache: &Cache, rows_per_read: usi
             );
         }
     }
-    let mostly_clear = seen > 0 && cloudy as f64 <= MOSTLY_CLEAR * seen as f64;
-    Ok((decide_offset(scene, hist.finish()), mostly_clear))
+    if seen == 0 {
+        return Ok(None);
+    }
+    let mostly_clear = cloudy as f64 <= MOSTLY_CLEAR * seen as f64;
+    Ok(Some((decide_offset(scene, hist.finish()), mostly_clear)))
 }
 
 /// Rule 4 of [`crate::mask`] over rows `r0..r1` and their halo: for each scene with pixels whose
@@ -1260,4 +1515,24 @@ fn detection(
         n_clear_obs,
         scenes: evidence.into_iter().map(|s| s.id.clone()).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quicklook_stretch_is_fixed_white_at_quicklook_white_with_gamma_1_5() {
+        assert_eq!(QUICKLOOK_WHITE, 0.3);
+        // Black, white at 0.3 and above (clipped), negative reflectance clipped to black.
+        assert_eq!(quicklook_rgb([0.0, 0.3, 0.9]), [0, 255, 255]);
+        assert_eq!(quicklook_rgb([-0.01, 0.0, 0.0]), [0, 0, 0]);
+        // Gamma 1.5 lifts the dark: an eighth of white is a quarter of 255 (0.125^(1/1.5) = 0.25),
+        // a linear stretch would give 32.
+        assert_eq!(quicklook_rgb([0.0375, 0.0375, 0.0375]), [64, 64, 64]);
+        // 0.15 (half of white): 0.5^(2/3) = 0.63 -> 161.
+        assert_eq!(quicklook_rgb([0.15, 0.0, 0.0])[0], 161);
+        // Not seen clearly: grey, whatever the other bands hold.
+        assert_eq!(quicklook_rgb([f32::NAN, 0.1, 0.1]), UNSEEN);
+    }
 }

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::month::Month;
@@ -50,26 +49,80 @@ pub fn load(out: &Path) -> Result<Option<State>> {
 /// Parses the text of a state file; `path` is where it came from, named in errors. [`load`] is this
 /// after reading the file.
 pub fn parse(text: &str, path: &Path) -> Result<State> {
-    serde_json::from_str(text).map_err(|e| Error::Cache {
+    serde_json::from_str(text).map_err(|e| Error::State {
         path: path.to_path_buf(),
         reason: format!("cannot be read ({e}); delete it and the next scan starts afresh"),
     })
 }
 
-/// Saves the state atomically.
-pub fn save(out: &Path, state: &State) -> Result<()> {
-    let path = dir(out).join("state.json");
-    atomic::write_json(&path, state)
+/// Where the state is kept, relative to the output folder (it is published with the outputs).
+pub const STATE_FILE: &str = ".compound-watch/state.json";
+
+/// Where the report a diff compares against is kept, relative to the output folder.
+pub const PREVIOUS_REPORT_FILE: &str = ".compound-watch/previous-report.geojson";
+
+/// One scan attempt on an output, appended to `.compound-watch/attempts.jsonl` whatever its outcome,
+/// so that a refused or failed scheduled run leaves a trace beside the outputs it did not touch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attempt {
+    /// When the attempt ended (UTC, RFC 3339).
+    pub time: String,
+    /// Version of compound-watch.
+    pub version: String,
+    /// First month asked for.
+    pub from: Month,
+    /// Last month asked for.
+    pub to: Month,
+    /// The source, as described in provenance.
+    pub source: String,
+    /// `published`, `refused` or `failed`.
+    pub outcome: String,
+    /// Why it was refused or failed (empty when published).
+    pub reason: String,
+    /// Scenes found, used and skipped (0 when the attempt failed before counting them).
+    pub scenes_found: usize,
+    /// Scenes used.
+    pub scenes_used: usize,
+    /// Scenes skipped.
+    pub scenes_skipped: usize,
+}
+
+/// Appends an attempt as one JSON line and syncs it. A torn last line (power cut) is tolerated by
+/// readers of JSON lines; earlier lines are never rewritten.
+pub fn record_attempt(out: &Path, attempt: &Attempt) -> Result<()> {
+    let path = dir(out).join("attempts.jsonl");
+    let mut line = serde_json::to_string(attempt).map_err(|e| Error::State {
+        path: path.clone(),
+        reason: format!("the attempt cannot be serialized ({e})"),
+    })?;
+    line.push('\n');
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(Error::io(&path))?;
+    file.write_all(line.as_bytes()).map_err(Error::io(&path))?;
+    file.sync_all().map_err(Error::io(&path))
+}
+
+/// The report a scan's diff compares against.
+#[derive(Debug, Clone)]
+pub struct Previous {
+    /// The report.
+    pub report: geojson::FeatureCollection,
+    /// Bytes to publish as the new [`PREVIOUS_REPORT_FILE`] with the scan's outputs (the report in
+    /// `out` when it covers another period); `None` when the kept one stays as it is.
+    pub keep: Option<Vec<u8>>,
 }
 
 /// The report this scan's diff compares against, read before the new report replaces it: the report
 /// already in `out` when it covers another period than `period` (the `compound_watch.period` of the
-/// new report), kept in `.compound-watch/previous-report.geojson`; for a rerun of the same period, the
-/// report kept by the run that replaced it. So a rerun, or a run killed and rerun, writes the same diff.
-/// `None` when `out` holds no earlier report.
-pub fn previous_report(out: &Path, period: &serde_json::Value) -> Result<Option<geojson::FeatureCollection>> {
+/// new report), to be kept in `.compound-watch/previous-report.geojson`; for a rerun of the same
+/// period, the report kept by the run that replaced it. So a rerun, or a run killed and rerun, writes
+/// the same diff. `None` when `out` holds no earlier report.
+pub fn previous_report(out: &Path, period: &serde_json::Value) -> Result<Option<Previous>> {
     let report = out.join("report.geojson");
-    let kept = dir(out).join("previous-report.geojson");
+    let kept = out.join(PREVIOUS_REPORT_FILE);
     if !report.is_file() {
         return Ok(None);
     }
@@ -90,11 +143,16 @@ pub fn previous_report(out: &Path, period: &serde_json::Value) -> Result<Option<
         .and_then(|p| p.get("period"));
     if last_period != Some(period) {
         let bytes = std::fs::read(&report).map_err(Error::io(&report))?;
-        atomic::write(&kept, &bytes)?;
-        return Ok(Some(last));
+        return Ok(Some(Previous {
+            report: last,
+            keep: Some(bytes),
+        }));
     }
     if kept.is_file() {
-        crate::diff::read(&kept).map(Some)
+        Ok(Some(Previous {
+            report: crate::diff::read(&kept)?,
+            keep: None,
+        }))
     } else {
         Ok(None)
     }
@@ -172,8 +230,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path();
         let period = |to: &str| serde_json::json!({"from": "2021-07", "to": to});
-        let ids = |c: Option<geojson::FeatureCollection>| -> Vec<String> {
-            c.unwrap()
+        // What a scan does with the answer: diff against the report, publish `keep` beside it.
+        let ids = |p: Option<super::Previous>| -> Vec<String> {
+            let p = p.unwrap();
+            if let Some(bytes) = &p.keep {
+                std::fs::create_dir_all(out.join(".compound-watch")).unwrap();
+                std::fs::write(out.join(super::PREVIOUS_REPORT_FILE), bytes).unwrap();
+            }
+            p.report
                 .features
                 .iter()
                 .map(|f| f.property("id").unwrap().to_string())

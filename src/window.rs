@@ -13,37 +13,42 @@ use crate::source::Band;
 
 /// Reads one band of one scene onto a grid.
 pub trait WindowReader: Sync {
-    /// The band at `href` warped onto `grid`, as raw digital numbers (0 = no data), row-major.
-    fn read(&self, href: &str, band: Band, grid: &Grid) -> Result<Vec<u16>>;
+    /// The band at `href` warped onto `grid`.
+    fn read(&self, href: &str, band: Band, grid: &Grid) -> Result<Window>;
+}
+
+/// One band of one scene on the analysis grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    /// Raw digital numbers (0 = no data), row-major on the grid.
+    pub values: Vec<u16>,
+    /// The EPSG code of the file it was warped from, when the file names one.
+    pub epsg: Option<u32>,
 }
 
 /// Reads local files and URLs through GDAL, retrying what is worth retrying.
 ///
 /// Over HTTP GDAL itself retries 429 and 5xx answers (`GDAL_HTTP_MAX_RETRY`, delay doubling from
 /// `GDAL_HTTP_RETRY_DELAY`); on top of that a whole window read that still fails (connection reset,
-/// body cut short, timeout) is retried with exponential backoff. 404 and 403 are never retried.
+/// body cut short, timeout) is retried with exponential backoff, after GDAL's cache of that file is
+/// cleared. 404 and 403 are never retried.
 /// GDAL 3.6 does not read `Retry-After` on asset requests; STAC API requests honour it (`http`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GdalReader {
     retry: crate::http::RetryPolicy,
+    /// The `--timeout` in seconds, set by [`GdalReader::new`] (None: GDAL's own defaults).
+    timeout_secs: Option<u64>,
 }
 
 impl GdalReader {
     /// A reader with this retry policy; sets GDAL's HTTP options (timeouts, retries, no directory
     /// listing on open) for the whole process.
     pub fn new(retry: crate::http::RetryPolicy, timeout_secs: u64) -> Result<GdalReader> {
-        let options = [
-            ("GDAL_HTTP_TIMEOUT", timeout_secs.to_string()),
-            ("GDAL_HTTP_CONNECTTIMEOUT", timeout_secs.min(10).to_string()),
-            ("GDAL_HTTP_MAX_RETRY", retry.max_retries.to_string()),
-            (
-                "GDAL_HTTP_RETRY_DELAY",
-                format!("{:.3}", retry.base_delay.as_secs_f64()),
-            ),
+        let options = http_options(retry, timeout_secs).into_iter().chain([
             ("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR".into()),
             ("GDAL_HTTP_MERGE_CONSECUTIVE_RANGES", "YES".into()),
             ("VSI_CACHE", "FALSE".into()),
-        ];
+        ]);
         for (key, value) in options {
             gdal::config::set_config_option(key, &value).map_err(Error::gdal(format!("setting {key}")))?;
         }
@@ -52,8 +57,36 @@ impl GdalReader {
             gdal::config::set_config_option("AWS_NO_SIGN_REQUEST", "YES")
                 .map_err(Error::gdal("setting AWS_NO_SIGN_REQUEST"))?;
         }
-        Ok(GdalReader { retry })
+        Ok(GdalReader {
+            retry,
+            timeout_secs: Some(timeout_secs),
+        })
     }
+
+    /// Sets this reader's timeout and retries for GDAL on the calling thread, over the process-wide
+    /// values, so that two readers with different settings in one process each get their own.
+    fn apply_on_this_thread(&self) -> Result<()> {
+        let Some(timeout_secs) = self.timeout_secs else {
+            return Ok(());
+        };
+        for (key, value) in http_options(self.retry, timeout_secs) {
+            gdal::config::set_thread_local_config_option(key, &value).map_err(Error::gdal(format!("setting {key}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// GDAL's HTTP timeout and retry options for a retry policy and a timeout.
+fn http_options(retry: crate::http::RetryPolicy, timeout_secs: u64) -> [(&'static str, String); 4] {
+    [
+        ("GDAL_HTTP_TIMEOUT", timeout_secs.to_string()),
+        ("GDAL_HTTP_CONNECTTIMEOUT", timeout_secs.min(10).to_string()),
+        ("GDAL_HTTP_MAX_RETRY", retry.max_retries.to_string()),
+        (
+            "GDAL_HTTP_RETRY_DELAY",
+            format!("{:.3}", retry.base_delay.as_secs_f64()),
+        ),
+    ]
 }
 
 /// The HTTP status of a one-byte GET of `href`, for URLs (None for local paths or no answer).
@@ -98,32 +131,61 @@ pub fn gdal_path(href: &str) -> String {
     }
 }
 
+/// Refuses, before GDAL opens it, a local path that is missing or not a regular file: a FIFO or a
+/// device would block a read forever (`--timeout` is for HTTP), and a missing file is no network
+/// blip to retry.
+fn check_local(href: &str) -> Result<()> {
+    let path = gdal_path(href);
+    if path.starts_with("/vsi") {
+        return Ok(());
+    }
+    let fail = |reason: &str| {
+        Err(Error::Scene {
+            id: href.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => fail("is not a regular file (a folder, FIFO or device); an asset must be a GeoTIFF file"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fail("file not found; the catalog names a file that is not there (moved or deleted?)")
+        }
+        Err(e) => fail(&format!("cannot be read ({e})")),
+    }
+}
+
 impl WindowReader for GdalReader {
-    fn read(&self, href: &str, band: Band, grid: &Grid) -> Result<Vec<u16>> {
+    fn read(&self, href: &str, band: Band, grid: &Grid) -> Result<Window> {
+        check_local(href)?;
+        let local = !gdal_path(href).starts_with("/vsi");
+        self.apply_on_this_thread()?;
         let mut attempt = 0;
         loop {
-            match read_once(href, band, grid) {
-                Ok(data) => return Ok(data),
-                Err(e) if attempt >= self.retry.max_retries || is_permanent(&e.to_string()) => return Err(e),
-                // GDAL often loses the HTTP status of a failed open; ask once, so that a 404 or 403
-                // is reported as such and never retried.
-                Err(e) if http_status(href).is_some_and(|s| matches!(s, 401 | 403 | 404)) => {
-                    let status = http_status(href).unwrap_or_default();
-                    return Err(Error::Scene {
-                        id: href.to_owned(),
-                        reason: format!("HTTP {status} (not retried): {e}"),
-                    });
-                }
-                Err(_) => {
-                    std::thread::sleep(self.retry.backoff(attempt));
-                    attempt += 1;
-                }
+            let e = match read_once(href, band, grid) {
+                Ok(window) => return Ok(window),
+                Err(e) => e,
+            };
+            if local || attempt >= self.retry.max_retries || is_permanent(&e.to_string()) {
+                return Err(e);
             }
+            // GDAL often loses the HTTP status of a failed read; ask once, so that a 404, 403 or
+            // 401 is reported as such and never retried.
+            if let Some(status @ (401 | 403 | 404)) = http_status(href) {
+                return Err(Error::Scene {
+                    id: href.to_owned(),
+                    reason: format!("HTTP {status} (not retried): {e}"),
+                });
+            }
+            // GDAL keeps what it read of the file, a block cut short included; start afresh.
+            gdal_ext::forget_cached(&gdal_path(href));
+            std::thread::sleep(self.retry.backoff(attempt));
+            attempt += 1;
         }
     }
 }
 
-fn read_once(href: &str, band: Band, grid: &Grid) -> Result<Vec<u16>> {
+fn read_once(href: &str, band: Band, grid: &Grid) -> Result<Window> {
     let target = Target {
         epsg: grid.epsg,
         geo_transform: grid.geo_transform(),
@@ -148,10 +210,29 @@ pub struct Target {
 
 /// Reads the first band of `href` warped onto `target` (nearest neighbour for categories,
 /// bilinear otherwise), as u16 with 0 = no data. One attempt, no retries.
-pub fn warp(href: &str, categorical: bool, target: &Target) -> Result<Vec<u16>> {
+pub fn warp(href: &str, categorical: bool, target: &Target) -> Result<Window> {
     let grid = target;
     let path = gdal_path(href);
-    let src = Dataset::open(&path).map_err(Error::gdal(format!("opening {href}")))?;
+    let src = Dataset::open(&path).map_err(|e| {
+        // GDAL 3.6 often says only "Error msg: ''" here: say what it most likely means.
+        let said = e.to_string();
+        let reason = if path.starts_with("/vsicurl/") {
+            "cannot be opened over HTTP (no answer in time, or not a GeoTIFF)"
+        } else if path.starts_with("/vsi") {
+            "cannot be opened (no answer in time, no access, or not a GeoTIFF)"
+        } else {
+            "is not a raster GDAL can read (not a GeoTIFF, or truncated)"
+        };
+        Error::Scene {
+            id: href.to_owned(),
+            reason: format!("{reason}; GDAL said: {said}"),
+        }
+    })?;
+    let epsg = src
+        .spatial_ref()
+        .ok()
+        .and_then(|s| s.auth_code().ok())
+        .and_then(|c| u32::try_from(c).ok());
     let driver = gdal::DriverManager::get_driver_by_name("MEM").map_err(Error::gdal("loading the MEM driver"))?;
     let mut dst = driver
         .create_with_band_type::<u16, _>("", grid.width, grid.height, 1)
@@ -173,5 +254,8 @@ pub fn warp(href: &str, categorical: bool, target: &Target) -> Result<Vec<u16>> 
         .rasterband(1)
         .and_then(|b| b.read_band_as::<u16>())
         .map_err(Error::gdal(format!("reading the warped window of {href}")))?;
-    Ok(data.into_shape_and_vec().1)
+    Ok(Window {
+        values: data.into_shape_and_vec().1,
+        epsg,
+    })
 }

@@ -2,9 +2,13 @@
 //! links (GET, or POST with a body as Earth Search does), with provider specifics:
 //! Planetary Computer hrefs are signed with a SAS token (cached until it expires), Copernicus Data
 //! Space assets are JP2 files in SAFE products read through GDAL's `/vsis3/`.
+//!
+//! The landing page's `conformsTo` decides how the cloud-cover limit is sent: a CQL2 `filter`, the
+//! `query` extension, or not at all (a server that ignores what it does not know may answer an
+//! unknown filter with nothing). Items are filtered here in every case.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -34,6 +38,65 @@ pub enum Provider {
     },
 }
 
+/// How the cloud-cover limit reaches the server, chosen from its conformance classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CloudFilter {
+    /// A CQL2 `filter` in cql2-json (the filter extension).
+    Cql2,
+    /// `"query": {"eo:cloud_cover": {"lte": ..}}` (the query extension).
+    Query,
+    /// Not sent: every item of the area and months comes back and is filtered here.
+    ClientSide,
+}
+
+impl CloudFilter {
+    /// The mode for a server declaring `conforms_to`, or `None` when it declares no item search.
+    fn for_classes(conforms_to: &[String]) -> Option<CloudFilter> {
+        let stac = |class: &str| conforms_to.iter().any(|c| stac_api_class(c) == Some(class));
+        let cql2 = |class: &str| {
+            conforms_to
+                .iter()
+                .any(|c| c.trim_end_matches('/') == format!("http://www.opengis.net/spec/cql2/1.0/conf/{class}"))
+        };
+        if !stac("item-search") {
+            return None;
+        }
+        // The filter is sent as JSON: a server naming only the text encoding could not read it.
+        let reads_cql2_json = cql2("cql2-json") || !cql2("cql2-text");
+        let filters = stac("item-search#filter") || cql2("basic-cql2") || cql2("cql2-json");
+        Some(if filters && reads_cql2_json {
+            CloudFilter::Cql2
+        } else if stac("item-search#query") {
+            CloudFilter::Query
+        } else {
+            CloudFilter::ClientSide
+        })
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            CloudFilter::Cql2 => "cloud cover filtered by the server (CQL2 filter)",
+            CloudFilter::Query => "cloud cover filtered by the server (query extension)",
+            CloudFilter::ClientSide => "cloud cover filtered here (the server declares no filter or query extension)",
+        }
+    }
+}
+
+/// The part of a STAC API conformance URI after its version, e.g. `item-search#filter` for
+/// `https://api.stacspec.org/v1.0.0-rc.2/item-search#filter`; any 1.x version.
+fn stac_api_class(uri: &str) -> Option<&str> {
+    let rest = uri
+        .strip_prefix("https://api.stacspec.org/")
+        .or_else(|| uri.strip_prefix("http://api.stacspec.org/"))?;
+    let (version, class) = rest.split_once('/')?;
+    version.starts_with("v1.").then_some(class)
+}
+
+/// What to tell someone whose `--source` URL is not a STAC API with item search.
+const NOT_AN_API_HINT: &str = "the source must be the landing page of a STAC API with item search \
+    (e.g. https://earth-search.aws.element84.com/v1, without /search); a static catalog is read from disk: \
+    download it with its items and assets and pass the path of its catalog.json";
+
 /// A STAC API.
 #[derive(Debug)]
 pub struct StacApi {
@@ -43,6 +106,9 @@ pub struct StacApi {
     http: Http,
     page_size: usize,
     token: Mutex<Option<(String, Instant)>>,
+    /// Read from the landing page by the first search.
+    cloud_filter: OnceLock<CloudFilter>,
+    token_margin: Duration,
 }
 
 impl StacApi {
@@ -55,7 +121,15 @@ impl StacApi {
             http,
             page_size: 100,
             token: Mutex::new(None),
+            cloud_filter: OnceLock::new(),
+            token_margin: Duration::from_secs(60),
         }
+    }
+
+    /// How long before its `msft:expiry` a Planetary Computer token is renewed (default 60 s).
+    pub fn with_token_margin(mut self, margin: Duration) -> StacApi {
+        self.token_margin = margin;
+        self
     }
 
     /// Items per page asked of the server.
@@ -83,17 +157,16 @@ impl StacApi {
                     url: url.clone(),
                     reason: "the token answer has no `token`".into(),
                 })?;
-                // Renew a minute early; without an expiry, keep the token for 10 minutes.
+                // Renew `token_margin` early; without an expiry, keep the token for 10 minutes.
                 let lifetime = doc["msft:expiry"]
                     .as_str()
                     .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
                     .map(|e| {
-                        (e.with_timezone(&chrono::Utc) - chrono::Utc::now())
-                            .num_seconds()
-                            .max(0) as u64
+                        let left = e.with_timezone(&chrono::Utc) - chrono::Utc::now();
+                        Duration::from_millis(left.num_milliseconds().max(0) as u64)
                     })
-                    .unwrap_or(600);
-                let until = Instant::now() + Duration::from_secs(lifetime.saturating_sub(60));
+                    .unwrap_or(Duration::from_secs(600));
+                let until = Instant::now() + lifetime.saturating_sub(self.token_margin);
                 *cached = Some((token.to_owned(), until));
                 token.to_owned()
             }
@@ -155,8 +228,52 @@ impl StacApi {
         }
         Ok(next_link(doc, request))
     }
+    /// How this server takes the cloud-cover limit, from its landing page's `conformsTo` (or its
+    /// `conformance` page), read once.
+    fn cloud_filter(&self) -> Result<CloudFilter> {
+        if let Some(mode) = self.cloud_filter.get() {
+            return Ok(*mode);
+        }
+        let landing = format!("{}/", self.url);
+        let with_hint = |e: Error| match e {
+            Error::Remote { url, reason } => Error::Remote {
+                url,
+                reason: format!("{reason} (reading the landing page of the STAC API; {NOT_AN_API_HINT})"),
+            },
+            other => other,
+        };
+        let doc = self.http.get_json(&landing).map_err(with_hint)?;
+        let conforms_to = match doc.get("conformsTo") {
+            Some(classes) => classes.clone(),
+            None => match link_href(&doc, "conformance") {
+                Some(href) => self.http.get_json(&href).map_err(with_hint)?["conformsTo"].clone(),
+                None => Value::Null,
+            },
+        };
+        let conforms_to: Vec<String> = serde_json::from_value(conforms_to).unwrap_or_default();
+        let mode = CloudFilter::for_classes(&conforms_to).ok_or_else(|| {
+            let what = match doc["type"].as_str() {
+                Some(t @ ("Catalog" | "Collection")) if conforms_to.is_empty() => {
+                    format!("is a static STAC {}, not a STAC API", t.to_lowercase())
+                }
+                _ => format!(
+                    "declares no STAC item search among its conformance classes ({})",
+                    if conforms_to.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        conforms_to.join(", ")
+                    }
+                ),
+            };
+            Error::Remote {
+                url: landing.clone(),
+                reason: format!("{what}; {NOT_AN_API_HINT}"),
+            }
+        })?;
+        Ok(*self.cloud_filter.get_or_init(|| mode))
+    }
 
-    fn first_request(&self, q: &SearchQuery) -> Value {
+    fn first_request(&self, q: &SearchQuery, cloud_filter: CloudFilter) -> Value {
         let mut body = json!({
             "collections": [self.collection],
             "datetime": format!(
@@ -165,9 +282,15 @@ impl StacApi {
                 q.to.plus(1).first_day().pred_opt().expect("a month has a last day")
             ),
             "limit": self.page_size,
-            "filter-lang": "cql2-json",
-            "filter": {"op": "<=", "args": [{"property": "eo:cloud_cover"}, q.max_cloud_cover]},
         });
+        match cloud_filter {
+            CloudFilter::Cql2 => {
+                body["filter-lang"] = json!("cql2-json");
+                body["filter"] = json!({"op": "<=", "args": [{"property": "eo:cloud_cover"}, q.max_cloud_cover]});
+            }
+            CloudFilter::Query => body["query"] = json!({"eo:cloud_cover": {"lte": q.max_cloud_cover}}),
+            CloudFilter::ClientSide => {}
+        }
         match &q.geometry {
             Some(g) => {
                 body["intersects"] = serde_json::to_value(geojson::Geometry::from(g)).expect("geometry serializes")
@@ -180,9 +303,12 @@ impl StacApi {
 
 impl SceneSearch for StacApi {
     fn search(&self, q: &SearchQuery) -> Result<Found> {
+        let cloud_filter = self.cloud_filter()?;
         let mut found = Found::default();
-        let mut next: Option<(String, Option<Value>)> =
-            Some((format!("{}/search", self.url), Some(self.first_request(q))));
+        let mut next: Option<(String, Option<Value>)> = Some((
+            format!("{}/search", self.url),
+            Some(self.first_request(q, cloud_filter)),
+        ));
         let mut seen = HashSet::new();
         let mut ids = HashSet::new();
         let mut page = 0;
@@ -220,8 +346,23 @@ impl SceneSearch for StacApi {
     }
 
     fn describe(&self) -> String {
-        format!("STAC API {} collection {}", self.url, self.collection)
+        match self.cloud_filter.get() {
+            Some(mode) => format!(
+                "STAC API {} collection {}, {}",
+                self.url,
+                self.collection,
+                mode.describe()
+            ),
+            None => format!("STAC API {} collection {}", self.url, self.collection),
+        }
     }
+}
+
+/// The href of the first link with relation `rel`.
+fn link_href(doc: &Value, rel: &str) -> Option<String> {
+    doc["links"].as_array()?.iter().find(|l| l["rel"] == rel)?["href"]
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// The next page to ask for: a `rel: next` link, with its POST body (merged into the previous one
@@ -247,6 +388,67 @@ fn next_link(doc: &Value, previous: Option<&Value>) -> Option<(String, Option<Va
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn classes(uris: &[&str]) -> Vec<String> {
+        uris.iter().map(|u| u.to_string()).collect()
+    }
+
+    const CORE: &str = "https://api.stacspec.org/v1.0.0/core";
+    const ITEM_SEARCH: &str = "https://api.stacspec.org/v1.0.0/item-search";
+
+    #[test]
+    fn the_cloud_filter_follows_the_declared_extensions() {
+        let mode = |uris: &[&str]| CloudFilter::for_classes(&classes(uris));
+        assert_eq!(mode(&[CORE, ITEM_SEARCH]), Some(CloudFilter::ClientSide));
+        assert_eq!(
+            mode(&[
+                CORE,
+                ITEM_SEARCH,
+                "https://api.stacspec.org/v1.0.0-rc.2/item-search#filter"
+            ]),
+            Some(CloudFilter::Cql2)
+        );
+        assert_eq!(
+            mode(&[ITEM_SEARCH, "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json"]),
+            Some(CloudFilter::Cql2)
+        );
+        assert_eq!(
+            mode(&[ITEM_SEARCH, "https://api.stacspec.org/v1.0.0/item-search#query"]),
+            Some(CloudFilter::Query)
+        );
+        // Both: CQL2 is the standard one.
+        assert_eq!(
+            mode(&[
+                ITEM_SEARCH,
+                "https://api.stacspec.org/v1.0.0/item-search#query",
+                "https://api.stacspec.org/v1.0.0/item-search#filter"
+            ]),
+            Some(CloudFilter::Cql2)
+        );
+        // A filter readable only as CQL2 text cannot take the JSON filter sent here.
+        assert_eq!(
+            mode(&[
+                ITEM_SEARCH,
+                "https://api.stacspec.org/v1.0.0/item-search#filter",
+                "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+                "https://api.stacspec.org/v1.0.0/item-search#query"
+            ]),
+            Some(CloudFilter::Query)
+        );
+    }
+
+    #[test]
+    fn no_item_search_no_mode() {
+        let mode = |uris: &[&str]| CloudFilter::for_classes(&classes(uris));
+        assert_eq!(mode(&[]), None);
+        assert_eq!(mode(&[CORE, "https://api.stacspec.org/v1.0.0/collections"]), None);
+        // A filter on collections' items without item search is still no item search.
+        assert_eq!(
+            mode(&[CORE, "https://api.stacspec.org/v1.0.0/ogcapi-features#filter"]),
+            None
+        );
+        assert_eq!(mode(&["https://api.stacspec.org/v0.9.0/item-search"]), None);
+    }
 
     #[test]
     fn earth_search_next_links_post_their_own_body() {

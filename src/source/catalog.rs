@@ -29,6 +29,13 @@ impl StaticCatalog {
     }
 
     fn read_json(path: &Path) -> Result<Value> {
+        // A FIFO or a device would block the read forever; a catalog is a file.
+        if path.exists() && !path.is_file() {
+            return Err(Error::Catalog {
+                path: path.display().to_string(),
+                reason: "is not a regular file (a folder, FIFO or device); give the catalog.json file".into(),
+            });
+        }
         let text = std::fs::read_to_string(path).map_err(|e| Error::Catalog {
             path: path.display().to_string(),
             reason: format!("cannot be read ({e})"),

@@ -312,6 +312,17 @@ pub fn open(
             }
             Box::new(StacApi::new(api::CDSE, collection, Provider::Plain, http))
         }
+        url if (url.starts_with("http://") || url.starts_with("https://")) && url.ends_with(".json") => {
+            return Err(crate::error::Error::Config {
+                field: "--source".into(),
+                reason: format!(
+                    "{url} is a JSON document (a static STAC catalog or collection), not the landing page of a STAC \
+                     API; static catalogs are read from disk: download it with its items and assets and pass the \
+                     path of its catalog.json, or pass the landing page URL of a STAC API with item search (e.g. {})",
+                    api::EARTH_SEARCH
+                ),
+            });
+        }
         url if url.starts_with("http://") || url.starts_with("https://") => {
             let provider = if url.contains("planetarycomputer.microsoft.com") {
                 Provider::PlanetaryComputer {

@@ -178,8 +178,11 @@ pub struct Totals {
     pub min_confidence: Option<f64>,
     /// Months in the period.
     pub months: usize,
-    /// Months too cloudy to measure.
+    /// Months not measured: without any scene, or too cloudy.
     pub gap_months: Vec<Month>,
+    /// Of the gap months, those without any scene at all (not "too cloudy": nothing was seen).
+    #[serde(default)]
+    pub no_scene_months: Vec<Month>,
     /// Scenes used by the scan.
     pub scenes: usize,
     /// Scenes found but not used (see the report's `compound_watch.skipped`).
@@ -427,6 +430,11 @@ pub fn figures(s: &SiteSummary) -> Result<SiteFigures> {
         min_confidence: polygons.iter().map(|p| p.confidence).min_by(f64::total_cmp),
         months: months.len(),
         gap_months: months.iter().filter(|m| m.gap).map(|m| m.month).collect(),
+        no_scene_months: months
+            .iter()
+            .filter(|m| m.gap && m.scenes == 0)
+            .map(|m| m.month)
+            .collect(),
         scenes: prov.scenes.len(),
         skipped_scenes: prov.skipped,
         first_clear: measured.first().map(|m| m.month),

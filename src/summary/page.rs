@@ -4,7 +4,7 @@
 //! loads nothing from the network: it must open the same way from a USB stick in a field office as
 //! on a web server. Its pictures are files beside it, referenced by relative paths.
 
-use super::{AcrossFigures, MonthRow, SiteFigures, LARGEST_LISTED};
+use super::{AcrossFigures, MonthRow, SiteFigures, Totals, LARGEST_LISTED};
 use crate::month::Month;
 
 /// Polygons listed in the table of a page; all of them are in `report.geojson` and `summary.json`.
@@ -132,16 +132,7 @@ fn site_words(f: &SiteFigures) -> Words {
             ));
         }
     }
-    sure.push(if t.gap_months.is_empty() {
-        format!("All {} months had enough clear view to measure.", t.months)
-    } else {
-        format!(
-            "{} of {} months were too cloudy to measure (gaps, shown grey in the charts, never as zero): {}. Construction finished in a gap is dated to the next clear month.",
-            t.gap_months.len(),
-            t.months,
-            months_list(&t.gap_months)
-        )
-    });
+    sure.push(gap_sentence(t));
     sure.push(if t.skipped_scenes == 0 {
         format!("{} were used; none was skipped.", plural(t.scenes, "scene", "scenes"))
     } else {
@@ -192,16 +183,10 @@ fn across_words(a: &AcrossFigures) -> Words {
         .map(|s| {
             let t = &s.totals;
             format!(
-                "{}: mean confidence {}, {} of {} months too cloudy to measure{}.",
+                "{}: mean confidence {}. {}",
                 s.aoi_name,
                 t.mean_confidence.map_or("n/a".into(), |c| format!("{c:.2}")),
-                t.gap_months.len(),
-                t.months,
-                if t.gap_months.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", months_list(&t.gap_months))
-                }
+                gap_sentence(t)
             )
         })
         .collect();
@@ -260,7 +245,7 @@ fn month_table(rows: &[MonthRow]) -> Table {
                     r.scenes.to_string(),
                     format!("{:.0}%", r.clear_fraction * 100.0),
                     format!("{}", r.clear_obs_median),
-                    r.builtup_ha.map_or_else(|| "gap".to_owned(), ha),
+                    r.builtup_ha.map_or_else(|| gap_word(r.scenes).to_owned(), ha),
                     signed_ha(r.builtup_change_ha),
                     signed_ha(r.builtup_yoy_ha),
                     if r.new_polygons > 0 {
@@ -280,6 +265,49 @@ fn month_table(rows: &[MonthRow]) -> Table {
             .collect(),
         muted: rows.iter().map(|r| r.gap).collect(),
     }
+}
+
+/// What a month without a measure shows in tables: nothing to see, or nothing seen clearly.
+fn gap_word(scenes: usize) -> &'static str {
+    if scenes == 0 {
+        "no scene"
+    } else {
+        "too cloudy"
+    }
+}
+
+/// The months without a measure, in words: "no scene" and "too cloudy" are different facts.
+fn gap_sentence(t: &Totals) -> String {
+    if t.gap_months.is_empty() {
+        return format!("All {} months had enough clear view to measure.", t.months);
+    }
+    let cloudy: Vec<Month> = t
+        .gap_months
+        .iter()
+        .copied()
+        .filter(|m| !t.no_scene_months.contains(m))
+        .collect();
+    let mut parts = Vec::new();
+    if !t.no_scene_months.is_empty() {
+        parts.push(format!(
+            "{} of {} months had no scene at all: {}",
+            t.no_scene_months.len(),
+            t.months,
+            months_list(&t.no_scene_months)
+        ));
+    }
+    if !cloudy.is_empty() {
+        parts.push(format!(
+            "{} of {} months were too cloudy to measure: {}",
+            cloudy.len(),
+            t.months,
+            months_list(&cloudy)
+        ));
+    }
+    format!(
+        "{} (gaps, shown grey in the charts, never as zero). Construction finished in a gap is dated to the next clear month.",
+        parts.join("; ")
+    )
 }
 
 fn polygon_table(f: &SiteFigures) -> Table {
@@ -354,7 +382,9 @@ fn across_table(a: &AcrossFigures) -> Table {
                     t.mean_confidence.map(|c| format!("{c:.2}")).unwrap_or_default(),
                     latest.map(|m| m.month.to_string()).unwrap_or_default(),
                     latest.map(|m| ha(m.new_ha)).unwrap_or_default(),
-                    latest.map_or(String::new(), |m| m.builtup_ha.map_or_else(|| "gap".to_owned(), ha)),
+                    latest.map_or(String::new(), |m| {
+                        m.builtup_ha.map_or_else(|| gap_word(m.scenes).to_owned(), ha)
+                    }),
                     format!("{} of {}", t.gap_months.len(), t.months),
                     t.scenes.to_string(),
                 ]

@@ -3,9 +3,12 @@
 mod aoi;
 mod cli;
 mod common;
+mod crash;
 mod diff;
 mod recorded;
+mod refuse;
 mod remote;
 mod scan;
 mod scenarios;
+mod stac_api;
 mod summary;

@@ -10,13 +10,10 @@ use compound_watch::source::{Provider, SceneSearch, SearchQuery, StacApi};
 use serde_json::{json, Value};
 
 use crate::common::server::{Reply, Server};
-use crate::common::shared;
+use crate::common::{serve_landing_page, shared, ITEM_SEARCH_WITH_FILTER};
 
 fn cassette(name: &str) -> Option<Vec<(Value, Value)>> {
-    let Some(shared) = shared() else {
-        eprintln!("SKIPPED: ../shared is absent, so the recorded {name} responses cannot be served");
-        return None;
-    };
+    let shared = shared()?;
     let path: PathBuf = shared.join("data/stac").join(name);
     let doc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let interactions = doc["interactions"].as_sequence().unwrap();
@@ -92,6 +89,7 @@ fn earth_search_pages_are_followed_through_their_post_next_tokens() {
         // The recording stops after two pages: past it, an empty last page.
         Reply::json(&page.unwrap_or_else(|| json!({"type": "FeatureCollection", "features": [], "links": []})))
     });
+    serve_landing_page(&server, "/es/v1", &ITEM_SEARCH_WITH_FILTER);
     let api = StacApi::new(&base, "sentinel-2-l2a", Provider::Plain, http());
     let found = api.search(&everywhere("2025-07")).unwrap();
     assert_eq!(found.scenes.len(), expected, "rejected: {:?}", found.rejected);
@@ -100,11 +98,34 @@ fn earth_search_pages_are_followed_through_their_post_next_tokens() {
         3,
         "page 1, page 2 by its token, and the empty page 3"
     );
+    // Every band's href is the recorded asset's, untouched: the public COG on sentinel-cogs.
+    for s in &found.scenes {
+        let recorded = pages
+            .iter()
+            .flat_map(|(_, r)| r["features"].as_array().unwrap())
+            .find(|f| f["id"] == s.id.as_str())
+            .unwrap();
+        let assets: Vec<&str> = recorded["assets"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter_map(|a| a["href"].as_str())
+            .collect();
+        assert_eq!(s.hrefs.len(), 7, "{}: {:?}", s.id, s.hrefs);
+        for href in s.hrefs.values() {
+            assert!(
+                href.starts_with("https://sentinel-cogs.s3.us-west-2.amazonaws.com/") && href.ends_with(".tif"),
+                "{}: {href}",
+                s.id
+            );
+            assert!(
+                assets.contains(&href.as_str()),
+                "{}: {href} is not a recorded asset",
+                s.id
+            );
+        }
+    }
     let s = &found.scenes[0];
-    assert!(s
-        .hrefs
-        .values()
-        .all(|h| h.starts_with("https://sentinel-cogs") || h.starts_with("s3://") || h.starts_with("http")));
     assert!(
         s.processing_baseline.is_some() && s.boa_offset_applied.is_some() && s.epsg.is_some(),
         "{s:?}"
@@ -121,6 +142,7 @@ fn planetary_computer_hrefs_are_signed_with_one_cached_token() {
     let page = interactions[0].1.clone();
     let n = page["features"].as_array().unwrap().len();
     server.route("/pc/api/stac/v1/search", move |_, _| Reply::json(&page));
+    serve_landing_page(&server, "/pc/api/stac/v1", &ITEM_SEARCH_WITH_FILTER);
     let expiry = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     server.route("/pc/api/sas/v1/token/sentinel-2-l2a", move |_, _| {
         Reply::json(&json!({"msft:expiry": expiry, "token": "sv=2021&sig=test"}))

@@ -7,26 +7,20 @@ use compound_watch::sample;
 use compound_watch::scan::{self, Silent};
 use compound_watch::source::StaticCatalog;
 
-use crate::common::{demo_config, demo_scan, python_tool, read_json, sample_dir, CountingReader};
+use crate::common::{demo_config, demo_scan, output_files, python_tool, read_json, sample_dir, CountingReader};
 
+/// The README's accuracy table on the sample, exactly: 15 objects of >= 1,000 m², all found, every
+/// polygon on real construction, all dated within one month of the first clear view.
 #[test]
 fn demo_finds_the_sample_construction_and_dates_it() {
     let demo = demo_scan();
     let report = report::read_geojson(&demo.summary.report).unwrap();
     let truth = report::read_geojson(&sample_dir().join("truth.geojson")).unwrap();
     let s = sample::score(&report, &truth, 1_000.0);
-    eprintln!("demo score: {s:?}");
-    assert!(
-        s.truth_objects >= 10,
-        "the sample should hold at least 10 objects of >= 1000 m2: {s:?}"
-    );
-    assert!(s.recall >= 0.9, "object recall {:.2} < 0.9: {s:?}", s.recall);
-    assert!(s.precision >= 0.9, "precision {:.2} < 0.9: {s:?}", s.precision);
-    assert!(
-        s.dating >= 0.8,
-        "dated within one month for {:.2} < 0.8 of matches: {s:?}",
-        s.dating
-    );
+    assert_eq!(s.truth_objects, 15, "construction objects >= 1000 m2: {s:?}");
+    assert_eq!(s.recalled, 15, "object recall: {s:?}");
+    assert_eq!((s.correct, s.detections), (15, 15), "precision: {s:?}");
+    assert_eq!(s.dated_within_one_month, 15, "dated within +-1 month: {s:?}");
 }
 
 #[test]
@@ -56,7 +50,7 @@ fn no_polygon_is_reported_on_the_cleared_but_unbuilt_sites_or_the_demolition() {
 }
 
 #[test]
-fn a_second_scan_reads_no_scene_and_writes_identical_geojson() {
+fn a_second_scan_reads_no_scene_and_writes_identical_outputs() {
     let demo = demo_scan();
     assert!(demo.reads > 0);
     assert_eq!(demo.reads, demo.summary.windows_fetched);
@@ -72,10 +66,18 @@ fn a_second_scan_reads_no_scene_and_writes_identical_geojson() {
     .unwrap();
     assert_eq!(reader.reads.load(Ordering::SeqCst), 0, "the rerun read scenes again");
     assert_eq!(summary.windows_cached, demo.summary.windows_fetched);
-    assert_eq!(
-        std::fs::read(&summary.report).unwrap(),
-        std::fs::read(&demo.summary.report).unwrap()
+    // Every output, not only the report: the same inputs give the same bytes.
+    let (first, again) = (
+        output_files(demo.summary.report.parent().unwrap()),
+        output_files(summary.report.parent().unwrap()),
     );
+    assert_eq!(first.keys().collect::<Vec<_>>(), again.keys().collect::<Vec<_>>());
+    for (name, bytes) in &first {
+        assert!(
+            &again[name] == bytes,
+            "{name} differs between two scans of the same inputs"
+        );
+    }
 }
 
 #[test]
@@ -159,10 +161,10 @@ fn the_composite_is_a_cloud_optimized_geotiff_on_the_grid() {
     assert!(ds.spatial_ref().unwrap().auth_code().unwrap() == 32647);
 }
 
-/// Confidence that means something: polygons are binned by confidence and each bin's share of real
-/// construction is printed; of those at 0.8 or more, at least 90% must be real.
+/// The README's confidence table: every polygon is real construction and lies at 0.7-0.8 (5) or
+/// 0.8-0.9 (10); none below 0.7 or above 0.9.
 #[test]
-fn high_confidence_polygons_are_real_construction() {
+fn the_confidence_table_of_the_readme_holds() {
     use geo::{Area, BooleanOps, MultiPolygon};
     let demo = demo_scan();
     let report = report::read_geojson(&demo.summary.report).unwrap();
@@ -185,19 +187,17 @@ fn high_confidence_polygons_are_real_construction() {
         bins[bin].1 += 1;
         bins[bin].0 += real as usize;
     }
-    eprintln!("confidence | real / polygons");
-    for (i, (real, all)) in bins.iter().enumerate() {
-        eprintln!(
-            "{} | {real} / {all}",
-            ["< 0.6", "0.6-0.7", "0.7-0.8", "0.8-0.9", ">= 0.9"][i]
-        );
-    }
-    let (real, all) = bins[3..].iter().fold((0, 0), |(r, a), (x, y)| (r + x, a + y));
-    assert!(all > 0, "no polygon reached confidence 0.8");
-    assert!(
-        real as f64 >= 0.9 * all as f64,
-        "only {real} of {all} polygons at confidence >= 0.8 are real"
+    assert_eq!(
+        bins,
+        [(0, 0), (0, 0), (5, 5), (10, 10), (0, 0)],
+        "(real, polygons) per confidence bin <0.6, 0.6-0.7, 0.7-0.8, 0.8-0.9, >=0.9"
     );
+    let lowest = report
+        .features
+        .iter()
+        .map(|f| f.property("confidence").unwrap().as_f64().unwrap())
+        .fold(f64::MAX, f64::min);
+    assert!(lowest >= 0.7, "a polygon below 0.7: {lowest}");
 }
 
 #[test]
@@ -235,6 +235,11 @@ fn demolition_is_reported_apart_on_the_demolished_block_only() {
         (0..=3).contains(&cleared.until(month)),
         "demolished {cleared}, detected {month}"
     );
+    // The README: "0.1 of its 0.36 ha" (rounded to 0.01 ha for the block, 0.1 ha for the polygon).
+    let block_ha = block.property("area_m2").unwrap().as_f64().unwrap() / 10_000.0;
+    assert!((block_ha - 0.36).abs() < 0.005, "the block is {block_ha} ha");
+    let found_ha = found.property("area_ha").unwrap().as_f64().unwrap();
+    assert!((found_ha - 0.1).abs() < 0.05, "the demolition polygon is {found_ha} ha");
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! give zero polygons; a building finished in the monsoon is dated by the first clear view after it;
 //! a bright roof the SCL calls cloud in every scene once it stands is still found.
 
+use std::path::PathBuf;
+
 use compound_watch::aoi::{self, AoiLimits};
 use compound_watch::report;
 use compound_watch::sample::{self, SampleSpec, Scenario};
@@ -11,18 +13,11 @@ use compound_watch::window::GdalReader;
 
 use crate::common::root;
 
-const BBOX: [f64; 4] = [98.50, 16.68, 98.52, 16.70];
+/// The box every scenario covers: 2 km x 2 km.
+pub const BBOX: [f64; 4] = [98.50, 16.68, 98.52, 16.70];
 
-/// Generates the scenario (once per machine, atomically) and scans it; returns the report.
-fn scan_scenario(scenario: Scenario) -> (geojson::FeatureCollection, geojson::FeatureCollection) {
-    scan_scenario_with(scenario, |_| {})
-}
-
-/// As `scan_scenario`, with a change to the default configuration.
-fn scan_scenario_with(
-    scenario: Scenario,
-    configure: impl FnOnce(&mut ScanConfig),
-) -> (geojson::FeatureCollection, geojson::FeatureCollection) {
+/// The scenario's sample, generated once per machine (atomically) into target/test-sample/.
+pub fn scenario_dir(scenario: Scenario) -> PathBuf {
     let name = serde_json::to_value(scenario).unwrap().as_str().unwrap().to_owned();
     let dir = root().join(format!(
         "target/test-sample/scenario-{name}-v{}",
@@ -44,9 +39,22 @@ fn scan_scenario_with(
             // Another test process generated the same scenario first.
         }
     }
+    dir
+}
+
+/// Generates the scenario (once per machine, atomically) and scans it; returns the report.
+fn scan_scenario(scenario: Scenario) -> (geojson::FeatureCollection, geojson::FeatureCollection) {
+    scan_scenario_with(scenario, |_| {})
+}
+
+/// As `scan_scenario`, with a change to the default configuration.
+fn scan_scenario_with(
+    scenario: Scenario,
+    configure: impl FnOnce(&mut ScanConfig),
+) -> (geojson::FeatureCollection, geojson::FeatureCollection) {
+    let dir = scenario_dir(scenario);
     let out = tempfile::tempdir().unwrap();
-    let text = BBOX.map(|v| v.to_string()).join(",");
-    let aoi = aoi::from_bbox(&text, &AoiLimits::default()).unwrap();
+    let aoi = aoi::from_bbox(BBOX, &AoiLimits::default()).unwrap();
     let mut config = ScanConfig::new(
         aoi,
         "2021-07".parse().unwrap(),
@@ -111,25 +119,30 @@ fn haze_and_unflagged_cloud_edges_give_no_polygon() {
     );
 }
 
+/// The one polygon lies on the building: most of it inside the building's outline.
+fn assert_on_the_building(found: &geojson::Feature, building: &geojson::Feature) {
+    use geo::{Area, BooleanOps};
+    let (d, t) = (sample::polygons_of(found), sample::polygons_of(building));
+    let overlap = d.intersection(&t).unsigned_area();
+    assert!(
+        overlap >= 0.5 * d.unsigned_area() && overlap >= 0.3 * t.unsigned_area(),
+        "the polygon covers {:.0}% of itself and {:.0}% of the building",
+        100.0 * overlap / d.unsigned_area(),
+        100.0 * overlap / t.unsigned_area()
+    );
+}
+
+/// The README: one polygon, dated 2022-08, the month of the first clear view of the finished roof.
 #[test]
 fn a_building_finished_in_the_monsoon_is_dated_by_the_first_clear_view_after_it() {
     let (report, truth) = scan_scenario(Scenario::MonsoonBuilding);
     assert_eq!(report.features.len(), 1);
-    let seen: compound_watch::month::Month = truth.features[0]
-        .property("first_clear_after")
-        .unwrap()
-        .as_str()
-        .unwrap()[..7]
-        .parse()
-        .unwrap();
-    let found: compound_watch::month::Month = report.features[0].property("first_detected").unwrap().as_str().unwrap()
-        [..7]
-        .parse()
-        .unwrap();
-    assert!(
-        seen.until(found).abs() <= 1,
-        "detected {found}, first clear view {seen}"
-    );
+    assert_eq!(truth.features.len(), 1);
+    let seen = first_month(&truth.features[0], "first_clear_after");
+    let found = first_month(&report.features[0], "first_detected");
+    assert_eq!(seen.to_string(), "2022-08", "the scenario's first clear view");
+    assert_eq!(found, seen, "detected {found}, first clear view {seen}");
+    assert_on_the_building(&report.features[0], &truth.features[0]);
 }
 
 fn first_month(f: &geojson::Feature, key: &str) -> compound_watch::month::Month {
@@ -153,6 +166,7 @@ fn a_roof_the_scl_calls_cloud_in_every_scene_is_found_by_temporal_consistency() 
         seen.until(found).abs() <= 1,
         "detected {found}, first clear view {seen}"
     );
+    assert_on_the_building(&report.features[0], &truth.features[0]);
     // Without the rule the roof is never seen clearly after it stands, so it is missed: the rule,
     // not luck, finds it.
     let (without, _) = scan_scenario_with(Scenario::RoofCalledCloud, |c| c.persistent_cloud_is_surface = false);

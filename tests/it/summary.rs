@@ -1,18 +1,17 @@
-//! The summary of the real demo report, and the `summary` command across two scan outputs.
-//!
-//! The monthly figures are made up here (the scan does not yet hand them over), but the report,
-//! its provenance and the image chips are the demo scan's own, so the totals are checked against a
-//! report the pipeline really wrote.
+//! The summary the demo scan wrote from its own figures (its `ScanSummary::months` through
+//! `scan::month_figures`), `month_figures` itself on hand-made counts, and the `summary` command
+//! across two scan outputs.
 
 use std::path::{Path, PathBuf};
 
 use approx::assert_relative_eq;
 use assert_cmd::Command;
 use compound_watch::month::Month;
-use compound_watch::summary::{self, MonthFigures, Quicklook, SiteSummary};
+use compound_watch::scan::{self, MonthCounts, MonthSummary, GAP_BELOW};
+use compound_watch::summary::{self, MonthFigures, SiteSummary};
 use serde_json::Value;
 
-use crate::common::{demo_scan, sample_dir};
+use crate::common::demo_scan;
 
 fn month_of(date: &str) -> Month {
     date[..7].parse().unwrap()
@@ -26,157 +25,17 @@ fn props(f: &geojson::Feature) -> &serde_json::Map<String, Value> {
     f.properties.as_ref().unwrap()
 }
 
-/// Plausible months for the demo: scenes counted from the provenance; August and September are
-/// gaps unless a polygon was first seen in them; built-up area grows by the report's new hectares.
-fn month_figures(report: &geojson::FeatureCollection, from: Month, to: Month) -> Vec<MonthFigures> {
-    let scene_months: Vec<Month> = provenance(report)["scenes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| month_of(s["datetime"].as_str().unwrap()))
-        .collect();
-    let mut built = 140.0;
-    from.through(to)
-        .into_iter()
-        .map(|m| {
-            let new: f64 = report
-                .features
-                .iter()
-                .filter(|f| month_of(props(f)["first_detected"].as_str().unwrap()) == m)
-                .map(|f| props(f)["area_ha"].as_f64().unwrap())
-                .sum();
-            built += new;
-            let gap = matches!(m.month, 8 | 9) && new == 0.0;
-            MonthFigures {
-                month: m,
-                scenes: scene_months.iter().filter(|&&s| s == m).count(),
-                clear_fraction: if gap { 0.12 } else { 0.93 },
-                clear_obs_median: if gap { 0.0 } else { 3.0 },
-                gap,
-                builtup_ha: (!gap).then_some(built),
-            }
-        })
-        .collect()
+/// The demo scan's output directory: its report and the summary the scan wrote beside it.
+fn demo_out() -> PathBuf {
+    demo_scan().summary.report.parent().unwrap().to_path_buf()
 }
 
-/// A true-colour chip of one sample scene around `ring` (lon/lat), stretched 2-98 % per band,
-/// with the ring in chip pixel coordinates.
-fn chip(scene: &str, ring: &[(f64, f64)], epsg: u32) -> (image::RgbImage, Vec<(f64, f64)>) {
-    let to_map = compound_watch::grid::Projector::new(4326, epsg).unwrap();
-    let dir = sample_dir().join("items").join(scene);
-    let open = |band: &str| gdal::Dataset::open(dir.join(format!("{band}.tif"))).unwrap();
-    let red = open("B04");
-    let gt = red.geo_transform().unwrap();
-    let px: Vec<(f64, f64)> = ring
-        .iter()
-        .map(|&(lon, lat)| {
-            let c = to_map.coord(geo::Coord { x: lon, y: lat }).unwrap();
-            ((c.x - gt[0]) / gt[1], (c.y - gt[3]) / gt[5])
-        })
-        .collect();
-    let (w, h) = red.raster_size();
-    let pad = 8.0;
-    let x0 = (px.iter().map(|p| p.0).fold(f64::MAX, f64::min) - pad).floor().max(0.0);
-    let y0 = (px.iter().map(|p| p.1).fold(f64::MAX, f64::min) - pad).floor().max(0.0);
-    let x1 = (px.iter().map(|p| p.0).fold(f64::MIN, f64::max) + pad)
-        .ceil()
-        .min(w as f64);
-    let y1 = (px.iter().map(|p| p.1).fold(f64::MIN, f64::max) + pad)
-        .ceil()
-        .min(h as f64);
-    let (cw, ch) = ((x1 - x0) as usize, (y1 - y0) as usize);
-    let bands: Vec<Vec<u8>> = [red, open("B03"), open("B02")]
-        .iter()
-        .map(|ds| {
-            let buf = ds
-                .rasterband(1)
-                .unwrap()
-                .read_as::<u16>((x0 as isize, y0 as isize), (cw, ch), (cw, ch), None)
-                .unwrap();
-            let values = buf.data().to_vec();
-            let mut sorted = values.clone();
-            sorted.sort_unstable();
-            let lo = f64::from(sorted[sorted.len() * 2 / 100]);
-            let hi = f64::from(sorted[sorted.len() * 98 / 100]).max(lo + 1.0);
-            values
-                .iter()
-                .map(|&v| ((f64::from(v) - lo) / (hi - lo) * 255.0).clamp(0.0, 255.0) as u8)
-                .collect()
-        })
-        .collect();
-    let img = image::RgbImage::from_fn(cw as u32, ch as u32, |x, y| {
-        let i = y as usize * cw + x as usize;
-        image::Rgb([bands[0][i], bands[1][i], bands[2][i]])
-    });
-    (img, px.iter().map(|&(x, y)| (x - x0, y - y0)).collect())
-}
-
-/// Quicklooks of the two largest polygons: the last clear scene before the change and the clear
-/// scene after it, as the report lists them.
-fn quicklooks(report: &geojson::FeatureCollection) -> Vec<Quicklook> {
-    let prov = provenance(report);
-    let epsg = prov["grid"]["epsg"].as_u64().unwrap() as u32;
-    let scene_month = |id: &str| {
-        let s = prov["scenes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == id)
-            .unwrap();
-        month_of(s["datetime"].as_str().unwrap())
-    };
-    let mut features: Vec<&geojson::Feature> = report.features.iter().collect();
-    features.sort_by(|a, b| {
-        props(b)["area_ha"]
-            .as_f64()
-            .unwrap()
-            .total_cmp(&props(a)["area_ha"].as_f64().unwrap())
-    });
-    features
-        .into_iter()
-        .take(2)
-        .map(|f| {
-            let p = props(f);
-            let scenes: Vec<&str> = p["scenes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s.as_str().unwrap())
-                .collect();
-            let polygon = geo::Polygon::<f64>::try_from(f.geometry.clone().unwrap()).unwrap();
-            let ring: Vec<(f64, f64)> = polygon.exterior().coords().map(|c| (c.x, c.y)).collect();
-            let (before, outline) = chip(scenes[0], &ring, epsg);
-            let (after, _) = chip(scenes[scenes.len() - 1], &ring, epsg);
-            Quicklook {
-                id: p["id"].as_str().unwrap().to_owned(),
-                area_ha: p["area_ha"].as_f64().unwrap(),
-                first_detected: month_of(p["first_detected"].as_str().unwrap()),
-                before_month: scene_month(scenes[0]),
-                after_month: scene_month(scenes[scenes.len() - 1]),
-                before,
-                after,
-                outline,
-            }
-        })
-        .collect()
-}
-
-fn demo_summary(from: Month, to: Month) -> SiteSummary {
-    let out = demo_scan().dir.join("out");
-    let mut report = compound_watch::report::read_geojson(&out.join("report.geojson")).unwrap();
-    report
-        .features
-        .retain(|f| (from..=to).contains(&month_of(props(f)["first_detected"].as_str().unwrap())));
-    let aoi = &provenance(&report)["aoi"];
-    SiteSummary {
-        aoi_name: aoi["name"].as_str().unwrap().to_owned(),
-        aoi_slug: aoi["slug"].as_str().unwrap().to_owned(),
-        period: summary::Period { from, to },
-        months: month_figures(&report, from, to),
-        quicklooks: quicklooks(&report),
-        report,
-        synthetic: true,
-    }
+/// The demo scan's monthly figures, from the counts the scan handed over.
+fn demo_months() -> Vec<MonthFigures> {
+    let demo = demo_scan();
+    let report = compound_watch::report::read_geojson(&demo.summary.report).unwrap();
+    let res = provenance(&report)["grid"]["res"].as_f64().unwrap();
+    scan::month_figures(&demo.summary.months, demo.summary.aoi_pixels, res)
 }
 
 fn sums(report: &geojson::FeatureCollection) -> (f64, usize) {
@@ -188,34 +47,13 @@ fn sums(report: &geojson::FeatureCollection) -> (f64, usize) {
     (ha, report.features.len())
 }
 
-/// Writes the demo's summary (and one of its first year, as a second AOI) where the test run
-/// keeps the demo scan, so a person can open them afterwards.
-fn written_sites() -> &'static (PathBuf, PathBuf) {
-    static DIRS: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
-    DIRS.get_or_init(|| {
-        let whole = demo_scan().dir.join("summary-whole");
-        let first_year = demo_scan().dir.join("summary-first-year");
-        summary::write_site(
-            &whole,
-            &demo_summary("2021-07".parse().unwrap(), "2023-06".parse().unwrap()),
-        )
-        .unwrap();
-        let mut year = demo_summary("2021-07".parse().unwrap(), "2022-06".parse().unwrap());
-        year.aoi_name += ", first year";
-        year.aoi_slug += "-first-year";
-        summary::write_site(&first_year, &year).unwrap();
-        eprintln!("summaries written in {} and {}", whole.display(), first_year.display());
-        (whole, first_year)
-    })
-}
-
 #[test]
-fn summary_of_the_demo_report_agrees_with_it() {
-    let (dir, _) = written_sites();
-    let report = compound_watch::report::read_geojson(&demo_scan().dir.join("out/report.geojson")).unwrap();
+fn the_scan_writes_its_own_monthly_figures_and_a_summary_that_agrees_with_its_report() {
+    let dir = demo_out();
+    let report = compound_watch::report::read_geojson(&dir.join("report.geojson")).unwrap();
     let (ha, n) = sums(&report);
     assert!(n > 0, "the demo finds construction");
-    let figures = summary::read_site(dir).unwrap();
+    let figures = summary::read_site(&dir).unwrap();
     assert_relative_eq!(figures.totals.new_ha, ha, epsilon = 1e-6);
     assert_eq!(figures.totals.new_polygons, n);
     assert_eq!(figures.months.iter().map(|m| m.new_polygons).sum::<usize>(), n);
@@ -225,13 +63,32 @@ fn summary_of_the_demo_report_agrees_with_it() {
     assert_eq!(figures.parameters, cw["parameters"]);
     assert_eq!(figures.scenes.len(), cw["scenes"].as_array().unwrap().len());
     assert!(figures.synthetic);
-    // A gap is left out, not counted as no built-up area.
-    let gap = figures
-        .months
-        .iter()
-        .find(|m| m.gap)
-        .expect("the made-up months have gaps");
-    assert_eq!(gap.builtup_ha, None);
+    // Every month as the scan measured it: its scene count, its clear share, gap or not, and its
+    // built-up area only where it was measured.
+    let measured = demo_months();
+    assert_eq!(figures.months.len(), 24);
+    assert_eq!(measured.len(), 24);
+    for (row, m) in figures.months.iter().zip(&measured) {
+        assert_eq!(row.month, m.month);
+        assert_eq!(row.scenes, m.scenes, "{}", m.month);
+        assert_eq!(row.gap, m.gap, "{}", m.month);
+        assert_eq!(row.gap, m.clear_fraction < GAP_BELOW, "{}", m.month);
+        assert!(
+            (row.clear_fraction - m.clear_fraction).abs() <= 0.0005 + 1e-9,
+            "{}",
+            m.month
+        );
+        match (row.builtup_ha, m.builtup_ha) {
+            (Some(a), Some(b)) => assert!((a - b).abs() <= 0.0005 + 1e-9, "{}: {a} != {b}", m.month),
+            (None, None) => assert!(m.gap, "{}", m.month),
+            other => panic!("{}: built-up {other:?}", m.month),
+        }
+    }
+    // The synthetic monsoon leaves months the scan cannot measure; they are gaps, not zeros.
+    let gaps: Vec<&MonthFigures> = measured.iter().filter(|m| m.gap).collect();
+    assert!(!gaps.is_empty(), "the sample's monsoon gives gap months");
+    assert!(gaps.len() < measured.len(), "most months are measured");
+    assert!(gaps.iter().all(|m| m.builtup_ha.is_none()));
     let csv = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 24);
     let html = std::fs::read_to_string(dir.join("summary.html")).unwrap();
@@ -242,11 +99,110 @@ fn summary_of_the_demo_report_agrees_with_it() {
         .skip(1)
         .map(|s| s.split('"').next().unwrap())
         .collect();
-    assert_eq!(pictures.len(), 4, "two charts and two quicklooks");
+    assert_eq!(
+        pictures.len(),
+        2 + n.min(scan::QUICKLOOKS),
+        "two charts and a quicklook of each of the largest polygons"
+    );
     for p in pictures {
         let img = image::open(dir.join(p)).unwrap();
         assert!(img.width() >= 512, "{p} is {}x{}", img.width(), img.height());
     }
+}
+
+fn counts(clear: u64, builtup: u64, obs: &[u64]) -> MonthCounts {
+    MonthCounts {
+        clear_pixels: clear,
+        builtup_pixels: builtup,
+        clear_obs_histogram: obs.to_vec(),
+    }
+}
+
+/// Hand-made counts over a 100-pixel AOI of 10 m pixels (0.01 ha each): the clear share, the gap
+/// rule (a month is a gap below GAP_BELOW, 0.8, of the AOI seen clearly) and no built-up figure in
+/// a gap, however many built-up pixels were counted.
+#[test]
+fn month_figures_measure_clear_share_and_leave_gaps_unmeasured() {
+    assert_eq!(GAP_BELOW, 0.8);
+    let month = |m: &str| -> Month { m.parse().unwrap() };
+    let months = vec![
+        MonthSummary {
+            month: month("2022-01"),
+            scenes: 6,
+            counts: counts(100, 30, &[0, 10, 20, 70]),
+        },
+        MonthSummary {
+            month: month("2022-02"),
+            scenes: 2,
+            counts: counts(80, 10, &[20, 80]),
+        },
+        MonthSummary {
+            month: month("2022-03"),
+            scenes: 3,
+            counts: counts(79, 50, &[21, 79]),
+        },
+        MonthSummary {
+            month: month("2022-04"),
+            scenes: 0,
+            counts: MonthCounts::default(),
+        },
+    ];
+    let f = scan::month_figures(&months, 100, 10.0);
+    assert_eq!(f.len(), 4);
+    assert_eq!((f[0].month, f[0].scenes), (month("2022-01"), 6));
+    assert_relative_eq!(f[0].clear_fraction, 1.0);
+    assert_eq!(f[0].clear_obs_median, 3.0);
+    assert!(!f[0].gap);
+    assert_relative_eq!(f[0].builtup_ha.unwrap(), 0.30, epsilon = 1e-12);
+    // Exactly the threshold is measured.
+    assert_relative_eq!(f[1].clear_fraction, 0.8);
+    assert!(!f[1].gap);
+    assert_relative_eq!(f[1].builtup_ha.unwrap(), 0.10, epsilon = 1e-12);
+    assert_eq!(f[1].clear_obs_median, 1.0);
+    // Just under it is a gap: the 50 built-up pixels are a count over part of the site.
+    assert_relative_eq!(f[2].clear_fraction, 0.79);
+    assert!(f[2].gap);
+    assert_eq!(f[2].builtup_ha, None);
+    // A month with no scene at all.
+    assert_eq!((f[3].clear_fraction, f[3].gap, f[3].builtup_ha), (0.0, true, None));
+    assert_eq!(f[3].clear_obs_median, 0.0);
+    // 20 m pixels are four times the area; an empty AOI measures nothing.
+    assert_relative_eq!(
+        scan::month_figures(&months[..1], 100, 20.0)[0].builtup_ha.unwrap(),
+        1.2,
+        epsilon = 1e-12
+    );
+    let none = scan::month_figures(&months[..1], 0, 10.0);
+    assert_eq!(
+        (none[0].clear_fraction, none[0].gap, none[0].builtup_ha),
+        (0.0, true, None)
+    );
+}
+
+/// The demo's first year as a second AOI, from the same scan's figures, written where the test run
+/// keeps the demo scan so a person can open it afterwards.
+fn first_year_site() -> &'static PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let (from, to): (Month, Month) = ("2021-07".parse().unwrap(), "2022-06".parse().unwrap());
+        let mut report = compound_watch::report::read_geojson(&demo_scan().summary.report).unwrap();
+        report
+            .features
+            .retain(|f| (from..=to).contains(&month_of(props(f)["first_detected"].as_str().unwrap())));
+        let aoi = provenance(&report)["aoi"].clone();
+        let site = SiteSummary {
+            aoi_name: format!("{}, first year", aoi["name"].as_str().unwrap()),
+            aoi_slug: format!("{}-first-year", aoi["slug"].as_str().unwrap()),
+            period: summary::Period { from, to },
+            months: demo_months().into_iter().filter(|m| m.month <= to).collect(),
+            quicklooks: Vec::new(),
+            report,
+            synthetic: true,
+        };
+        let dir = demo_scan().dir.join("summary-first-year");
+        summary::write_site(&dir, &site).unwrap();
+        dir
+    })
 }
 
 fn cli() -> Command {
@@ -255,7 +211,7 @@ fn cli() -> Command {
 
 #[test]
 fn summary_command_sums_two_outputs() {
-    let (whole, first_year) = written_sites();
+    let (whole, first_year) = (&demo_out(), first_year_site());
     let out = tempfile::tempdir().unwrap();
     let across = out.path().join("run");
     let assert = cli()

@@ -12,16 +12,52 @@ use compound_watch::grid::Grid;
 use compound_watch::sample::{self, SampleSpec};
 use compound_watch::scan::{self, ScanConfig, ScanSummary, Silent};
 use compound_watch::source::{Band, StaticCatalog};
-use compound_watch::window::{GdalReader, WindowReader};
+use compound_watch::window::{GdalReader, Window, WindowReader};
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The shared data directory beside the project, if this machine has it.
+/// A test cannot run because something it needs is missing. Under CI (the environment variable CI
+/// set) that fails the test with `reason`; elsewhere the test is skipped: it says why on stderr and
+/// leaves a file in target/test-skips/ that `make test` counts at the end, since cargo hides the
+/// stderr of a test that passes. Callers return right after.
+pub fn skip_or_fail(reason: &str) {
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("CI is set and a prerequisite is missing: {reason}");
+    }
+    eprintln!("SKIPPED: {reason}");
+    let thread = std::thread::current();
+    let test = match thread.name() {
+        Some(name) if name != "main" => name.to_owned(),
+        _ => reason.to_owned(),
+    };
+    let name: String = test
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
+        .take(200)
+        .collect();
+    let dir = root().join("target/test-skips");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), format!("{reason}\n")).unwrap();
+}
+
+/// The shared data and tools: $COMPOUND_WATCH_SHARED (set by `make test` from its SHARED), else
+/// ../shared beside the project. When neither exists the calling test is skipped, or fails under CI.
 pub fn shared() -> Option<PathBuf> {
-    let p = root().join("../shared");
-    p.is_dir().then_some(p)
+    let p = match std::env::var_os("COMPOUND_WATCH_SHARED") {
+        Some(dir) => PathBuf::from(dir),
+        None => root().join("../shared"),
+    };
+    if p.is_dir() {
+        Some(p)
+    } else {
+        skip_or_fail(&format!(
+            "the shared data directory {} is absent (make test SHARED=/path/to/shared)",
+            p.display()
+        ));
+        None
+    }
 }
 
 /// The bundled sample, generated once into target/ (atomically: a half-written sample is never used).
@@ -55,7 +91,7 @@ pub struct CountingReader {
 }
 
 impl WindowReader for CountingReader {
-    fn read(&self, href: &str, band: Band, grid: &Grid) -> compound_watch::Result<Vec<u16>> {
+    fn read(&self, href: &str, band: Band, grid: &Grid) -> compound_watch::Result<Window> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         GdalReader::default().read(href, band, grid)
     }
@@ -101,22 +137,62 @@ pub fn demo_scan() -> &'static DemoScan {
     })
 }
 
+/// Every file a scan wrote into `out`, by relative path, except the lock (it holds the pid) and
+/// the attempt log (one timestamped line per run).
+pub fn output_files(out: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(dir: &Path, base: &Path, files: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, base, files);
+            } else {
+                let name = path.strip_prefix(base).unwrap().display().to_string();
+                if name != ".compound-watch/lock" && name != ".compound-watch/attempts.jsonl" {
+                    files.insert(name, std::fs::read(&path).unwrap());
+                }
+            }
+        }
+    }
+    let mut files = std::collections::BTreeMap::new();
+    walk(out, out, &mut files);
+    files
+}
+
+/// Conformance classes of a STAC API with item search and the CQL2 filter extension.
+pub const ITEM_SEARCH_WITH_FILTER: [&str; 3] = [
+    "https://api.stacspec.org/v1.0.0/core",
+    "https://api.stacspec.org/v1.0.0/item-search",
+    "https://api.stacspec.org/v1.0.0-rc.2/item-search#filter",
+];
+
+/// Serves a STAC API landing page declaring `conforms_to` at `{prefix}/`. Register it after the
+/// routes under `prefix` (the first matching prefix answers).
+pub fn serve_landing_page(server: &server::Server, prefix: &str, conforms_to: &[&str]) {
+    let landing = serde_json::json!({
+        "type": "Catalog", "id": "loopback", "description": "a loopback STAC API", "stac_version": "1.0.0",
+        "conformsTo": conforms_to, "links": [],
+    });
+    server.route(prefix, move |_, rest| match rest {
+        "" | "/" => server::Reply::json(&landing),
+        _ => server::Reply::NotFound,
+    });
+}
+
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// Runs python3 with a shared tool if this machine has ../shared and the tool's dependencies;
-/// otherwise says why it was skipped and returns None.
+/// Runs python3 with a shared tool if this machine has the shared directory and the tool's
+/// dependencies; otherwise skips (or fails under CI, see [`skip_or_fail`]) and returns None.
 pub fn python_tool(tool: &str, args: &[&str], needs: &str) -> Option<std::process::Output> {
-    let Some(shared) = shared() else {
-        eprintln!("SKIPPED: ../shared is absent, so {tool} cannot run");
-        return None;
-    };
+    let shared = shared()?;
     let probe = std::process::Command::new("python3")
         .args(["-c", &format!("import {needs}")])
         .output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED: python3 cannot import {needs} (pip install {needs}), so {tool} cannot run");
+        skip_or_fail(&format!(
+            "python3 cannot import {needs} (python3 -m pip install {needs}), so {tool} cannot run"
+        ));
         return None;
     }
     Some(
@@ -128,19 +204,18 @@ pub fn python_tool(tool: &str, args: &[&str], needs: &str) -> Option<std::proces
     )
 }
 
-/// Runs a headless QGIS tool from ../shared/tools/qgis with Debian's /usr/bin/python3 (the only
-/// python that can import qgis); otherwise says why it was skipped and returns None.
+/// Runs a headless QGIS tool from the shared tools/qgis with Debian's /usr/bin/python3 (the only
+/// python that can import qgis); otherwise skips (or fails under CI) and returns None.
 pub fn qgis_tool(tool: &str, args: &[&Path]) -> Option<std::process::Output> {
-    let Some(shared) = shared() else {
-        eprintln!("SKIPPED: ../shared is absent, so {tool} cannot run");
-        return None;
-    };
+    let shared = shared()?;
     let python = "/usr/bin/python3";
     let probe = std::process::Command::new(python)
         .args(["-c", "import qgis.core"])
         .output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED: {python} cannot import qgis (bash ../shared/tools/qgis/install.sh), so {tool} cannot run");
+        skip_or_fail(&format!(
+            "{python} cannot import qgis (make qgis installs it), so {tool} cannot run"
+        ));
         return None;
     }
     // Qt wants a private runtime directory (mode 0700).
