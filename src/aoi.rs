@@ -135,6 +135,28 @@ pub fn parse(text: &str, path: &Path, limits: &AoiLimits) -> Result<Aoi> {
     })
 }
 
+/// Parses `W,S,E,N` in degrees (the `--bbox` text): four finite numbers, west below east, south
+/// below north. The one parser of boxes; [`from_bbox`] checks the box as an AOI.
+pub fn parse_bbox(text: &str) -> std::result::Result<[f64; 4], String> {
+    let v: Vec<f64> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| "expected four numbers W,S,E,N in degrees, e.g. 98.49,16.67,98.54,16.71".to_owned())?;
+    let b = <[f64; 4]>::try_from(v)
+        .map_err(|_| "expected exactly four numbers W,S,E,N, e.g. 98.49,16.67,98.54,16.71".to_owned())?;
+    if b.iter().any(|v| !v.is_finite()) {
+        return Err("every number must be finite".into());
+    }
+    if b[0] >= b[2] || b[1] >= b[3] {
+        return Err(format!(
+            "west must be less than east and south less than north (got W={} E={} S={} N={}); the order is W,S,E,N",
+            b[0], b[2], b[1], b[3]
+        ));
+    }
+    Ok(b)
+}
+
 /// Builds and checks an AOI from `--bbox W,S,E,N` (degrees).
 pub fn from_bbox(bbox: [f64; 4], limits: &AoiLimits) -> Result<Aoi> {
     let [w, s, e, n] = bbox;
