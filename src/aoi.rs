@@ -91,7 +91,17 @@ pub fn load(path: &Path, limits: &AoiLimits) -> Result<Aoi> {
             "cannot be read ({e}); check the path, or pass a box with --bbox W,S,E,N"
         ))
     })?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| {
+    parse(&text, path, limits)
+}
+
+/// Checks an AOI from the text of a GeoJSON file; `path` is where it came from, named in errors and
+/// giving the AOI its slug. [`load`] is this after reading the file.
+pub fn parse(text: &str, path: &Path, limits: &AoiLimits) -> Result<Aoi> {
+    let fail = |reason: String| Error::Aoi {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let value: Value = serde_json::from_str(text).map_err(|e| {
         fail(format!(
             "is not JSON ({e}); an AOI file must be GeoJSON: a Polygon or MultiPolygon geometry, \
              a Feature or a FeatureCollection"
@@ -123,6 +133,28 @@ pub fn load(path: &Path, limits: &AoiLimits) -> Result<Aoi> {
         area_m2,
         properties,
     })
+}
+
+/// Parses `W,S,E,N` in degrees (the `--bbox` text): four finite numbers, west below east, south
+/// below north. The one parser of boxes; [`from_bbox`] checks the box as an AOI.
+pub fn parse_bbox(text: &str) -> std::result::Result<[f64; 4], String> {
+    let v: Vec<f64> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| "expected four numbers W,S,E,N in degrees, e.g. 98.49,16.67,98.54,16.71".to_owned())?;
+    let b = <[f64; 4]>::try_from(v)
+        .map_err(|_| "expected exactly four numbers W,S,E,N, e.g. 98.49,16.67,98.54,16.71".to_owned())?;
+    if b.iter().any(|v| !v.is_finite()) {
+        return Err("every number must be finite".into());
+    }
+    if b[0] >= b[2] || b[1] >= b[3] {
+        return Err(format!(
+            "west must be less than east and south less than north (got W={} E={} S={} N={}); the order is W,S,E,N",
+            b[0], b[2], b[1], b[3]
+        ));
+    }
+    Ok(b)
 }
 
 /// Builds and checks an AOI from `--bbox W,S,E,N` (degrees).

@@ -432,7 +432,16 @@ pub fn check(collection: &FeatureCollection) -> std::result::Result<(), String> 
 
 /// Reads a report for diffing: GeoJSON, and passing [`check`].
 pub fn read(path: &Path) -> Result<FeatureCollection> {
-    let collection = report::read_geojson(path)?;
+    checked(report::read_geojson(path)?, path)
+}
+
+/// Parses the text of a report for diffing and [`check`]s it; `path` is where it came from, named in
+/// errors. [`read`] is this on a file.
+pub fn parse(text: &str, path: &Path) -> Result<FeatureCollection> {
+    checked(report::parse_geojson(text, path)?, path)
+}
+
+fn checked(collection: FeatureCollection, path: &Path) -> Result<FeatureCollection> {
     check(&collection).map_err(|reason| Error::Report {
         path: path.to_path_buf(),
         reason,

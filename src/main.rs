@@ -150,7 +150,7 @@ struct ScanArgs {
     #[arg(long, value_name = "FILE", required_unless_present = "bbox", conflicts_with = "bbox")]
     aoi: Option<PathBuf>,
     /// Site box instead of a file: west,south,east,north in degrees.
-    #[arg(long, value_name = "W,S,E,N", allow_hyphen_values = true, value_parser = parse_bbox)]
+    #[arg(long, value_name = "W,S,E,N", allow_hyphen_values = true, value_parser = aoi::parse_bbox)]
     bbox: Option<[f64; 4]>,
     /// Where scenes come from: `earth-search` (Element 84 Earth Search v1, public COGs),
     /// `planetary-computer` (Microsoft; hrefs signed with a SAS token), `cdse` (Copernicus Data
@@ -230,7 +230,7 @@ struct SampleArgs {
     #[arg(long, value_enum, default_value_t = Scenario::Demo)]
     scenario: Scenario,
     /// Box the scenes must cover, W,S,E,N degrees [default: the aoi/myawaddy.geojson box].
-    #[arg(long, value_name = "W,S,E,N", value_parser = parse_bbox)]
+    #[arg(long, value_name = "W,S,E,N", value_parser = aoi::parse_bbox)]
     bbox: Option<[f64; 4]>,
 }
 
@@ -567,28 +567,6 @@ fn run_sample(args: SampleArgs) -> Result<ExitCode, compound_watch::Error> {
     );
     say!("truth:     {}", summary.truth.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// `W,S,E,N` in degrees: the one parser of boxes on the command line (checked further by
-/// `aoi::from_bbox`).
-fn parse_bbox(text: &str) -> Result<[f64; 4], String> {
-    let v: Vec<f64> = text
-        .split(',')
-        .map(|p| p.trim().parse::<f64>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| "expected four numbers W,S,E,N in degrees, e.g. 98.49,16.67,98.54,16.71".to_owned())?;
-    let b = <[f64; 4]>::try_from(v)
-        .map_err(|_| "expected exactly four numbers W,S,E,N, e.g. 98.49,16.67,98.54,16.71".to_owned())?;
-    if b.iter().any(|v| !v.is_finite()) {
-        return Err("every number must be finite".into());
-    }
-    if b[0] >= b[2] || b[1] >= b[3] {
-        return Err(format!(
-            "west must be less than east and south less than north (got W={} E={} S={} N={}); the order is W,S,E,N",
-            b[0], b[2], b[1], b[3]
-        ));
-    }
-    Ok(b)
 }
 
 fn finite(text: &str) -> Result<f64, String> {

@@ -171,7 +171,17 @@ pub fn read_geojson(path: &Path) -> Result<geojson::FeatureCollection> {
         reason: format!("{what}; expected a GeoJSON FeatureCollection such as the report.geojson a scan writes"),
     };
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot be read ({e})")))?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| fail(format!("is not JSON ({e})")))?;
+    parse_geojson(&text, path)
+}
+
+/// Parses the text of a report; `path` is where it came from, named in errors. [`read_geojson`] is
+/// this after reading the file.
+pub fn parse_geojson(text: &str, path: &Path) -> Result<geojson::FeatureCollection> {
+    let fail = |what: String| Error::Report {
+        path: path.to_path_buf(),
+        reason: format!("{what}; expected a GeoJSON FeatureCollection such as the report.geojson a scan writes"),
+    };
+    let value: Value = serde_json::from_str(text).map_err(|e| fail(format!("is not JSON ({e})")))?;
     serde_json::from_value(value).map_err(|e| fail(format!("is not a GeoJSON FeatureCollection ({e})")))
 }
 

@@ -43,8 +43,14 @@ pub fn load(out: &Path) -> Result<Option<State>> {
         return Ok(None);
     }
     let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
-    serde_json::from_str(&text).map(Some).map_err(|e| Error::State {
-        path: path.clone(),
+    parse(&text, &path).map(Some)
+}
+
+/// Parses the text of a state file; `path` is where it came from, named in errors. [`load`] is this
+/// after reading the file.
+pub fn parse(text: &str, path: &Path) -> Result<State> {
+    serde_json::from_str(text).map_err(|e| Error::State {
+        path: path.to_path_buf(),
         reason: format!("cannot be read ({e}); delete it and the next scan starts afresh"),
     })
 }

@@ -175,6 +175,59 @@ impl StacApi {
         Ok(format!("{href}{sep}{token}"))
     }
 
+    /// Reads one page of search results (an ItemCollection) answered at `url` to `request` (the POST
+    /// body, `None` for a GET): each matching item becomes a scene in `found` or a reason in its
+    /// `rejected`, once per id in `ids` (the ids of earlier pages). Returns the next page to ask for.
+    /// An error when the page holds no `features` array.
+    pub fn read_page(
+        &self,
+        url: &str,
+        request: Option<&Value>,
+        doc: &Value,
+        q: &SearchQuery,
+        ids: &mut HashSet<String>,
+        found: &mut Found,
+    ) -> Result<Option<(String, Option<Value>)>> {
+        let features = doc["features"].as_array().ok_or_else(|| Error::Remote {
+            url: url.to_owned(),
+            reason: "answered without a `features` array: not a STAC item search".into(),
+        })?;
+        for feature in features {
+            let item: stac::Item = match serde_json::from_value(feature.clone()) {
+                Ok(i) => i,
+                Err(e) => {
+                    let id = feature["id"].as_str().unwrap_or("an item").to_owned();
+                    found.rejected.push(Skipped {
+                        id,
+                        reason: format!("is not a STAC item ({e})"),
+                    });
+                    continue;
+                }
+            };
+            // Pages from an API asked for one collection hold only it; anything else is ignored.
+            if item.collection.as_deref().is_some_and(|c| c != self.collection)
+                || !matches(&item, q)
+                || !ids.insert(item.id.clone())
+            {
+                continue;
+            }
+            let mut signing_error = None;
+            let scene = scene_from_item(&item, &self.collection, |href| {
+                self.sign(href).unwrap_or_else(|e| {
+                    signing_error = Some(e.to_string());
+                    href.to_owned()
+                })
+            });
+            match (scene, signing_error) {
+                (Ok(scene), None) => found.scenes.push(scene),
+                (_, Some(reason)) | (Err(reason), None) => found.rejected.push(Skipped {
+                    id: item.id.clone(),
+                    reason,
+                }),
+            }
+        }
+        Ok(next_link(doc, request))
+    }
     /// How this server takes the cloud-cover limit, from its landing page's `conformsTo` (or its
     /// `conformance` page), read once.
     fn cloud_filter(&self) -> Result<CloudFilter> {
@@ -284,45 +337,7 @@ impl SceneSearch for StacApi {
                 }
                 Err(e) => return Err(e),
             };
-            let features = doc["features"].as_array().ok_or_else(|| Error::Remote {
-                url: url.clone(),
-                reason: "answered without a `features` array: not a STAC item search".into(),
-            })?;
-            for feature in features {
-                let item: stac::Item = match serde_json::from_value(feature.clone()) {
-                    Ok(i) => i,
-                    Err(e) => {
-                        let id = feature["id"].as_str().unwrap_or("an item").to_owned();
-                        found.rejected.push(Skipped {
-                            id,
-                            reason: format!("is not a STAC item ({e})"),
-                        });
-                        continue;
-                    }
-                };
-                // Pages from an API asked for one collection hold only it; anything else is ignored.
-                if item.collection.as_deref().is_some_and(|c| c != self.collection)
-                    || !matches(&item, q)
-                    || !ids.insert(item.id.clone())
-                {
-                    continue;
-                }
-                let mut signing_error = None;
-                let scene = scene_from_item(&item, &self.collection, |href| {
-                    self.sign(href).unwrap_or_else(|e| {
-                        signing_error = Some(e.to_string());
-                        href.to_owned()
-                    })
-                });
-                match (scene, signing_error) {
-                    (Ok(scene), None) => found.scenes.push(scene),
-                    (_, Some(reason)) | (Err(reason), None) => found.rejected.push(Skipped {
-                        id: item.id.clone(),
-                        reason,
-                    }),
-                }
-            }
-            next = next_link(&doc, body.as_ref());
+            next = self.read_page(&url, body.as_ref(), &doc, q, &mut ids, &mut found)?;
         }
         found
             .scenes

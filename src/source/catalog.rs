@@ -4,13 +4,22 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{matches, scene_from_item, Found, SceneSearch, SearchQuery, Skipped};
+use super::{matches, scene_from_item, Found, Scene, SceneSearch, SearchQuery, Skipped};
 use crate::error::{Error, Result};
 
 /// A static STAC catalog on disk: `catalog.json` -> (collections ->) items -> COG assets.
 #[derive(Debug, Clone)]
 pub struct StaticCatalog {
     root: PathBuf,
+}
+
+/// A link of a catalog document that a search follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Linked {
+    /// An item file.
+    Item(PathBuf),
+    /// A child catalog or collection.
+    Child(PathBuf),
 }
 
 impl StaticCatalog {
@@ -44,7 +53,18 @@ impl StaticCatalog {
             return Ok(());
         }
         seen.push(canonical);
-        let doc = Self::read_json(path)?;
+        for link in Self::links(&Self::read_json(path)?, path)? {
+            match link {
+                Linked::Item(file) => items.push(file),
+                Linked::Child(child) => self.walk(&child, items, seen)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The item files and child catalogs a catalog document at `path` links to, in its order,
+    /// resolved against its directory.
+    pub fn links(doc: &Value, path: &Path) -> Result<Vec<Linked>> {
         let base = path.parent().unwrap_or(Path::new("."));
         let links: Vec<stac::Link> = doc
             .get("links")
@@ -56,15 +76,44 @@ impl StaticCatalog {
                 reason: format!("bad links ({e})"),
             })?
             .unwrap_or_default();
-        for link in links {
-            let target = base.join(&link.href);
-            if link.is_item() {
-                items.push(target);
-            } else if link.is_child() {
-                self.walk(&target, items, seen)?;
-            }
+        Ok(links
+            .into_iter()
+            .filter_map(|link| {
+                let target = base.join(&link.href);
+                if link.is_item() {
+                    Some(Linked::Item(target))
+                } else if link.is_child() {
+                    Some(Linked::Child(target))
+                } else {
+                    None
+                }
+            })
+            .collect())
+    }
+
+    /// What the item document read from `file` gives a search for `query`: `None` when it falls
+    /// outside the query, else its scene (hrefs resolved against `file`'s directory, `collection`
+    /// when it names none) or why it cannot be one. An error when it is not a STAC item at all.
+    pub fn read_item(
+        doc: Value,
+        file: &Path,
+        collection: &str,
+        query: &SearchQuery,
+    ) -> Result<Option<std::result::Result<Scene, Skipped>>> {
+        let item: stac::Item = serde_json::from_value(doc).map_err(|e| Error::Catalog {
+            path: file.display().to_string(),
+            reason: format!("is not a STAC item ({e})"),
+        })?;
+        if !matches(&item, query) {
+            return Ok(None);
         }
-        Ok(())
+        let base = file.parent().unwrap_or(Path::new("."));
+        Ok(Some(
+            scene_from_item(&item, collection, |href| resolve(base, href)).map_err(|reason| Skipped {
+                id: item.id.clone(),
+                reason,
+            }),
+        ))
     }
 }
 
@@ -79,21 +128,10 @@ impl SceneSearch for StaticCatalog {
             .to_owned();
         let mut found = Found::default();
         for file in files {
-            let doc = Self::read_json(&file)?;
-            let item: stac::Item = serde_json::from_value(doc).map_err(|e| Error::Catalog {
-                path: file.display().to_string(),
-                reason: format!("is not a STAC item ({e})"),
-            })?;
-            if !matches(&item, query) {
-                continue;
-            }
-            let base = file.parent().unwrap_or(Path::new("."));
-            match scene_from_item(&item, &collection_default, |href| resolve(base, href)) {
-                Ok(scene) => found.scenes.push(scene),
-                Err(reason) => found.rejected.push(Skipped {
-                    id: item.id.clone(),
-                    reason,
-                }),
+            match Self::read_item(Self::read_json(&file)?, &file, &collection_default, query)? {
+                Some(Ok(scene)) => found.scenes.push(scene),
+                Some(Err(skipped)) => found.rejected.push(skipped),
+                None => {}
             }
         }
         found

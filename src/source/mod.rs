@@ -17,7 +17,7 @@ mod api;
 mod catalog;
 
 pub use api::{Provider, StacApi};
-pub use catalog::StaticCatalog;
+pub use catalog::{Linked, StaticCatalog};
 
 /// The bands the pipeline reads, by their Earth Search asset keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
