@@ -4,14 +4,13 @@
 //! Slow (about 20 scans), so ignored by default; run it with
 //! `cargo test --release --test it -- --ignored --nocapture kill_9`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 
-use crate::common::{root, sample_dir};
+use crate::common::{copy_dir, output_files, root, sample_dir};
 
 fn scan(out: &Path, cache: &Path, to: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_compound-watch"));
@@ -27,39 +26,6 @@ fn scan(out: &Path, cache: &Path, to: &str) -> Command {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     cmd
-}
-
-/// Every file under `dir` but the lock and the attempt log (which record each run).
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(base, &path, out);
-            } else {
-                let rel = path.strip_prefix(base).unwrap().display().to_string();
-                if !rel.ends_with("/lock") && !rel.ends_with("attempts.jsonl") {
-                    out.insert(rel, std::fs::read(&path).unwrap());
-                }
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
 }
 
 #[test]
@@ -78,7 +44,7 @@ fn kill_9_at_random_moments_of_an_incremental_scan_then_rerun_gives_identical_ou
         .unwrap()
         .success());
     let took = started.elapsed();
-    let expected = files(&reference);
+    let expected = output_files(&reference);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
     let mut killed = 0;
     for i in 0..20 {
@@ -98,7 +64,7 @@ fn kill_9_at_random_moments_of_an_incremental_scan_then_rerun_gives_identical_ou
         }
         child.wait().unwrap();
         assert!(scan(&out, &cache, "2023-06").status().unwrap().success(), "rerun {i}");
-        let got = files(&out);
+        let got = output_files(&out);
         let temp: Vec<&String> = got
             .keys()
             .filter(|k| k.contains(".tmp") || k.contains("staging/"))

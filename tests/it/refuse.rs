@@ -2,47 +2,12 @@
 //! good report must exit with its documented code, say what is wrong, and leave every previous
 //! output byte for byte as it was.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use serde_json::Value;
 
-use crate::common::{demo_scan, read_json, root, sample_dir};
-
-/// Every file under `dir` (relative path -> bytes), except the lock and the attempt log, which a
-/// refused scan is expected to touch.
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(base, &path, out);
-            } else {
-                let rel = path.strip_prefix(base).unwrap().display().to_string();
-                if !rel.ends_with("lock") && !rel.ends_with("attempts.jsonl") {
-                    out.insert(rel, std::fs::read(&path).unwrap());
-                }
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
-}
+use crate::common::{copy_dir, demo_scan, output_files, read_json, root, sample_dir};
 
 /// A copy of the demo scan's output (a report with well over 10 polygons) to fail over.
 fn good_output(dir: &Path) -> PathBuf {
@@ -95,7 +60,7 @@ fn scan_args(out: &Path, cache: &Path, changes: &[(&str, &str)]) -> Vec<String> 
 /// says `says`, and that nothing in the output changed. Returns stderr.
 fn refused(dir: &Path, changes: &[(&str, &str)], code: i32, says: &str) -> String {
     let out = good_output(dir);
-    let before = snapshot(&out);
+    let before = output_files(&out);
     let cache = demo_scan().cache();
     let args = scan_args(&out, &cache, changes);
     let assert = Command::cargo_bin("compound-watch")
@@ -112,7 +77,7 @@ fn refused(dir: &Path, changes: &[(&str, &str)], code: i32, says: &str) -> Strin
         String::from_utf8_lossy(&output.stdout)
     );
     assert!(stderr.contains(says), "{args:?}: stderr lacks {says:?}:\n{stderr}");
-    let after = snapshot(&out);
+    let after = output_files(&out);
     assert_eq!(
         before.keys().collect::<Vec<_>>(),
         after.keys().collect::<Vec<_>>(),
@@ -486,7 +451,7 @@ fn a_corrupt_state_or_previous_report_is_named_and_kept() {
     let d = tmp();
     let out = good_output(d.path());
     std::fs::write(out.join(".compound-watch/state.json"), "{ torn").unwrap();
-    let before = snapshot(&out);
+    let before = output_files(&out);
     let args = scan_args(&out, &demo_scan().cache(), &[]);
     let assert = Command::cargo_bin("compound-watch")
         .unwrap()
@@ -498,12 +463,12 @@ fn a_corrupt_state_or_previous_report_is_named_and_kept() {
         stderr.contains("scan state") && stderr.contains("delete it"),
         "{stderr}"
     );
-    assert_eq!(snapshot(&out), before);
+    assert_eq!(output_files(&out), before);
 
     let d = tmp();
     let out = good_output(d.path());
     std::fs::write(out.join("report.geojson"), "{ torn").unwrap();
-    let before = snapshot(&out);
+    let before = output_files(&out);
     let args = scan_args(&out, &demo_scan().cache(), &[("--to", "2023-05")]);
     let assert = Command::cargo_bin("compound-watch")
         .unwrap()
@@ -512,7 +477,7 @@ fn a_corrupt_state_or_previous_report_is_named_and_kept() {
         .code(1);
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
     assert!(stderr.contains("move it out"), "{stderr}");
-    assert_eq!(snapshot(&out), before);
+    assert_eq!(output_files(&out), before);
 }
 
 #[test]

@@ -158,6 +158,20 @@ pub fn output_files(out: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     files
 }
 
+/// Copies a folder and everything in it.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
 /// Conformance classes of a STAC API with item search and the CQL2 filter extension.
 pub const ITEM_SEARCH_WITH_FILTER: [&str; 3] = [
     "https://api.stacspec.org/v1.0.0/core",
