@@ -166,63 +166,51 @@ fn a_box_outside_the_source_publishes_nothing() {
     );
 }
 
+/// A scan of the sample's catalog with every item changed by `edit`, and a cache of its own: it
+/// must be refused (exit 4), each skipped scene saying `reason`.
+fn refused_with_edited_items(edit: impl Fn(&mut Value), reason: &str) {
+    let d = tmp();
+    let catalog = edited_catalog(d.path(), edit);
+    let cache = d.path().join("c");
+    let changes = [
+        ("--source", catalog.to_str().unwrap()),
+        ("--cache", cache.to_str().unwrap()),
+    ];
+    let stderr = refused(d.path(), &changes, 4, "could be used");
+    assert!(stderr.contains(reason), "{stderr}");
+}
+
 #[test]
 fn assets_that_are_all_missing_publish_nothing() {
-    let d = tmp();
-    let catalog = edited_catalog(d.path(), |item| {
-        for (_, asset) in item["assets"].as_object_mut().unwrap() {
-            asset["href"] = "./missing.tif".into();
-        }
-    });
-    let stderr = refused(
-        d.path(),
-        &[
-            ("--source", catalog.to_str().unwrap()),
-            ("--cache", d.path().join("c").to_str().unwrap()),
-        ],
-        4,
-        "could be used",
+    refused_with_edited_items(
+        |item| {
+            for (_, asset) in item["assets"].as_object_mut().unwrap() {
+                asset["href"] = "./missing.tif".into();
+            }
+        },
+        "file not found",
     );
-    assert!(stderr.contains("file not found"), "{stderr}");
 }
 
 #[test]
 fn assets_that_are_fifos_are_refused_not_waited_for() {
     let d = tmp();
     let pipe = fifo(d.path(), "asset.tif");
-    let catalog = edited_catalog(d.path(), |item| {
-        for (_, asset) in item["assets"].as_object_mut().unwrap() {
-            asset["href"] = pipe.clone().into();
-        }
-    });
-    let stderr = refused(
-        d.path(),
-        &[
-            ("--source", catalog.to_str().unwrap()),
-            ("--cache", d.path().join("c").to_str().unwrap()),
-        ],
-        4,
-        "could be used",
+    refused_with_edited_items(
+        |item| {
+            for (_, asset) in item["assets"].as_object_mut().unwrap() {
+                asset["href"] = pipe.clone().into();
+            }
+        },
+        "not a regular file",
     );
-    assert!(stderr.contains("not a regular file"), "{stderr}");
 }
 
 #[test]
 fn assets_in_another_crs_than_their_item_says_are_skipped_not_used_empty() {
-    let d = tmp();
-    let catalog = edited_catalog(d.path(), |item| item["properties"]["proj:epsg"] = 32648.into());
-    let stderr = refused(
-        d.path(),
-        &[
-            ("--source", catalog.to_str().unwrap()),
-            ("--cache", d.path().join("c").to_str().unwrap()),
-        ],
-        4,
-        "could be used",
-    );
-    assert!(
-        stderr.contains("EPSG:32647") && stderr.contains("proj:epsg 32648"),
-        "{stderr}"
+    refused_with_edited_items(
+        |item| item["properties"]["proj:epsg"] = 32648.into(),
+        "the file is in EPSG:32647, but the item says proj:epsg 32648",
     );
 }
 
