@@ -12,9 +12,9 @@
 
 #![allow(missing_docs)]
 
-use compound_watch::change::{changed_regions, spectral_step, Normalization};
-use compound_watch::composite::monthly_median;
-use compound_watch::detect::{scores, step, DetectParams};
+use compound_watch::detect::{
+    changed_regions, monthly_median, scores, spectral_step, step, DetectParams, Normalization,
+};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ndarray::{Array1, Array2};
 use rand::{Rng, SeedableRng};

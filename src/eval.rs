@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::change::{box_mean, hysteresis, spectral_step, Normalization, SMOOTHING_RADIUS};
-use crate::detect::{builtup_score, step, DetectParams, Reflectance};
+use crate::detect::builtup::{builtup_score, step, DetectParams, Reflectance};
+use crate::detect::spectral::{box_mean, hysteresis, spectral_step, Normalization, SMOOTHING_RADIUS};
+use crate::detect::vectorize::label_regions;
 use crate::error::{Error, Result};
-use crate::report::{self, CogRaster};
-use crate::vectorize::label_regions;
-use crate::window::{warp, Target};
+use crate::io::window::{warp, Target};
+use crate::output::report::{self, CogRaster};
 
 /// Counts and scores of the change class for one city (or pooled).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -369,8 +369,8 @@ pub fn oscd(data: &Path, out: &Path, params: &DetectParams, min_pixels: usize) -
         fitted_on_all: best_without(usize::MAX),
         search_grid: grid,
     };
-    crate::atomic::write_json(&out.join("eval.json"), &evaluation)?;
-    crate::atomic::write(&out.join("eval.md"), markdown(&evaluation).as_bytes())?;
+    crate::io::atomic::write_json(&out.join("eval.json"), &evaluation)?;
+    crate::io::atomic::write(&out.join("eval.md"), markdown(&evaluation).as_bytes())?;
     Ok(evaluation)
 }
 

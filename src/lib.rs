@@ -1,42 +1,71 @@
 //! compound-watch: watch scam compounds grow from space.
 //!
-//! A batch pipeline over public Sentinel-2 L2A imagery. Data flows one way through the stages,
-//! one module each:
+//! A batch pipeline over public Sentinel-2 L2A imagery. Data flows one way, and the folders are
+//! the stages (docs/ARCHITECTURE.md has the one-page map):
 //!
-//! `aoi` -> `grid` -> `source` (search) -> `window` (read + warp) / `cache` -> `mask` ->
-//! `composite` -> `detect` (built-up score and its step) with `change` (spectral change,
-//! region by region) -> `vectorize` -> `report`, run together by `scan`. After the report, `diff`
-//! compares it with the previous one, `style` and `project` write what QGIS needs to open the
-//! outputs styled, and `summary` turns the report and the scan's monthly figures into pages a
-//! non-expert can read.
+//! - `aoi`, `grid`, `month`, `error`: the vocabulary every stage shares.
+//! - `io`: scenes from a STAC API or a static catalog, HTTP, windows read and warped by GDAL, the
+//!   window cache, atomic writes. Bytes in and out, no pixel logic.
+//! - `detect`: pure pixel logic, from one block's numbers to per-pixel construction and
+//!   demolition (reflectance, masks, composites, built-up score, spectral change, the block
+//!   kernel) and the polygons around them. Never touches a file.
+//! - `scan`: the orchestration: search -> fetch -> offsets -> detect -> assemble -> publish, with
+//!   its configuration, progress, state and the all-or-nothing publication of the outputs.
+//! - `output`: GeoJSON and COG writing, the diff, QGIS styles and project, the summary pages.
+//! - `sample` and `eval`: leaves that generate test scenes and score detections; nothing in the
+//!   pipeline imports them.
 //!
-//! The library never prints and never exits; the `compound-watch` binary does both.
+//! The library never prints and never exits; the `compound-watch` binary does both. What the
+//! binary, the tests and the benchmarks use is re-exported below; everything else is private.
+#![warn(unreachable_pub)]
 
 pub mod aoi;
-mod atomic;
-pub mod cache;
-pub mod change;
-pub mod composite;
 pub mod detect;
-pub mod diff;
-pub mod error;
+mod error;
 pub mod eval;
-mod gdal_ext;
-pub mod grid;
-pub mod http;
-pub mod mask;
+mod grid;
+mod io;
 pub mod month;
-pub mod project;
-pub mod publish;
-pub mod reflectance;
-pub mod report;
+mod output;
 pub mod sample;
 pub mod scan;
-pub mod source;
-pub mod state;
-pub mod style;
-pub mod summary;
-pub mod vectorize;
-pub mod window;
 
 pub use error::{Error, Result};
+pub use grid::{srs, Grid, Projector};
+pub use io::cache::Cache;
+pub use io::http::{Http, RetryPolicy};
+
+/// Where scenes come from: a STAC API search or a static catalog, and what they find.
+pub mod source {
+    pub use crate::io::source::{
+        open, scene_from_item, Band, Found, Linked, Provider, Scene, SceneSearch, SearchQuery, Skipped, StacApi,
+        StaticCatalog,
+    };
+}
+
+/// Reading a band of a scene onto the analysis grid.
+pub mod window {
+    pub use crate::io::window::{warp, GdalReader, Target, Window, WindowReader};
+}
+
+/// Reading and writing the report files.
+pub mod report {
+    pub use crate::output::report::{parse_geojson, read_geojson};
+}
+
+/// Comparing two reports.
+pub mod diff {
+    pub use crate::output::diff::{diff_files, parse, Counts, Diff};
+}
+
+/// The monthly summary pages, for one site and across sites.
+pub mod summary {
+    pub use crate::output::summary::{
+        across_figures, read_site, write_across, write_site, AcrossFigures, MonthFigures, Period, SiteSummary,
+    };
+}
+
+/// A scan's record in its output folder.
+pub mod state {
+    pub use crate::scan::state::{load, lock, parse, State};
+}

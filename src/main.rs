@@ -8,14 +8,14 @@ use std::sync::Mutex;
 
 use clap::{Args, Parser, Subcommand};
 use compound_watch::aoi::{self, AoiLimits};
-use compound_watch::cache::Cache;
-use compound_watch::http::{Http, RetryPolicy};
 use compound_watch::month::Month;
 use compound_watch::sample::{self, SampleSpec, Scenario};
 use compound_watch::scan::{self, Event, Progress, ScanConfig};
 use compound_watch::source;
 use compound_watch::summary;
 use compound_watch::window::GdalReader;
+use compound_watch::Cache;
+use compound_watch::{Http, RetryPolicy};
 use std::time::Duration;
 
 /// Prints to stdout, ignoring a closed pipe (`compound-watch scan ... | head` must not panic).

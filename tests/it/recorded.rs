@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use compound_watch::http::{Http, RetryPolicy};
 use compound_watch::source::{Provider, SceneSearch, SearchQuery, StacApi};
+use compound_watch::{Http, RetryPolicy};
 use serde_json::{json, Value};
 
 use crate::common::server::{Reply, Server};

@@ -5,11 +5,11 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use compound_watch::grid::Grid;
-use compound_watch::http::{Http, RetryPolicy};
 use compound_watch::scan::{self, Silent};
 use compound_watch::source::{Band, Provider, SceneSearch, SearchQuery, StacApi};
 use compound_watch::window::{GdalReader, Window, WindowReader};
+use compound_watch::Grid;
+use compound_watch::{Http, RetryPolicy};
 use serde_json::{json, Value};
 
 use crate::common::server::{Fault, FaultOn, Reply, Server};
@@ -689,8 +689,7 @@ fn write_tiff(path: &Path, target: &compound_watch::window::Target, data: Vec<u1
         .create_with_band_type_with_options::<u16, _>(path, target.width, target.height, 1, &options)
         .unwrap();
     ds.set_geo_transform(&target.geo_transform).unwrap();
-    ds.set_spatial_ref(&compound_watch::grid::srs(target.epsg).unwrap())
-        .unwrap();
+    ds.set_spatial_ref(&compound_watch::srs(target.epsg).unwrap()).unwrap();
     let mut band = ds.rasterband(1).unwrap();
     band.set_no_data_value(Some(0.0)).unwrap();
     let shape = (target.width, target.height);
@@ -701,7 +700,7 @@ fn write_tiff(path: &Path, target: &compound_watch::window::Target, data: Vec<u1
 /// The part of `grid` between columns `c0` and `c1`, as a raster in `epsg` at `res` metres,
 /// two pixels wider on every side.
 fn part_in(grid: &Grid, c0: usize, c1: usize, epsg: u32, res: f64) -> compound_watch::window::Target {
-    let to = compound_watch::grid::Projector::new(grid.epsg, epsg).unwrap();
+    let to = compound_watch::Projector::new(grid.epsg, epsg).unwrap();
     let corners: Vec<geo::Coord<f64>> = [(c0, 0), (c1, 0), (c0, grid.height), (c1, grid.height)]
         .into_iter()
         .map(|(c, r)| to.coord(grid.to_map(c as f64, r as f64)).unwrap())

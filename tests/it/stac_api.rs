@@ -7,10 +7,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use compound_watch::http::{Http, RetryPolicy};
 use compound_watch::scan::{self, Silent};
 use compound_watch::source::{self, Provider, SceneSearch, SearchQuery, StacApi, StaticCatalog};
 use compound_watch::window::GdalReader;
+use compound_watch::{Http, RetryPolicy};
 use serde_json::{json, Value};
 
 use crate::common::server::{Reply, Server};

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use compound_watch::aoi::{self, AoiLimits};
-use compound_watch::grid::Grid;
 use compound_watch::sample::{self, SampleSpec};
 use compound_watch::scan::{self, ScanConfig, ScanSummary, Silent};
 use compound_watch::source::{Band, StaticCatalog};
 use compound_watch::window::{GdalReader, Window, WindowReader};
+use compound_watch::Grid;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::{matches, scene_from_item, Found, SceneSearch, SearchQuery, Skipped};
 use crate::error::{Error, Result};
-use crate::http::Http;
+use crate::io::http::Http;
 
 /// Element 84 Earth Search v1.
 pub const EARTH_SEARCH: &str = "https://earth-search.aws.element84.com/v1";

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::grid::Grid;
+use crate::io::source::Scene;
 use crate::month::Month;
-use crate::source::Scene;
 
 /// What a finished scan remembers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,7 +126,7 @@ pub fn previous_report(out: &Path, period: &serde_json::Value) -> Result<Option<
     if !report.is_file() {
         return Ok(None);
     }
-    let last = crate::diff::read(&report).map_err(|e| match e {
+    let last = crate::output::diff::read(&report).map_err(|e| match e {
         Error::Report { path, reason } => Error::Report {
             reason: format!(
                 "{reason}. It is the previous report, read to diff against: move it out of {} and the scan starts afresh",
@@ -150,7 +150,7 @@ pub fn previous_report(out: &Path, period: &serde_json::Value) -> Result<Option<
     }
     if kept.is_file() {
         Ok(Some(Previous {
-            report: crate::diff::read(&kept)?,
+            report: crate::output::diff::read(&kept)?,
             keep: None,
         }))
     } else {

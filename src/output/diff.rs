@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::report;
+use crate::output::report;
 
 /// Two polygons overlap when their intersection is at least this large, m². Half a 10 m pixel: polygons
 /// that only touch, or whose shared edges differ by coordinate rounding (6 decimals, ~0.1 m), do not
@@ -463,7 +463,7 @@ pub fn diff_files(previous: &Path, current: &Path, out: &Path) -> Result<Diff> {
         member["current"]["file"] = json!(current.display().to_string());
     }
     report::write_geojson(out, &d.collection)?;
-    crate::style::write_qml(out, &crate::style::diff_style())?;
+    crate::output::qgis::style::write_qml(out, &crate::output::qgis::style::diff_style())?;
     Ok(d)
 }
 

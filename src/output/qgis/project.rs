@@ -7,10 +7,10 @@
 
 use std::path::Path;
 
-use crate::atomic;
 use crate::error::{Error, Result};
 use crate::grid;
-use crate::style::{document, Element, LayerStyle, QGIS_VERSION};
+use crate::io::atomic;
+use crate::output::qgis::style::{document, Element, LayerStyle, QGIS_VERSION};
 
 /// What a layer draws.
 #[derive(Debug, Clone)]
@@ -221,7 +221,7 @@ mod tests {
                     name: "report".into(),
                     file: "report.geojson".into(),
                     epsg: 4326,
-                    content: Content::Vector(crate::style::aoi_style()),
+                    content: Content::Vector(crate::output::qgis::style::aoi_style()),
                 },
                 Layer {
                     id: "composite".into(),

@@ -18,11 +18,9 @@ use geo::Centroid;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::atomic;
 use crate::error::{Error, Result};
+use crate::io::atomic;
 use crate::month::Month;
-
-pub use quicklook::render as render_quicklook;
 
 /// Folder beside `summary.html` holding its pictures, referenced by relative paths.
 pub const PICTURES: &str = "summary";

@@ -11,8 +11,8 @@ use gdal::vector::{LayerAccess, LayerOptions, OGRFieldType, OGRwkbGeometryType};
 use geo::{Coord, LineString, Polygon};
 
 use crate::error::{Error, Result};
-use crate::gdal_ext;
 use crate::grid::Grid;
+use crate::io::gdal_ext;
 
 /// One connected region of change.
 #[derive(Debug, Clone, PartialEq)]

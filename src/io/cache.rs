@@ -24,10 +24,10 @@ use tiff::encoder::{colortype, compression::DeflateLevel, Compression, TiffEncod
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::atomic;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
-use crate::source::{Band, Scene};
+use crate::io::atomic;
+use crate::io::source::{Band, Scene};
 
 /// Rows per TIFF strip: small enough that a block of rows reads little more than it needs.
 const ROWS_PER_STRIP: u32 = 16;

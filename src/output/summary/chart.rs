@@ -13,7 +13,7 @@ use super::{MonthRow, SiteFigures};
 use crate::error::{Error, Result};
 use crate::month::Month;
 
-const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+const FONT: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
 /// The family name plotters knows the bundled font by.
 pub(super) const FAMILY: &str = "sans-serif";
 const SIZE: (u32, u32) = (960, 380);

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic;
 use crate::error::{Error, Result};
+use crate::io::atomic;
 
 /// The output's private folder, beside the outputs.
 const STATE_DIR: &str = ".compound-watch";

@@ -12,9 +12,9 @@ use geo::{GeodesicArea, MapCoords, Orient, Polygon};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::atomic;
 use crate::error::{Error, Result};
 use crate::grid::Projector;
+use crate::io::atomic;
 use crate::month::Month;
 
 /// Decimal places kept in coordinates (RFC 7946 §11.2 recommends no more than 6).

@@ -12,7 +12,7 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::source::Scene;
+use crate::io::source::Scene;
 
 /// The first acquisition date of processing baseline 04.00.
 pub fn offset_start() -> NaiveDate {

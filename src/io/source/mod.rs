@@ -281,7 +281,7 @@ pub fn scene_from_item(
 pub fn open(
     source: &str,
     collection: Option<&str>,
-    http: crate::http::Http,
+    http: crate::io::http::Http,
 ) -> crate::error::Result<Box<dyn SceneSearch>> {
     let collection = collection.unwrap_or("sentinel-2-l2a");
     Ok(match source {

@@ -9,9 +9,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::atomic;
-use crate::diff::Change;
 use crate::error::Result;
+use crate::io::atomic;
+use crate::output::diff::Change;
 
 /// The QGIS version written into styles and projects; 3.22 (Debian 12) is the oldest one tested.
 pub const QGIS_VERSION: &str = "3.22.16-Białowieża";

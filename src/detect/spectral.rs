@@ -24,8 +24,8 @@
 
 use serde::Serialize;
 
-use crate::detect::DetectParams;
-use crate::vectorize::label_regions;
+use crate::detect::builtup::DetectParams;
+use crate::detect::vectorize::label_regions;
 
 /// Bands used, as indices into the composite band order (blue, green, red, nir, swir16, swir22).
 pub const BANDS: [usize; 4] = [0, 1, 2, 3];

@@ -5,6 +5,9 @@
 //! block reading only its rows of the cached windows: memory grows with the block, not the AOI.
 //! Partial failure is data: a scene that cannot be read is skipped and listed, never fatal.
 
+pub(crate) mod publish;
+pub(crate) mod state;
+
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,28 +17,27 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::aoi::Aoi;
-use crate::atomic;
-use crate::cache::Cache;
-use crate::change::{changed_regions, spectral_step, Normalization, BANDS};
-use crate::composite::{median, monthly_median, Composite};
-use crate::detect::{scores, step, DetectParams};
-use crate::diff;
-use crate::error::{Error, Result};
-use crate::grid::{Grid, Projector};
-use crate::mask::{
+use crate::detect::builtup::{scores, step, DetectParams};
+use crate::detect::composite::{median, monthly_median, Composite};
+use crate::detect::mask::{
     clear_mask, persistent_cloud_onset, scl_is_clear, scl_is_cloud, scl_is_cloud_or_shadow, MOSTLY_CLEAR,
 };
+use crate::detect::reflectance::{decide_offset, reflectance, DarkHistogram, OffsetDecision};
+use crate::detect::spectral::{changed_regions, spectral_step, Normalization, BANDS};
+use crate::detect::vectorize;
+use crate::error::{Error, Result};
+use crate::grid::{Grid, Projector};
+use crate::io::atomic;
+use crate::io::cache::Cache;
+use crate::io::source::{dedupe, Band, Found, Scene, SceneSearch, SearchQuery, Skipped};
+use crate::io::window::WindowReader;
 use crate::month::Month;
-use crate::project::{self, Content, Layer, Project};
-use crate::publish;
-use crate::reflectance::{decide_offset, reflectance, DarkHistogram, OffsetDecision};
-use crate::report::{self, Detection};
-use crate::source::{dedupe, Band, Found, Scene, SceneSearch, SearchQuery, Skipped};
-use crate::state::{self, State};
-use crate::style;
-use crate::summary;
-use crate::vectorize;
-use crate::window::WindowReader;
+use crate::output::diff;
+use crate::output::qgis::project::{self, Content, Layer, Project};
+use crate::output::qgis::style;
+use crate::output::report::{self, Detection};
+use crate::output::summary;
+use state::State;
 
 /// Everything a scan needs to know, already checked.
 #[derive(Debug, Clone)]
@@ -66,7 +68,7 @@ pub struct ScanConfig {
     pub fetch_jobs: usize,
     /// Use only the cache and the previous scan's scene list: no search, no reads.
     pub offline: bool,
-    /// Rule 4 of [`crate::mask`]: cloud flags that never move are bright surfaces.
+    /// Rule 4 of [`crate::detect::mask`]: cloud flags that never move are bright surfaces.
     pub persistent_cloud_is_surface: bool,
     /// Fewest usable scenes a scan needs to publish anything; with fewer it leaves the previous
     /// outputs untouched ([`Error::Refused`]).
@@ -518,7 +520,7 @@ fn normalization(stack: &Stack<'_>, aoi_mask: &[bool]) -> Result<Normalization> 
 /// `.compound-watch/attempts.jsonl` whatever its outcome.
 ///
 /// Nothing in `--out` changes unless the whole new set of outputs is published (see
-/// [`crate::publish`]); a scan that finds no scene, or can use too few of them, returns
+/// [`crate::scan::publish`]); a scan that finds no scene, or can use too few of them, returns
 /// [`Error::Refused`] and leaves the previous outputs as they were.
 pub fn run(
     config: &ScanConfig,
@@ -1250,7 +1252,7 @@ fn fetch_scene(
     Ok(Ok(()))
 }
 
-/// A scene's offset decision, and whether it is mostly clear (rule 4 of [`crate::mask`]); None
+/// A scene's offset decision, and whether it is mostly clear (rule 4 of [`crate::detect::mask`]); None
 /// when the scene has no data over the grid.
 fn offset_decision(
     scene: &Scene,
@@ -1281,7 +1283,7 @@ fn offset_decision(
     Ok(Some((decide_offset(scene, hist.finish()), mostly_clear)))
 }
 
-/// Rule 4 of [`crate::mask`] over rows `r0..r1` and their halo: for each scene with pixels whose
+/// Rule 4 of [`crate::detect::mask`] over rows `r0..r1` and their halo: for each scene with pixels whose
 /// cloud flag is a persistent bright surface, those pixels (over the halo rows).
 fn persistent_surfaces(stack: &Stack<'_>, r0: usize, r1: usize) -> Result<HashMap<usize, Vec<bool>>> {
     let Stack {
@@ -1335,7 +1337,7 @@ fn persistent_surfaces(stack: &Stack<'_>, r0: usize, r1: usize) -> Result<HashMa
 }
 
 /// One scene's rows: reflectance (6 bands x pixels) and clear mask, both over `r0..r1` only.
-/// `surface` (over the halo rows) marks cloud flags that rule 4 of [`crate::mask`] overrides.
+/// `surface` (over the halo rows) marks cloud flags that rule 4 of [`crate::detect::mask`] overrides.
 #[allow(clippy::too_many_arguments)]
 fn scene_rows(
     scene: &Scene,

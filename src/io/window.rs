@@ -7,9 +7,9 @@
 use gdal::Dataset;
 
 use crate::error::{Error, Result};
-use crate::gdal_ext::{self, Resampling};
 use crate::grid::Grid;
-use crate::source::Band;
+use crate::io::gdal_ext::{self, Resampling};
+use crate::io::source::Band;
 
 /// Reads one band of one scene onto a grid.
 pub trait WindowReader: Sync {
@@ -35,7 +35,7 @@ pub struct Window {
 /// GDAL 3.6 does not read `Retry-After` on asset requests; STAC API requests honour it (`http`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GdalReader {
-    retry: crate::http::RetryPolicy,
+    retry: crate::io::http::RetryPolicy,
     /// The `--timeout` in seconds, set by [`GdalReader::new`] (None: GDAL's own defaults).
     timeout_secs: Option<u64>,
 }
@@ -43,7 +43,7 @@ pub struct GdalReader {
 impl GdalReader {
     /// A reader with this retry policy; sets GDAL's HTTP options (timeouts, retries, no directory
     /// listing on open) for the whole process.
-    pub fn new(retry: crate::http::RetryPolicy, timeout_secs: u64) -> Result<GdalReader> {
+    pub fn new(retry: crate::io::http::RetryPolicy, timeout_secs: u64) -> Result<GdalReader> {
         let options = http_options(retry, timeout_secs).into_iter().chain([
             ("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR".into()),
             ("GDAL_HTTP_MERGE_CONSECUTIVE_RANGES", "YES".into()),
@@ -77,7 +77,7 @@ impl GdalReader {
 }
 
 /// GDAL's HTTP timeout and retry options for a retry policy and a timeout.
-fn http_options(retry: crate::http::RetryPolicy, timeout_secs: u64) -> [(&'static str, String); 4] {
+fn http_options(retry: crate::io::http::RetryPolicy, timeout_secs: u64) -> [(&'static str, String); 4] {
     [
         ("GDAL_HTTP_TIMEOUT", timeout_secs.to_string()),
         ("GDAL_HTTP_CONNECTTIMEOUT", timeout_secs.min(10).to_string()),
