@@ -30,7 +30,7 @@ pub struct Grid {
 }
 
 /// The WGS84 UTM zone EPSG code for a lon/lat position.
-pub fn utm_epsg(lon: f64, lat: f64) -> u32 {
+pub(crate) fn utm_epsg(lon: f64, lat: f64) -> u32 {
     let zone = (((lon + 180.0) / 6.0).floor() as i64).clamp(0, 59) as u32 + 1;
     if lat >= 0.0 {
         32600 + zone

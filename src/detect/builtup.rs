@@ -70,7 +70,7 @@ fn normalized_difference(a: f32, b: f32) -> f32 {
 
 /// Surface reflectances (0..1) of one pixel in the six bands the score uses.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Reflectance {
+pub(crate) struct Reflectance {
     /// B02.
     pub blue: f32,
     /// B03.
@@ -86,7 +86,7 @@ pub struct Reflectance {
 }
 
 /// The built-up score in 0..1 (see the module documentation); NaN in gives NaN out.
-pub fn builtup_score(r: Reflectance) -> f32 {
+pub(crate) fn builtup_score(r: Reflectance) -> f32 {
     let ndvi = normalized_difference(r.nir, r.red);
     let mndwi = normalized_difference(r.green, r.swir16);
     let flat = r.blue / r.red.max(1e-3);

@@ -72,7 +72,7 @@ pub fn monthly_median(
 }
 
 /// Median of a non-empty slice (mean of the middle two for an even count); reorders the slice.
-pub fn median(values: &mut [f32]) -> f32 {
+pub(crate) fn median(values: &mut [f32]) -> f32 {
     let n = values.len();
     values.sort_unstable_by(f32::total_cmp);
     if n % 2 == 1 {

@@ -17,12 +17,12 @@
 use ndarray::{Array2, ArrayView2, Zip};
 
 /// SCL classes that show the ground.
-pub fn scl_is_clear(scl: u16) -> bool {
+pub(crate) fn scl_is_clear(scl: u16) -> bool {
     matches!(scl, 4..=7)
 }
 
 /// SCL classes whose surroundings are also distrusted (cloud shadow, clouds, cirrus).
-pub fn scl_is_cloud_or_shadow(scl: u16) -> bool {
+pub(crate) fn scl_is_cloud_or_shadow(scl: u16) -> bool {
     matches!(scl, 3 | 8 | 9 | 10)
 }
 
@@ -30,7 +30,7 @@ pub fn scl_is_cloud_or_shadow(scl: u16) -> bool {
 ///
 /// `scl` is the SCL window and `valid` is true where every reflectance band has data; both have
 /// the same shape. Cloud, cirrus and shadow are grown by `buffer` pixels (a square neighbourhood).
-pub fn clear_mask(scl: ArrayView2<u16>, valid: ArrayView2<bool>, buffer: usize) -> Array2<bool> {
+pub(crate) fn clear_mask(scl: ArrayView2<u16>, valid: ArrayView2<bool>, buffer: usize) -> Array2<bool> {
     let (rows, cols) = scl.dim();
     let mut clear = Array2::from_elem((rows, cols), false);
     Zip::from(&mut clear)
@@ -63,20 +63,20 @@ pub fn clear_mask(scl: ArrayView2<u16>, valid: ArrayView2<bool>, buffer: usize) 
 }
 
 /// A scene is mostly clear when at most this share of it is cloud, cirrus or shadow.
-pub const MOSTLY_CLEAR: f64 = 0.3;
+pub(crate) const MOSTLY_CLEAR: f64 = 0.3;
 /// Share of the mostly clear scenes, from the onset on, that must call the pixel cloud.
-pub const PERSISTENT_FRACTION: f32 = 0.8;
+pub(crate) const PERSISTENT_FRACTION: f32 = 0.8;
 /// Fewest mostly clear scenes calling the pixel cloud before the flag is overridden.
-pub const PERSISTENT_MIN_SCENES: usize = 3;
+pub(crate) const PERSISTENT_MIN_SCENES: usize = 3;
 
 /// SCL classes a persistent bright surface is mistaken for (cloud medium and high probability).
-pub fn scl_is_cloud(scl: u16) -> bool {
+pub(crate) fn scl_is_cloud(scl: u16) -> bool {
     matches!(scl, 8 | 9)
 }
 
 /// Rule 4: for one pixel, `flags[i]` says whether the i-th mostly clear scene (in time order)
 /// calls it cloud. Returns the index from which the flags are a surface, not a cloud, or None.
-pub fn persistent_cloud_onset(flags: &[bool]) -> Option<usize> {
+pub(crate) fn persistent_cloud_onset(flags: &[bool]) -> Option<usize> {
     let mut flagged = 0usize;
     let mut onset = None;
     // From the end: the earliest start whose suffix is flagged often enough, starting on a flag.

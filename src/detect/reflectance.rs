@@ -15,16 +15,16 @@ use serde::{Deserialize, Serialize};
 use crate::io::source::Scene;
 
 /// The first acquisition date of processing baseline 04.00.
-pub fn offset_start() -> NaiveDate {
+pub(crate) fn offset_start() -> NaiveDate {
     NaiveDate::from_ymd_opt(2022, 1, 25).expect("valid date")
 }
 
 /// The offset in digital numbers that baseline 04.00 adds.
-pub const BOA_OFFSET_DN: u16 = 1000;
+pub(crate) const BOA_OFFSET_DN: u16 = 1000;
 
 /// What the dark pixels of a scene say, from the clear (SCL 4-7) pixels of its NIR and SWIR bands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DarkPixels {
+pub(crate) struct DarkPixels {
     /// Pixels with data.
     pub valid: usize,
     /// Of those, how many are below 1000 DN.
@@ -35,7 +35,7 @@ pub struct DarkPixels {
 
 /// Accumulates the darkness evidence of a scene, band by band or block by block.
 #[derive(Debug, Clone)]
-pub struct DarkHistogram {
+pub(crate) struct DarkHistogram {
     counts: Vec<usize>,
 }
 
@@ -47,14 +47,14 @@ impl Default for DarkHistogram {
 
 impl DarkHistogram {
     /// Adds the digital numbers where `keep` is true (0 = no data, always skipped).
-    pub fn add(&mut self, values: &[u16], keep: &[bool]) {
+    pub(crate) fn add(&mut self, values: &[u16], keep: &[bool]) {
         for (&v, _) in values.iter().zip(keep).filter(|(&v, &k)| k && v != 0) {
             self.counts[v as usize] += 1;
         }
     }
 
     /// The summary the offset decision needs.
-    pub fn finish(&self) -> DarkPixels {
+    pub(crate) fn finish(&self) -> DarkPixels {
         let valid: usize = self.counts.iter().sum();
         let below_offset = self.counts[..BOA_OFFSET_DN as usize].iter().sum();
         let target = valid.div_ceil(100).max(1);
@@ -75,13 +75,6 @@ impl DarkHistogram {
     }
 }
 
-/// Counts dark pixels over one or more bands (0 = no data, skipped).
-pub fn dark_pixels(bands: &[&[u16]]) -> DarkPixels {
-    let mut h = DarkHistogram::default();
-    bands.iter().for_each(|b| h.add(b, &vec![true; b.len()]));
-    h.finish()
-}
-
 /// How a scene's digital numbers were turned into reflectance, and why. Recorded per scene.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OffsetDecision {
@@ -98,7 +91,7 @@ pub struct OffsetDecision {
 }
 
 /// Whether the scene was processed with baseline 04.00 or later.
-pub fn in_offset_era(scene: &Scene) -> bool {
+pub(crate) fn in_offset_era(scene: &Scene) -> bool {
     let by_baseline = scene
         .processing_baseline
         .as_deref()
@@ -110,7 +103,7 @@ pub fn in_offset_era(scene: &Scene) -> bool {
 }
 
 /// Decides the offset for one scene from its era, its pixels and, failing those, its metadata.
-pub fn decide_offset(scene: &Scene, dark: DarkPixels) -> OffsetDecision {
+pub(crate) fn decide_offset(scene: &Scene, dark: DarkPixels) -> OffsetDecision {
     let flag = scene.boa_offset_applied;
     if !in_offset_era(scene) {
         return OffsetDecision {
@@ -171,7 +164,7 @@ pub fn decide_offset(scene: &Scene, dark: DarkPixels) -> OffsetDecision {
 }
 
 /// Reflectance of one digital number (NaN for no data, 0).
-pub fn reflectance(dn: u16, subtract_dn: u16) -> f32 {
+pub(crate) fn reflectance(dn: u16, subtract_dn: u16) -> f32 {
     if dn == 0 {
         f32::NAN
     } else {
@@ -182,6 +175,14 @@ pub fn reflectance(dn: u16, subtract_dn: u16) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+/// Counts dark pixels over one or more bands (0 = no data, skipped).
+fn dark_pixels(bands: &[&[u16]]) -> DarkPixels {
+    let mut h = DarkHistogram::default();
+    bands.iter().for_each(|b| h.add(b, &vec![true; b.len()]));
+    h.finish()
+}
+
     use std::collections::BTreeMap;
 
     fn scene(date: &str, baseline: Option<&str>, flag: Option<bool>) -> Scene {

@@ -28,10 +28,10 @@ use crate::detect::builtup::DetectParams;
 use crate::detect::vectorize::label_regions;
 
 /// Bands used, as indices into the composite band order (blue, green, red, nir, swir16, swir22).
-pub const BANDS: [usize; 4] = [0, 1, 2, 3];
+pub(crate) const BANDS: [usize; 4] = [0, 1, 2, 3];
 
 /// Radius of the square window magnitudes are averaged over (2: 5 x 5 pixels).
-pub const SMOOTHING_RADIUS: usize = 2;
+pub(crate) const SMOOTHING_RADIUS: usize = 2;
 
 /// Months counted per side at most when scaling a magnitude by the noise of a median.
 const MAX_MONTHS_PER_SIDE: usize = 3;
@@ -189,7 +189,7 @@ pub fn spectral_step(series: &[[f32; 4]], norm: &Normalization, p: &DetectParams
 }
 
 /// The mean of `values` over a (2r+1)² window clipped to the image; NaN counts as 0 (no evidence).
-pub fn box_mean(values: &[f32], width: usize, height: usize, radius: usize) -> Vec<f32> {
+pub(crate) fn box_mean(values: &[f32], width: usize, height: usize, radius: usize) -> Vec<f32> {
     // Summed-area table in f64: exact enough over millions of pixels.
     let mut table = vec![0f64; (width + 1) * (height + 1)];
     for r in 0..height {
@@ -214,7 +214,7 @@ pub fn box_mean(values: &[f32], width: usize, height: usize, radius: usize) -> V
 }
 
 /// Hysteresis: the 4-connected regions of `values >= low` that hold at least one value >= `high`.
-pub fn hysteresis(values: &[f32], width: usize, height: usize, low: f32, high: f32) -> Vec<bool> {
+pub(crate) fn hysteresis(values: &[f32], width: usize, height: usize, low: f32, high: f32) -> Vec<bool> {
     let candidate: Vec<bool> = values.iter().map(|&v| v >= low).collect();
     let (labels, regions) = label_regions(&candidate, width, height);
     let strong: Vec<bool> = regions

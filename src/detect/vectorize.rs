@@ -16,7 +16,7 @@ use crate::io::gdal_ext;
 
 /// One connected region of change.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Region {
+pub(crate) struct Region {
     /// Row-major indices of its pixels on the grid, ascending.
     pub pixels: Vec<usize>,
     /// Its outline in the grid's CRS.
@@ -25,7 +25,7 @@ pub struct Region {
 
 /// Labels 4-connected regions of `true` pixels; returns one label per pixel (0 = none) and the
 /// pixel lists of the regions, numbered from 1 in raster order of their first pixel.
-pub fn label_regions(changed: &[bool], width: usize, height: usize) -> (Vec<u32>, Vec<Vec<usize>>) {
+pub(crate) fn label_regions(changed: &[bool], width: usize, height: usize) -> (Vec<u32>, Vec<Vec<usize>>) {
     let mut labels = vec![0u32; changed.len()];
     let mut regions = Vec::new();
     let mut queue = VecDeque::new();
@@ -85,7 +85,7 @@ fn drop_collinear(ring: &LineString<f64>) -> LineString<f64> {
 }
 
 /// Finds the regions of `changed` with at least `min_pixels` pixels and traces their outlines.
-pub fn regions(changed: &[bool], grid: &Grid, min_pixels: usize) -> Result<Vec<Region>> {
+pub(crate) fn regions(changed: &[bool], grid: &Grid, min_pixels: usize) -> Result<Vec<Region>> {
     let (mut labels, pixel_lists) = label_regions(changed, grid.width, grid.height);
     // Drop small regions, renumbering the kept ones 1..=n in raster order.
     let mut new_label = vec![0u32; pixel_lists.len() + 1];

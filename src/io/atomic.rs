@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// Writes `bytes` to `path` atomically, creating the directory if needed.
-pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent(path);
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
     let mut tmp = builder().tempfile_in(dir).map_err(Error::io(dir))?;
@@ -20,7 +20,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Writes `value` as pretty-printed JSON with a final newline, atomically. The one JSON writer.
-pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+pub(crate) fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::Io {
         path: path.to_path_buf(),
         source: std::io::Error::other(e),
@@ -31,7 +31,7 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
 
 /// A fresh temp path beside `path` for writers that insist on creating the file themselves (GDAL);
 /// publish it with [`publish`].
-pub fn temp_path_beside(path: &Path) -> Result<tempfile::TempPath> {
+pub(crate) fn temp_path_beside(path: &Path) -> Result<tempfile::TempPath> {
     let dir = parent(path);
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
     let tmp = builder()
@@ -46,7 +46,7 @@ pub fn temp_path_beside(path: &Path) -> Result<tempfile::TempPath> {
 }
 
 /// Renames a finished temp file over `path`.
-pub fn publish(tmp: tempfile::TempPath, path: &Path) -> Result<()> {
+pub(crate) fn publish(tmp: tempfile::TempPath, path: &Path) -> Result<()> {
     tmp.persist(path).map_err(|e| Error::io(path)(e.error))
 }
 

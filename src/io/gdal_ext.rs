@@ -14,7 +14,7 @@ use gdal_sys::{CPLErr, GDALResampleAlg};
 
 /// How a source band is resampled onto the analysis grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resampling {
+pub(crate) enum Resampling {
     /// For categories (SCL): never invents a class.
     Nearest,
     /// For reflectance: 20 m bands onto the 10 m grid.
@@ -36,7 +36,7 @@ fn last_error(context: &str) -> GdalError {
 
 /// Warps every band of `src` onto `dst`'s grid and CRS. No-data values set on the bands of either
 /// dataset are honoured (GDALReprojectImage reads them), so no-data never bleeds into valid pixels.
-pub fn reproject(src: &Dataset, dst: &Dataset, resampling: Resampling) -> Result<(), GdalError> {
+pub(crate) fn reproject(src: &Dataset, dst: &Dataset, resampling: Resampling) -> Result<(), GdalError> {
     let alg = match resampling {
         Resampling::Nearest => GDALResampleAlg::GRA_NearestNeighbour,
         Resampling::Bilinear => GDALResampleAlg::GRA_Bilinear,
@@ -66,7 +66,7 @@ pub fn reproject(src: &Dataset, dst: &Dataset, resampling: Resampling) -> Result
 /// Traces the outline of every 4-connected region of equal non-zero value in `band` into `layer`,
 /// writing the value to the layer's field number `field`. Zero pixels are treated as background
 /// because the band is also passed as its own mask.
-pub fn polygonize(band: &RasterBand<'_>, layer: &Layer<'_>, field: i32) -> Result<(), GdalError> {
+pub(crate) fn polygonize(band: &RasterBand<'_>, layer: &Layer<'_>, field: i32) -> Result<(), GdalError> {
     // Safety: the band and the layer are borrowed from live datasets for the whole call; the band
     // is used as its own mask, which GDAL reads only; no options and no progress callback.
     let rv = unsafe {
@@ -88,7 +88,7 @@ pub fn polygonize(band: &RasterBand<'_>, layer: &Layer<'_>, field: i32) -> Resul
 
 /// Makes GDAL forget what its `/vsicurl/` cache holds for `path` (file size, blocks), so that a
 /// retried read asks the server again instead of failing on a block that arrived cut short.
-pub fn forget_cached(path: &str) {
+pub(crate) fn forget_cached(path: &str) {
     let Ok(prefix) = std::ffi::CString::new(path) else {
         return;
     };

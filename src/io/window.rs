@@ -121,7 +121,7 @@ fn is_permanent(message: &str) -> bool {
 }
 
 /// The GDAL path for an href: URLs go through GDAL's virtual file systems.
-pub fn gdal_path(href: &str) -> String {
+pub(crate) fn gdal_path(href: &str) -> String {
     if let Some(rest) = href.strip_prefix("s3://") {
         format!("/vsis3/{rest}")
     } else if href.starts_with("http://") || href.starts_with("https://") {

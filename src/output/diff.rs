@@ -30,18 +30,18 @@ use crate::output::report;
 /// Two polygons overlap when their intersection is at least this large, m². Half a 10 m pixel: polygons
 /// that only touch, or whose shared edges differ by coordinate rounding (6 decimals, ~0.1 m), do not
 /// match, while two outlines of the same pixels always share whole pixels.
-pub const MIN_OVERLAP_M2: f64 = 50.0;
+pub(crate) const MIN_OVERLAP_M2: f64 = 50.0;
 
 /// An area change within this fraction of the previous area is `unchanged` ...
-pub const TOLERANCE_RELATIVE: f64 = 0.05;
+pub(crate) const TOLERANCE_RELATIVE: f64 = 0.05;
 
 /// ... and so is one within one 10 m pixel, m² (small polygons gain or lose a pixel from noise).
-pub const TOLERANCE_M2: f64 = 100.0;
+pub(crate) const TOLERANCE_M2: f64 = 100.0;
 
 /// What happened to a polygon between two reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Change {
+pub(crate) enum Change {
     /// New: it overlaps no previous polygon.
     Added,
     /// Larger than the previous area it takes over, beyond the tolerance.
@@ -56,7 +56,7 @@ pub enum Change {
 
 impl Change {
     /// Every kind, in the order they are listed.
-    pub const ALL: [Change; 5] = [
+    pub(crate) const ALL: [Change; 5] = [
         Change::Added,
         Change::Grown,
         Change::Shrunk,
@@ -65,7 +65,7 @@ impl Change {
     ];
 
     /// The value of the `change` property.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Change::Added => "added",
             Change::Grown => "grown",
@@ -77,7 +77,7 @@ impl Change {
 }
 
 /// Grown, shrunk or unchanged, by the documented tolerance.
-pub fn classify(area_m2: f64, area_m2_prev: f64) -> Change {
+pub(crate) fn classify(area_m2: f64, area_m2_prev: f64) -> Change {
     let delta = area_m2 - area_m2_prev;
     let tolerance = (TOLERANCE_RELATIVE * area_m2_prev).max(TOLERANCE_M2);
     if delta > tolerance {
@@ -244,7 +244,7 @@ impl Matching {
 /// Gives the current report's polygons the ids of the previous polygons they continue (see the
 /// module documentation), in the GeoJSON `id` member and the `id` property alike. Applying it twice
 /// changes nothing.
-pub fn stabilize_ids(previous: &FeatureCollection, current: &mut FeatureCollection) {
+pub(crate) fn stabilize_ids(previous: &FeatureCollection, current: &mut FeatureCollection) {
     let matching = Matching::new(&outlines(previous), &outlines(current));
     for (feature, id) in current.features.iter_mut().zip(matching.ids) {
         if let Some(props) = feature.properties.as_mut() {
@@ -263,7 +263,7 @@ pub fn stabilize_ids(previous: &FeatureCollection, current: &mut FeatureCollecti
 /// `area_m2_prev` splits every previous polygon's area without double counting: a split-off piece
 /// takes over the previous area it covers, the heir takes over the rest of each polygon it inherits
 /// (including any part no current polygon covers, which is how a polygon shrinks).
-pub fn diff(previous: &FeatureCollection, current: &FeatureCollection) -> Diff {
+pub(crate) fn diff(previous: &FeatureCollection, current: &FeatureCollection) -> Diff {
     let (prev, cur) = (outlines(previous), outlines(current));
     let m = Matching::new(&prev, &cur);
     // The part of each previous polygon claimed by pieces other than its heir.
@@ -406,7 +406,7 @@ fn describe(collection: &FeatureCollection) -> Value {
 
 /// Checks that a FeatureCollection can be diffed: every feature has a Polygon or MultiPolygon and an
 /// id, and no two share an id. The reason names the feature and says what to fix.
-pub fn check(collection: &FeatureCollection) -> std::result::Result<(), String> {
+pub(crate) fn check(collection: &FeatureCollection) -> std::result::Result<(), String> {
     let mut seen = BTreeSet::new();
     for (i, f) in collection.features.iter().enumerate() {
         let Some(id) = feature_id(f) else {
@@ -431,7 +431,7 @@ pub fn check(collection: &FeatureCollection) -> std::result::Result<(), String> 
 }
 
 /// Reads a report for diffing: GeoJSON, and passing [`check`].
-pub fn read(path: &Path) -> Result<FeatureCollection> {
+pub(crate) fn read(path: &Path) -> Result<FeatureCollection> {
     checked(report::read_geojson(path)?, path)
 }
 

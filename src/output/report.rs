@@ -18,11 +18,11 @@ use crate::io::atomic;
 use crate::month::Month;
 
 /// Decimal places kept in coordinates (RFC 7946 §11.2 recommends no more than 6).
-pub const DECIMALS: i32 = 6;
+pub(crate) const DECIMALS: i32 = 6;
 
 /// One polygon of new construction, ready to be written.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Detection {
+pub(crate) struct Detection {
     /// Stable id: AOI slug and the grid row/column of the region's first pixel.
     pub id: String,
     /// Outline in WGS84, rounded and oriented for RFC 7946.
@@ -42,7 +42,7 @@ pub struct Detection {
 }
 
 /// Converts a grid-CRS outline to a WGS84 polygon fit for RFC 7946.
-pub fn wgs84_outline(outline: &Polygon<f64>, to_wgs84: &Projector) -> Result<Polygon<f64>> {
+pub(crate) fn wgs84_outline(outline: &Polygon<f64>, to_wgs84: &Projector) -> Result<Polygon<f64>> {
     let scale = 10f64.powi(DECIMALS);
     let lonlat = outline.try_map_coords(|c| to_wgs84.coord(c))?;
     let rounded = lonlat.map_coords(|c| geo::Coord {
@@ -53,14 +53,14 @@ pub fn wgs84_outline(outline: &Polygon<f64>, to_wgs84: &Projector) -> Result<Pol
 }
 
 /// The one way this project computes areas: geodesic, on the WGS84 ellipsoid, in m².
-pub fn area_m2(polygon: &Polygon<f64>) -> f64 {
+pub(crate) fn area_m2(polygon: &Polygon<f64>) -> f64 {
     polygon.geodesic_area_unsigned()
 }
 
 /// Writes every number of `value` that is exactly an `f32` as the shortest decimal that reads back
 /// as that `f32` (`0.4`, not the `0.4000000059604645` of its widening to `f64`). For parameters and
 /// statistics kept in `f32`; a true `f64` is left alone (it is almost never exactly an `f32`).
-pub fn f32_as_written(mut value: Value) -> Value {
+pub(crate) fn f32_as_written(mut value: Value) -> Value {
     fn walk(v: &mut Value) {
         match v {
             Value::Number(n) if n.is_f64() => {
@@ -91,7 +91,7 @@ fn round(v: f64, decimals: i32) -> f64 {
 }
 
 /// The report as a GeoJSON FeatureCollection; `provenance` becomes the `compound_watch` member.
-pub fn feature_collection(
+pub(crate) fn feature_collection(
     aoi_slug: &str,
     detections: &[Detection],
     provenance: &impl Serialize,
@@ -132,7 +132,7 @@ pub fn feature_collection(
 
 /// The AOI outline as a FeatureCollection (`aoi.geojson`, drawn in the QGIS project), rounded and
 /// oriented like the report.
-pub fn aoi_feature_collection(aoi: &crate::aoi::Aoi) -> geojson::FeatureCollection {
+pub(crate) fn aoi_feature_collection(aoi: &crate::aoi::Aoi) -> geojson::FeatureCollection {
     let scale = 10f64.powi(DECIMALS);
     let outline = aoi
         .geometry
@@ -159,7 +159,7 @@ pub fn aoi_feature_collection(aoi: &crate::aoi::Aoi) -> geojson::FeatureCollecti
 }
 
 /// Writes a FeatureCollection atomically, pretty-printed, with a final newline.
-pub fn write_geojson(path: &Path, collection: &geojson::FeatureCollection) -> Result<()> {
+pub(crate) fn write_geojson(path: &Path, collection: &geojson::FeatureCollection) -> Result<()> {
     atomic::write_json(path, collection)
 }
 
@@ -186,7 +186,7 @@ pub fn parse_geojson(text: &str, path: &Path) -> Result<geojson::FeatureCollecti
 }
 
 /// A u16 raster to be written as a Cloud-Optimized GeoTIFF (0 = no data in every band).
-pub struct CogRaster<'a> {
+pub(crate) struct CogRaster<'a> {
     /// EPSG code of the CRS.
     pub epsg: u32,
     /// GDAL geotransform.
@@ -206,7 +206,7 @@ pub struct CogRaster<'a> {
 }
 
 /// Writes a raster as a deflate-compressed COG with overviews, atomically. The one COG writer.
-pub fn write_cog(path: &Path, raster: &CogRaster<'_>) -> Result<()> {
+pub(crate) fn write_cog(path: &Path, raster: &CogRaster<'_>) -> Result<()> {
     use gdal::raster::ColorInterpretation as C;
     use gdal::Metadata;
     let gdal = |what: &str| Error::gdal(format!("{what} {}", path.display()));

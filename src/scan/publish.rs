@@ -37,7 +37,7 @@ struct Journal {
 
 /// A set of outputs being written, not yet visible in `--out`.
 #[derive(Debug)]
-pub struct Staging {
+pub(crate) struct Staging {
     out: PathBuf,
     root: PathBuf,
 }
@@ -53,7 +53,7 @@ fn journal_path(out: &Path) -> PathBuf {
 impl Staging {
     /// A fresh, empty staging folder for `out`. The caller holds the output's lock, so anything
     /// already there is the leftover of a run that died before publishing, and is deleted.
-    pub fn begin(out: &Path) -> Result<Staging> {
+    pub(crate) fn begin(out: &Path) -> Result<Staging> {
         let root = staging_dir(out);
         if journal_path(out).is_file() {
             // A pending publish owns the staging folder: finish it first.
@@ -68,26 +68,21 @@ impl Staging {
     }
 
     /// Where the output `relative` (a path relative to `--out`) is written before it is published.
-    pub fn path(&self, relative: &str) -> PathBuf {
+    pub(crate) fn path(&self, relative: &str) -> PathBuf {
         self.root.join(relative)
     }
 
     /// How many files are staged.
-    pub fn len(&self) -> Result<usize> {
+    pub(crate) fn len(&self) -> Result<usize> {
         let mut files = Vec::new();
         list_files(&self.root, &self.root, &mut files)?;
         Ok(files.len())
     }
 
-    /// True when nothing is staged.
-    pub fn is_empty(&self) -> Result<bool> {
-        self.len().map(|n| n == 0)
-    }
-
     /// Makes the staged set the output: syncs every staged file, writes the journal, moves the
     /// files into place, deletes stale files, removes the journal. `moved` is called after each
     /// file is in place (for progress). Returns the published paths.
-    pub fn publish(self, moved: &dyn Fn()) -> Result<Vec<PathBuf>> {
+    pub(crate) fn publish(self, moved: &dyn Fn()) -> Result<Vec<PathBuf>> {
         let mut files = Vec::new();
         list_files(&self.root, &self.root, &mut files)?;
         files.sort();
@@ -113,7 +108,7 @@ impl Staging {
 /// Finishes a publish that a killed run left half done, and deletes what interrupted writes left
 /// behind (a staging folder never published, temp files). Call it with the output's lock held.
 /// Returns whether a publish was completed.
-pub fn recover(out: &Path) -> Result<bool> {
+pub(crate) fn recover(out: &Path) -> Result<bool> {
     let journal_file = journal_path(out);
     let completed = if journal_file.is_file() {
         let text = std::fs::read_to_string(&journal_file).map_err(Error::io(&journal_file))?;

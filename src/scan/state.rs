@@ -56,15 +56,15 @@ pub fn parse(text: &str, path: &Path) -> Result<State> {
 }
 
 /// Where the state is kept, relative to the output folder (it is published with the outputs).
-pub const STATE_FILE: &str = ".compound-watch/state.json";
+pub(crate) const STATE_FILE: &str = ".compound-watch/state.json";
 
 /// Where the report a diff compares against is kept, relative to the output folder.
-pub const PREVIOUS_REPORT_FILE: &str = ".compound-watch/previous-report.geojson";
+pub(crate) const PREVIOUS_REPORT_FILE: &str = ".compound-watch/previous-report.geojson";
 
 /// One scan attempt on an output, appended to `.compound-watch/attempts.jsonl` whatever its outcome,
 /// so that a refused or failed scheduled run leaves a trace beside the outputs it did not touch.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Attempt {
+pub(crate) struct Attempt {
     /// When the attempt ended (UTC, RFC 3339).
     pub time: String,
     /// Version of compound-watch.
@@ -89,7 +89,7 @@ pub struct Attempt {
 
 /// Appends an attempt as one JSON line and syncs it. A torn last line (power cut) is tolerated by
 /// readers of JSON lines; earlier lines are never rewritten.
-pub fn record_attempt(out: &Path, attempt: &Attempt) -> Result<()> {
+pub(crate) fn record_attempt(out: &Path, attempt: &Attempt) -> Result<()> {
     let path = dir(out).join("attempts.jsonl");
     let mut line = serde_json::to_string(attempt).map_err(|e| Error::State {
         path: path.clone(),
@@ -107,7 +107,7 @@ pub fn record_attempt(out: &Path, attempt: &Attempt) -> Result<()> {
 
 /// The report a scan's diff compares against.
 #[derive(Debug, Clone)]
-pub struct Previous {
+pub(crate) struct Previous {
     /// The report.
     pub report: geojson::FeatureCollection,
     /// Bytes to publish as the new [`PREVIOUS_REPORT_FILE`] with the scan's outputs (the report in
@@ -120,7 +120,7 @@ pub struct Previous {
 /// new report), to be kept in `.compound-watch/previous-report.geojson`; for a rerun of the same
 /// period, the report kept by the run that replaced it. So a rerun, or a run killed and rerun, writes
 /// the same diff. `None` when `out` holds no earlier report.
-pub fn previous_report(out: &Path, period: &serde_json::Value) -> Result<Option<Previous>> {
+pub(crate) fn previous_report(out: &Path, period: &serde_json::Value) -> Result<Option<Previous>> {
     let report = out.join("report.geojson");
     let kept = out.join(PREVIOUS_REPORT_FILE);
     if !report.is_file() {

@@ -18,13 +18,13 @@ use crate::error::{Error, Result};
 use crate::io::http::Http;
 
 /// Element 84 Earth Search v1.
-pub const EARTH_SEARCH: &str = "https://earth-search.aws.element84.com/v1";
+pub(super) const EARTH_SEARCH: &str = "https://earth-search.aws.element84.com/v1";
 /// Microsoft Planetary Computer STAC API.
-pub const PLANETARY_COMPUTER: &str = "https://planetarycomputer.microsoft.com/api/stac/v1";
+pub(super) const PLANETARY_COMPUTER: &str = "https://planetarycomputer.microsoft.com/api/stac/v1";
 /// Planetary Computer SAS token service.
-pub const PLANETARY_COMPUTER_SAS: &str = "https://planetarycomputer.microsoft.com/api/sas/v1";
+pub(super) const PLANETARY_COMPUTER_SAS: &str = "https://planetarycomputer.microsoft.com/api/sas/v1";
 /// Copernicus Data Space Ecosystem STAC API.
-pub const CDSE: &str = "https://stac.dataspace.copernicus.eu/v1";
+pub(super) const CDSE: &str = "https://stac.dataspace.copernicus.eu/v1";
 
 /// What the API needs beyond plain STAC.
 #[derive(Debug, Clone, PartialEq)]

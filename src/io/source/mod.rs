@@ -340,7 +340,7 @@ pub fn open(
 /// Keeps one scene per tile and acquisition date: the newest processing (highest baseline, then
 /// the later id, e.g. `..._1_L2A` over `..._0_L2A`). Returns the kept scenes in time order and the
 /// ids of the superseded ones.
-pub fn dedupe(scenes: Vec<Scene>) -> (Vec<Scene>, Vec<String>) {
+pub(crate) fn dedupe(scenes: Vec<Scene>) -> (Vec<Scene>, Vec<String>) {
     use std::collections::btree_map::Entry;
     let baseline = |s: &Scene| {
         s.processing_baseline

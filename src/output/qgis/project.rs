@@ -14,7 +14,7 @@ use crate::output::qgis::style::{document, Element, LayerStyle, QGIS_VERSION};
 
 /// What a layer draws.
 #[derive(Debug, Clone)]
-pub enum Content {
+pub(crate) enum Content {
     /// Polygons from a GeoJSON file in WGS84, drawn with this style.
     Vector(LayerStyle),
     /// A GeoTIFF whose bands 1, 2, 3 are red, green, blue reflectance x 10000, stretched from 0 to
@@ -27,7 +27,7 @@ pub enum Content {
 
 /// One layer of the project.
 #[derive(Debug, Clone)]
-pub struct Layer {
+pub(crate) struct Layer {
     /// Unique layer id within the project (written with a `compound_watch_` prefix).
     pub id: String,
     /// Name in the layer panel.
@@ -42,7 +42,7 @@ pub struct Layer {
 
 /// A project: its CRS, initial view and layers (first drawn on top).
 #[derive(Debug, Clone)]
-pub struct Project {
+pub(crate) struct Project {
     /// Project title.
     pub title: String,
     /// EPSG code of the project (map) CRS.
@@ -147,7 +147,7 @@ fn map_layer(layer: &Layer) -> Result<Element> {
 }
 
 /// The project as a `.qgs` document.
-pub fn qgs(project: &Project) -> Result<String> {
+pub(crate) fn qgs(project: &Project) -> Result<String> {
     let tree = project.layers.iter().map(|l| {
         Element::new("layer-tree-layer")
             .attr("id", layer_id(&l.id))
@@ -201,7 +201,7 @@ pub fn qgs(project: &Project) -> Result<String> {
 }
 
 /// Writes the project atomically.
-pub fn write(path: &Path, project: &Project) -> Result<()> {
+pub(crate) fn write(path: &Path, project: &Project) -> Result<()> {
     atomic::write(path, qgs(project)?.as_bytes())
 }
 

@@ -14,11 +14,11 @@ use crate::io::atomic;
 use crate::output::diff::Change;
 
 /// The QGIS version written into styles and projects; 3.22 (Debian 12) is the oldest one tested.
-pub const QGIS_VERSION: &str = "3.22.16-Białowieża";
+pub(crate) const QGIS_VERSION: &str = "3.22.16-Białowieża";
 
 /// One XML element, built in code.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Element {
+pub(crate) struct Element {
     name: &'static str,
     attrs: Vec<(&'static str, String)>,
     children: Vec<Node>,
@@ -32,7 +32,7 @@ enum Node {
 
 impl Element {
     /// An empty element.
-    pub fn new(name: &'static str) -> Element {
+    pub(crate) fn new(name: &'static str) -> Element {
         Element {
             name,
             attrs: Vec::new(),
@@ -41,31 +41,31 @@ impl Element {
     }
 
     /// Adds an attribute.
-    pub fn attr(mut self, key: &'static str, value: impl ToString) -> Element {
+    pub(crate) fn attr(mut self, key: &'static str, value: impl ToString) -> Element {
         self.attrs.push((key, value.to_string()));
         self
     }
 
     /// Adds a child element.
-    pub fn child(mut self, child: Element) -> Element {
+    pub(crate) fn child(mut self, child: Element) -> Element {
         self.children.push(Node::Element(child));
         self
     }
 
     /// Adds child elements.
-    pub fn children(mut self, children: impl IntoIterator<Item = Element>) -> Element {
+    pub(crate) fn children(mut self, children: impl IntoIterator<Item = Element>) -> Element {
         self.children.extend(children.into_iter().map(Node::Element));
         self
     }
 
     /// Adds text content.
-    pub fn text(mut self, text: impl ToString) -> Element {
+    pub(crate) fn text(mut self, text: impl ToString) -> Element {
         self.children.push(Node::Text(text.to_string()));
         self
     }
 
     /// `<name>text</name>`, the commonest shape in a QGIS project.
-    pub fn with_text(name: &'static str, text: impl ToString) -> Element {
+    pub(crate) fn with_text(name: &'static str, text: impl ToString) -> Element {
         Element::new(name).text(text)
     }
 
@@ -95,7 +95,7 @@ impl Element {
 }
 
 /// A QGIS XML document (style or project) with `root` as its `<qgis>` element.
-pub fn document(root: &Element) -> String {
+pub(crate) fn document(root: &Element) -> String {
     let mut out = String::from("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n");
     root.write(&mut out, 0);
     out
@@ -111,7 +111,7 @@ fn escape(text: &str) -> String {
 
 /// An RGBA colour.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rgba(pub u8, pub u8, pub u8, pub u8);
+pub(crate) struct Rgba(pub u8, pub u8, pub u8, pub u8);
 
 impl std::fmt::Display for Rgba {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -121,7 +121,7 @@ impl std::fmt::Display for Rgba {
 
 /// How one kind of polygon is drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Fill {
+pub(crate) struct Fill {
     /// Fill colour; `None` draws the outline only.
     pub fill: Option<Rgba>,
     /// Outline colour.
@@ -172,7 +172,7 @@ impl Fill {
 
 /// A vector layer's look: its renderer and, if any, its labels.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LayerStyle {
+pub(crate) struct LayerStyle {
     /// The `<renderer-v2>` element.
     pub renderer: Element,
     /// The `<labeling>` element, when the layer is labelled.
@@ -181,7 +181,7 @@ pub struct LayerStyle {
 
 impl LayerStyle {
     /// The style as a `.qml` document.
-    pub fn qml(&self) -> String {
+    pub(crate) fn qml(&self) -> String {
         let mut root = Element::new("qgis")
             .attr("version", QGIS_VERSION)
             .attr("styleCategories", "Symbology|Labeling")
@@ -202,7 +202,7 @@ impl LayerStyle {
 /// `to_int(format_date("first_detected",'yyyyMM'))`: QGIS reads the property as a Date, and a
 /// renderer on a plain field is one every QGIS client (and a symbol check without a render loop)
 /// evaluates the same way. QGIS compares a Date with a category by its ISO text, `YYYY-MM-DD`.
-pub fn report_style(collection: &geojson::FeatureCollection) -> LayerStyle {
+pub(crate) fn report_style(collection: &geojson::FeatureCollection) -> LayerStyle {
     let months: BTreeSet<&str> = collection
         .features
         .iter()
@@ -288,7 +288,7 @@ fn labels(expression: &str) -> Element {
 }
 
 /// How each kind of change is drawn; removed polygons are a dashed outline with no fill.
-pub fn change_fill(change: Change) -> Fill {
+pub(crate) fn change_fill(change: Change) -> Fill {
     let solid = |r, g, b, a| Fill {
         fill: Some(Rgba(r, g, b, a)),
         outline: Rgba(r / 2, g / 2, b / 2, 255),
@@ -349,7 +349,7 @@ fn categorized(attr: &str, categories: &[(&str, &str, Fill)]) -> Element {
 }
 
 /// The diff's style: categorised by `change`, plus the catch-all.
-pub fn diff_style() -> LayerStyle {
+pub(crate) fn diff_style() -> LayerStyle {
     let categories: Vec<(&str, &str, Fill)> = Change::ALL
         .iter()
         .map(|c| (c.name(), c.name(), change_fill(*c)))
@@ -362,7 +362,7 @@ pub fn diff_style() -> LayerStyle {
 
 /// The sample's `truth.geojson`: categorised by `kind`; what a detector must find (construction) in
 /// green, what it must not (a site cleared and never built, a demolition) as outlines.
-pub fn truth_style() -> LayerStyle {
+pub(crate) fn truth_style() -> LayerStyle {
     let outline = |r, g, b| Fill {
         fill: None,
         outline: Rgba(r, g, b, 255),
@@ -389,7 +389,7 @@ pub fn truth_style() -> LayerStyle {
 }
 
 /// The AOI: a dashed white outline, so the imagery inside stays visible.
-pub fn aoi_style() -> LayerStyle {
+pub(crate) fn aoi_style() -> LayerStyle {
     let symbol = Fill {
         fill: None,
         outline: Rgba(255, 255, 255, 255),
@@ -409,12 +409,12 @@ pub fn aoi_style() -> LayerStyle {
 }
 
 /// The `.qml` path QGIS looks for beside a data file: same directory and base name.
-pub fn qml_path(data: &Path) -> PathBuf {
+pub(crate) fn qml_path(data: &Path) -> PathBuf {
     data.with_extension("qml")
 }
 
 /// Writes `style` beside `data` (atomically), where QGIS finds it.
-pub fn write_qml(data: &Path, style: &LayerStyle) -> Result<()> {
+pub(crate) fn write_qml(data: &Path, style: &LayerStyle) -> Result<()> {
     atomic::write(&qml_path(data), style.qml().as_bytes())
 }
 

@@ -23,11 +23,11 @@ use crate::io::atomic;
 use crate::month::Month;
 
 /// Folder beside `summary.html` holding its pictures, referenced by relative paths.
-pub const PICTURES: &str = "summary";
+pub(crate) const PICTURES: &str = "summary";
 /// Folder beside `across.html` holding its pictures.
-pub const ACROSS_PICTURES: &str = "across";
+pub(crate) const ACROSS_PICTURES: &str = "across";
 /// Largest polygons listed by name and place on a page ("where").
-pub const LARGEST_LISTED: usize = 5;
+pub(crate) const LARGEST_LISTED: usize = 5;
 
 /// What the scan measured in one month of the AOI. A month without enough clear view is a gap:
 /// its built-up area is unknown, never zero.
@@ -345,7 +345,7 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
 /// Fails, naming the field, when the months do not run from `from` to `to` one by one, when a
 /// polygon's month lies outside them (its hectares would be lost from the monthly rows), or when
 /// the report lacks a property or provenance field a summary shows.
-pub fn figures(s: &SiteSummary) -> Result<SiteFigures> {
+pub(crate) fn figures(s: &SiteSummary) -> Result<SiteFigures> {
     let Period { from, to } = s.period;
     if to < from {
         return Err(Error::Summary {
@@ -492,11 +492,11 @@ fn file_stem(id: &str) -> String {
 }
 
 /// CSV header of `summary.csv`; one column per [`MonthRow`] field, in the same order.
-pub const SITE_CSV_HEADER: &str = "month,scenes,clear_fraction,clear_obs_median,gap,builtup_ha,builtup_change_ha,\
+pub(crate) const SITE_CSV_HEADER: &str = "month,scenes,clear_fraction,clear_obs_median,gap,builtup_ha,builtup_change_ha,\
 builtup_yoy_ha,new_ha,new_polygons,cumulative_new_ha,mean_confidence";
 
 /// `summary.csv`: one row per month, plain numbers, an empty field where a value is not measured.
-pub fn site_csv(f: &SiteFigures) -> String {
+pub(crate) fn site_csv(f: &SiteFigures) -> String {
     let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     let mut out = format!("{SITE_CSV_HEADER}\n");
     for m in &f.months {
@@ -621,11 +621,11 @@ pub fn across_figures(sites: &[SiteFigures]) -> AcrossFigures {
 }
 
 /// CSV header of `across.csv`, one row per AOI.
-pub const ACROSS_CSV_HEADER: &str = "aoi_slug,aoi_name,from,to,synthetic,new_ha,new_polygons,first_new,last_new,\
+pub(crate) const ACROSS_CSV_HEADER: &str = "aoi_slug,aoi_name,from,to,synthetic,new_ha,new_polygons,first_new,last_new,\
 mean_confidence,latest_clear,latest_builtup_ha,gap_months,scenes";
 
 /// `across.csv`: one row per AOI; a name with a comma or quote is quoted as RFC 4180 says.
-pub fn across_csv(a: &AcrossFigures) -> String {
+pub(crate) fn across_csv(a: &AcrossFigures) -> String {
     let month = |m: Option<Month>| m.map(|m| m.to_string()).unwrap_or_default();
     let number = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     let mut out = format!("{ACROSS_CSV_HEADER}\n");

@@ -12,7 +12,7 @@ use super::Quicklook;
 use crate::error::{Error, Result};
 
 /// Smallest side, in screen pixels, a chip is enlarged to (by a whole factor).
-pub const MIN_SIDE: u32 = 256;
+pub(super) const MIN_SIDE: u32 = 256;
 const MARGIN: u32 = 12;
 const CAPTION: u32 = 30;
 /// Yellow on a dark halo stands out over roofs, fields, water and cloud alike.
@@ -20,13 +20,13 @@ const OUTLINE: RGBColor = RGBColor(255, 225, 0);
 const HALO: RGBColor = RGBColor(20, 20, 20);
 
 /// The whole factor that brings the chip's longer side to at least [`MIN_SIDE`].
-pub fn scale(width: u32, height: u32) -> u32 {
+pub(super) fn scale(width: u32, height: u32) -> u32 {
     let side = width.max(height).max(1);
     MIN_SIDE.div_ceil(side).max(1)
 }
 
 /// Draws a quicklook: before | after, enlarged, outlined and captioned.
-pub fn render(q: &Quicklook) -> Result<RgbImage> {
+pub(super) fn render(q: &Quicklook) -> Result<RgbImage> {
     let what = format!("the quicklook of {}", q.id);
     let (w, h) = q.before.dimensions();
     if q.after.dimensions() != (w, h) || w == 0 || h == 0 {
