@@ -50,6 +50,8 @@ pub mod window {
 
 /// Reading and writing the report files.
 pub mod report {
+    pub use crate::detect::reflectance::OffsetDecision;
+    pub use crate::output::provenance::{AoiRecord, Parameters, Period, Provenance, SceneRecord};
     pub use crate::output::report::{parse_geojson, read_geojson};
 }
 
@@ -61,7 +63,8 @@ pub mod diff {
 /// The monthly summary pages, for one site and across sites.
 pub mod summary {
     pub use crate::output::summary::{
-        across_figures, read_site, write_across, write_site, AcrossFigures, MonthFigures, Period, SiteSummary,
+        across_figures, month_figures, read_site, write_across, write_site, AcrossFigures, MonthFigures, MonthSummary,
+        Period, SiteSummary, GAP_BELOW, QUICKLOOKS,
     };
 }
 

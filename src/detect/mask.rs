@@ -90,6 +90,43 @@ pub(crate) fn persistent_cloud_onset(flags: &[bool]) -> Option<usize> {
     onset
 }
 
+/// SCL class 5, "not vegetated": what rule 4 turns a persistent bright surface's cloud flag into.
+const SCL_NOT_VEGETATED: u16 = 5;
+
+/// Rule 4 over a set of pixels: `cloud[i][p]` says whether the i-th mostly clear scene (in time
+/// order) calls pixel `p` cloud. Returns, per scene, the pixels whose flag is a persistent bright
+/// surface from that scene on (None when the scene has none).
+pub(crate) fn persistent_surfaces(cloud: &[Vec<bool>]) -> Vec<Option<Vec<bool>>> {
+    let pixels = cloud.first().map_or(0, Vec::len);
+    let mut flags = Vec::with_capacity(cloud.len());
+    let onsets: Vec<Option<usize>> = (0..pixels)
+        .map(|p| {
+            flags.clear();
+            flags.extend(cloud.iter().map(|c| c[p]));
+            persistent_cloud_onset(&flags)
+        })
+        .collect();
+    cloud
+        .iter()
+        .enumerate()
+        .map(|(rank, flags)| {
+            let surface: Vec<bool> = (0..pixels)
+                .map(|p| flags[p] && onsets[p].is_some_and(|o| o <= rank))
+                .collect();
+            surface.iter().any(|&x| x).then_some(surface)
+        })
+        .collect()
+}
+
+/// Applies rule 4 to one scene's classes: a bright surface mistaken for cloud is "not vegetated",
+/// so it is clear and grows no cloud buffer.
+pub(crate) fn unflag_surfaces(scl: &mut [u16], surface: &[bool]) {
+    scl.iter_mut()
+        .zip(surface)
+        .filter(|(_, &s)| s)
+        .for_each(|(v, _)| *v = SCL_NOT_VEGETATED);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 
 pub(crate) mod builtup;
 pub(crate) mod composite;
+pub(crate) mod kernel;
 pub(crate) mod mask;
 pub(crate) mod reflectance;
 pub(crate) mod spectral;
@@ -14,4 +15,5 @@ pub(crate) mod vectorize;
 
 pub use builtup::{scores, step, DetectParams};
 pub use composite::monthly_median;
+pub use kernel::MonthCounts;
 pub use spectral::{changed_regions, spectral_step, Normalization};

@@ -176,12 +176,12 @@ pub(crate) fn reflectance(dn: u16, subtract_dn: u16) -> f32 {
 mod tests {
     use super::*;
 
-/// Counts dark pixels over one or more bands (0 = no data, skipped).
-fn dark_pixels(bands: &[&[u16]]) -> DarkPixels {
-    let mut h = DarkHistogram::default();
-    bands.iter().for_each(|b| h.add(b, &vec![true; b.len()]));
-    h.finish()
-}
+    /// Counts dark pixels over one or more bands (0 = no data, skipped).
+    fn dark_pixels(bands: &[&[u16]]) -> DarkPixels {
+        let mut h = DarkHistogram::default();
+        bands.iter().for_each(|b| h.add(b, &vec![true; b.len()]));
+        h.finish()
+    }
 
     use std::collections::BTreeMap;
 

@@ -22,7 +22,7 @@
 //!
 //! Pure functions over numbers; this module reads nothing.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::detect::builtup::DetectParams;
 use crate::detect::vectorize::label_regions;
@@ -43,7 +43,7 @@ const MIN_PIXELS: usize = 50;
 const MIN_SPREAD: f32 = 0.002;
 
 /// Per-month shifts and per-band spreads of the magnitude bands, measured over an AOI.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Normalization {
     /// Per month, per band: the median reflectance over the AOI's clear pixels (months with too
     /// few clear pixels take the median over months).

@@ -94,7 +94,7 @@ fn round(v: f64, decimals: i32) -> f64 {
 pub(crate) fn feature_collection(
     aoi_slug: &str,
     detections: &[Detection],
-    provenance: &impl Serialize,
+    provenance: &crate::output::provenance::Provenance,
 ) -> Result<geojson::FeatureCollection> {
     let features = detections
         .iter()
@@ -117,12 +117,8 @@ pub(crate) fn feature_collection(
             }
         })
         .collect();
-    let provenance = serde_json::to_value(provenance).map_err(|e| Error::Config {
-        field: "provenance".into(),
-        reason: format!("cannot be serialized: {e}"),
-    })?;
     let mut foreign = Map::new();
-    foreign.insert("compound_watch".into(), provenance);
+    foreign.insert(crate::output::provenance::MEMBER.into(), provenance.to_value()?);
     Ok(geojson::FeatureCollection {
         bbox: None,
         features,

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::io::atomic;
+use crate::scan::progress::{Event, Progress};
 
 /// The output's private folder, beside the outputs.
 const STATE_DIR: &str = ".compound-watch";
@@ -72,20 +73,17 @@ impl Staging {
         self.root.join(relative)
     }
 
-    /// How many files are staged.
-    pub(crate) fn len(&self) -> Result<usize> {
-        let mut files = Vec::new();
-        list_files(&self.root, &self.root, &mut files)?;
-        Ok(files.len())
-    }
-
     /// Makes the staged set the output: syncs every staged file, writes the journal, moves the
-    /// files into place, deletes stale files, removes the journal. `moved` is called after each
-    /// file is in place (for progress). Returns the published paths.
-    pub(crate) fn publish(self, moved: &dyn Fn()) -> Result<Vec<PathBuf>> {
+    /// files into place, deletes stale files, removes the journal, reporting each file moved as
+    /// progress of a "publish" stage. Returns the published paths.
+    pub(crate) fn publish(self, progress: &dyn Progress) -> Result<Vec<PathBuf>> {
         let mut files = Vec::new();
         list_files(&self.root, &self.root, &mut files)?;
         files.sort();
+        progress.event(Event::Stage {
+            name: "publish",
+            total: files.len() as u64,
+        });
         for f in &files {
             sync_file(&self.root.join(f))?;
         }
@@ -100,7 +98,7 @@ impl Staging {
         remove.sort();
         let journal = Journal { files, remove };
         atomic::write_json(&journal_path(&self.out), &journal)?;
-        complete(&self.out, &journal, moved)?;
+        complete(&self.out, &journal, &|| progress.event(Event::Advance(1)))?;
         Ok(journal.files.iter().map(|f| self.out.join(f)).collect())
     }
 }
@@ -250,6 +248,17 @@ mod tests {
         std::fs::read_to_string(path).unwrap()
     }
 
+    /// Counts the files reported moved.
+    #[derive(Default)]
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl Progress for Count {
+        fn event(&self, event: Event<'_>) {
+            if let Event::Advance(n) = event {
+                self.0.fetch_add(n as usize, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
     #[test]
     fn a_published_set_replaces_the_old_one_and_removes_its_stale_files() {
         let dir = tempfile::tempdir().unwrap();
@@ -261,10 +270,10 @@ mod tests {
         let staging = Staging::begin(out).unwrap();
         atomic::write(&staging.path("report.geojson"), b"new").unwrap();
         atomic::write(&staging.path("summary/quicklook-new.png"), b"new").unwrap();
-        let count = std::cell::Cell::new(0);
-        let published = staging.publish(&|| count.set(count.get() + 1)).unwrap();
+        let count = Count::default();
+        let published = staging.publish(&count).unwrap();
         assert_eq!(published.len(), 2);
-        assert_eq!(count.get(), 2);
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::Relaxed), 2);
         assert_eq!(read(&out.join("report.geojson")), "new");
         assert_eq!(read(&out.join("summary/quicklook-new.png")), "new");
         assert!(!out.join("summary/quicklook-gone.png").exists());

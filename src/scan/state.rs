@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::io::source::Scene;
 use crate::month::Month;
+use crate::output::provenance::{Period, Provenance};
 
 /// What a finished scan remembers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,7 +121,7 @@ pub(crate) struct Previous {
 /// new report), to be kept in `.compound-watch/previous-report.geojson`; for a rerun of the same
 /// period, the report kept by the run that replaced it. So a rerun, or a run killed and rerun, writes
 /// the same diff. `None` when `out` holds no earlier report.
-pub(crate) fn previous_report(out: &Path, period: &serde_json::Value) -> Result<Option<Previous>> {
+pub(crate) fn previous_report(out: &Path, period: &Period) -> Result<Option<Previous>> {
     let report = out.join("report.geojson");
     let kept = out.join(PREVIOUS_REPORT_FILE);
     if !report.is_file() {
@@ -136,12 +137,10 @@ pub(crate) fn previous_report(out: &Path, period: &serde_json::Value) -> Result<
         },
         other => other,
     })?;
-    let last_period = last
-        .foreign_members
-        .as_ref()
-        .and_then(|m| m.get("compound_watch"))
-        .and_then(|p| p.get("period"));
-    if last_period != Some(period) {
+    let last_period = Provenance::member(&last)
+        .and_then(|p| p.get("period"))
+        .and_then(|p| Period::deserialize(p).ok());
+    if last_period.as_ref() != Some(period) {
         let bytes = std::fs::read(&report).map_err(Error::io(&report))?;
         return Ok(Some(Previous {
             report: last,
@@ -199,6 +198,7 @@ pub fn lock(out: &Path) -> Result<Lock> {
 
 #[cfg(test)]
 mod tests {
+    use crate::output::provenance::Period;
     #[test]
     fn a_second_lock_on_the_same_output_is_refused_until_the_first_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
@@ -229,7 +229,10 @@ mod tests {
     fn the_previous_report_is_kept_so_a_rerun_of_the_same_period_diffs_against_it_again() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path();
-        let period = |to: &str| serde_json::json!({"from": "2021-07", "to": to});
+        let period = |to: &str| Period {
+            from: "2021-07".parse().unwrap(),
+            to: to.parse().unwrap(),
+        };
         // What a scan does with the answer: diff against the report, publish `keep` beside it.
         let ids = |p: Option<super::Previous>| -> Vec<String> {
             let p = p.unwrap();
@@ -266,9 +269,11 @@ mod tests {
     fn an_unreadable_previous_report_is_named_with_the_fix() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("report.geojson"), "{ truncated").unwrap();
-        let err = super::previous_report(dir.path(), &serde_json::json!({}))
-            .unwrap_err()
-            .to_string();
+        let period = Period {
+            from: "2021-07".parse().unwrap(),
+            to: "2021-08".parse().unwrap(),
+        };
+        let err = super::previous_report(dir.path(), &period).unwrap_err().to_string();
         assert!(err.contains("report.geojson") && err.contains("move it out"), "{err}");
     }
 }

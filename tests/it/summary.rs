@@ -1,14 +1,14 @@
 //! The summary the demo scan wrote from its own figures (its `ScanSummary::months` through
-//! `scan::month_figures`), `month_figures` itself on hand-made counts, and the `summary` command
+//! `summary::month_figures`), `month_figures` itself on hand-made counts, and the `summary` command
 //! across two scan outputs.
 
 use std::path::{Path, PathBuf};
 
 use approx::assert_relative_eq;
 use assert_cmd::Command;
+use compound_watch::detect::MonthCounts;
 use compound_watch::month::Month;
-use compound_watch::scan::{self, MonthCounts, MonthSummary, GAP_BELOW};
-use compound_watch::summary::{self, MonthFigures, SiteSummary};
+use compound_watch::summary::{self, MonthFigures, MonthSummary, SiteSummary, GAP_BELOW};
 use serde_json::Value;
 
 use crate::common::demo_scan;
@@ -35,7 +35,7 @@ fn demo_months() -> Vec<MonthFigures> {
     let demo = demo_scan();
     let report = compound_watch::report::read_geojson(&demo.summary.report).unwrap();
     let res = provenance(&report)["grid"]["res"].as_f64().unwrap();
-    scan::month_figures(&demo.summary.months, demo.summary.aoi_pixels, res)
+    summary::month_figures(&demo.summary.months, demo.summary.aoi_pixels, res)
 }
 
 fn sums(report: &geojson::FeatureCollection) -> (f64, usize) {
@@ -101,7 +101,7 @@ fn the_scan_writes_its_own_monthly_figures_and_a_summary_that_agrees_with_its_re
         .collect();
     assert_eq!(
         pictures.len(),
-        2 + n.min(scan::QUICKLOOKS),
+        2 + n.min(summary::QUICKLOOKS),
         "two charts and a quicklook of each of the largest polygons"
     );
     for p in pictures {
@@ -147,7 +147,7 @@ fn month_figures_measure_clear_share_and_leave_gaps_unmeasured() {
             counts: MonthCounts::default(),
         },
     ];
-    let f = scan::month_figures(&months, 100, 10.0);
+    let f = summary::month_figures(&months, 100, 10.0);
     assert_eq!(f.len(), 4);
     assert_eq!((f[0].month, f[0].scenes), (month("2022-01"), 6));
     assert_relative_eq!(f[0].clear_fraction, 1.0);
@@ -168,11 +168,11 @@ fn month_figures_measure_clear_share_and_leave_gaps_unmeasured() {
     assert_eq!(f[3].clear_obs_median, 0.0);
     // 20 m pixels are four times the area; an empty AOI measures nothing.
     assert_relative_eq!(
-        scan::month_figures(&months[..1], 100, 20.0)[0].builtup_ha.unwrap(),
+        summary::month_figures(&months[..1], 100, 20.0)[0].builtup_ha.unwrap(),
         1.2,
         epsilon = 1e-12
     );
-    let none = scan::month_figures(&months[..1], 0, 10.0);
+    let none = summary::month_figures(&months[..1], 0, 10.0);
     assert_eq!(
         (none[0].clear_fraction, none[0].gap, none[0].builtup_ha),
         (0.0, true, None)

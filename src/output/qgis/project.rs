@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::grid;
 use crate::io::atomic;
-use crate::output::qgis::style::{document, Element, LayerStyle, QGIS_VERSION};
+use crate::output::qgis::style::{self, document, Element, LayerStyle, QGIS_VERSION};
 
 /// What a layer draws.
 #[derive(Debug, Clone)]
@@ -204,6 +204,53 @@ pub(crate) fn qgs(project: &Project) -> Result<String> {
 pub(crate) fn write(path: &Path, project: &Project) -> Result<()> {
     atomic::write(path, qgs(project)?.as_bytes())
 }
+
+/// The project of a scan's outputs: AOI, diff, report, demolition and the composite, titled
+/// `title`, in the grid's UTM CRS and framed on the grid.
+pub(crate) fn of_scan(
+    title: String,
+    grid: &crate::grid::Grid,
+    report: &geojson::FeatureCollection,
+    demolition: &geojson::FeatureCollection,
+) -> Project {
+    let vector = |id: &str, name: &str, style: LayerStyle| Layer {
+        id: id.into(),
+        name: name.into(),
+        file: format!("{id}.geojson"),
+        epsg: 4326,
+        content: Content::Vector(style),
+    };
+    let (x1, y0) = (
+        grid.x0 + grid.width as f64 * grid.res,
+        grid.y0 - grid.height as f64 * grid.res,
+    );
+    Project {
+        title,
+        epsg: grid.epsg,
+        extent: [grid.x0, y0, x1, grid.y0],
+        layers: vec![
+            vector("aoi", "AOI", style::aoi_style()),
+            vector("diff", "change since the previous scan (diff)", style::diff_style()),
+            vector("report", "new construction (report)", style::report_style(report)),
+            vector(
+                "demolition",
+                "demolition (reported apart)",
+                style::report_style(demolition),
+            ),
+            Layer {
+                id: "composite".into(),
+                name: "latest clear composite".into(),
+                file: "composite.tif".into(),
+                epsg: grid.epsg,
+                content: Content::TrueColour { max: TRUE_COLOUR_WHITE },
+            },
+        ],
+    }
+}
+
+/// Reflectance x 10000 drawn white in the composite layer (0.25 shows land and roofs without
+/// saturating most of them).
+const TRUE_COLOUR_WHITE: u16 = 2500;
 
 #[cfg(test)]
 mod tests {

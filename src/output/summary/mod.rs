@@ -18,9 +18,14 @@ use geo::Centroid;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::detect::kernel::MonthCounts;
 use crate::error::{Error, Result};
 use crate::io::atomic;
 use crate::month::Month;
+use crate::output::provenance;
+
+pub use quicklook::QUICKLOOKS;
+pub(crate) use quicklook::{quicklook, Chip};
 
 /// Folder beside `summary.html` holding its pictures, referenced by relative paths.
 pub(crate) const PICTURES: &str = "summary";
@@ -56,6 +61,45 @@ impl MonthFigures {
             self.builtup_ha
         }
     }
+}
+
+/// One month of a scan, for summaries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MonthSummary {
+    /// The month.
+    pub month: Month,
+    /// Scenes used in it.
+    pub scenes: usize,
+    /// Counts over AOI pixels.
+    pub counts: MonthCounts,
+}
+
+/// A month is a gap in the summary when less than this share of the AOI was seen clearly: its
+/// built-up area would be a count over part of the site, not comparable with other months.
+pub const GAP_BELOW: f64 = 0.8;
+
+/// The summary's figures for each month, from the scan's counts.
+pub fn month_figures(months: &[MonthSummary], aoi_pixels: u64, res: f64) -> Vec<MonthFigures> {
+    let ha_per_pixel = res * res / 10_000.0;
+    months
+        .iter()
+        .map(|m| {
+            let clear_fraction = if aoi_pixels == 0 {
+                0.0
+            } else {
+                m.counts.clear_pixels as f64 / aoi_pixels as f64
+            };
+            let gap = clear_fraction < GAP_BELOW;
+            MonthFigures {
+                month: m.month,
+                scenes: m.scenes,
+                clear_fraction,
+                clear_obs_median: m.counts.clear_obs_median() as f64,
+                gap,
+                builtup_ha: (!gap).then_some(m.counts.builtup_pixels as f64 * ha_per_pixel),
+            }
+        })
+        .collect()
 }
 
 /// Before and after image chips around one new polygon, for a reader to see the change.
@@ -243,42 +287,29 @@ struct Provenance {
     software: String,
     version: String,
     source: String,
+    /// As written in the report (carried over, not retyped).
     parameters: Value,
     scenes: Vec<String>,
     skipped: usize,
 }
 
 fn provenance(report: &geojson::FeatureCollection) -> Result<Provenance> {
-    let missing = |field: &str| Error::Summary {
-        what: format!("report member compound_watch.{field}"),
-        reason: "missing: the report was not written by `compound-watch scan`; rerun the scan".into(),
+    let fail = |reason: String| Error::Summary {
+        what: "report member compound_watch".into(),
+        reason: format!("{reason}; rerun the scan"),
     };
-    let cw = report
-        .foreign_members
-        .as_ref()
-        .and_then(|m| m.get("compound_watch"))
-        .ok_or_else(|| missing("(all of it)"))?;
-    let text = |field: &str| {
-        cw.get(field)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| missing(field))
-    };
-    let scenes = cw
-        .get("scenes")
-        .and_then(Value::as_array)
-        .ok_or_else(|| missing("scenes"))?
-        .iter()
-        .map(|s| s.get("id").and_then(Value::as_str).map(str::to_owned))
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| missing("scenes[].id"))?;
+    let p = provenance::Provenance::of(report).map_err(fail)?;
+    let parameters = provenance::Provenance::member(report)
+        .and_then(|m| m.get("parameters"))
+        .cloned()
+        .unwrap_or(Value::Null);
     Ok(Provenance {
-        software: text("software")?,
-        version: text("version")?,
-        source: text("source")?,
-        parameters: cw.get("parameters").cloned().ok_or_else(|| missing("parameters"))?,
-        scenes,
-        skipped: cw.get("skipped").and_then(Value::as_array).map_or(0, Vec::len),
+        software: p.software,
+        version: p.version,
+        source: p.source,
+        parameters,
+        scenes: p.scenes.into_iter().map(|s| s.id).collect(),
+        skipped: p.skipped.len(),
     })
 }
 
@@ -492,7 +523,8 @@ fn file_stem(id: &str) -> String {
 }
 
 /// CSV header of `summary.csv`; one column per [`MonthRow`] field, in the same order.
-pub(crate) const SITE_CSV_HEADER: &str = "month,scenes,clear_fraction,clear_obs_median,gap,builtup_ha,builtup_change_ha,\
+pub(crate) const SITE_CSV_HEADER: &str =
+    "month,scenes,clear_fraction,clear_obs_median,gap,builtup_ha,builtup_change_ha,\
 builtup_yoy_ha,new_ha,new_polygons,cumulative_new_ha,mean_confidence";
 
 /// `summary.csv`: one row per month, plain numbers, an empty field where a value is not measured.
@@ -621,7 +653,8 @@ pub fn across_figures(sites: &[SiteFigures]) -> AcrossFigures {
 }
 
 /// CSV header of `across.csv`, one row per AOI.
-pub(crate) const ACROSS_CSV_HEADER: &str = "aoi_slug,aoi_name,from,to,synthetic,new_ha,new_polygons,first_new,last_new,\
+pub(crate) const ACROSS_CSV_HEADER: &str =
+    "aoi_slug,aoi_name,from,to,synthetic,new_ha,new_polygons,first_new,last_new,\
 mean_confidence,latest_clear,latest_builtup_ha,gap_months,scenes";
 
 /// `across.csv`: one row per AOI; a name with a comma or quote is quoted as RFC 4180 says.

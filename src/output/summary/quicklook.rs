@@ -10,6 +10,97 @@ use plotters::prelude::*;
 use super::chart::{drawing_error, font, FAMILY};
 use super::Quicklook;
 use crate::error::{Error, Result};
+use crate::month::Month;
+
+/// How many of the largest new polygons get before/after quicklooks.
+pub const QUICKLOOKS: usize = 4;
+
+/// Quicklook stretch: reflectance at or above this is white; a gamma of 1.5 lifts the dark
+/// vegetation. One fixed stretch for every chip, before and after alike, so a change of colour
+/// is a change on the ground and never an artefact of contrast.
+pub(crate) const QUICKLOOK_WHITE: f32 = 0.3;
+
+/// Gamma of the quicklook stretch.
+const GAMMA: f32 = 1.5;
+
+/// A month makes a good "before" or "after" when at least this share of the chip was seen clearly.
+const CLEAR_ENOUGH: f64 = 0.95;
+
+/// Quicklook colour of pixels not seen clearly in the chip's month.
+const UNSEEN: [u8; 3] = [128, 128, 128];
+
+/// The scan's window around one new polygon: true-colour reflectance for every month.
+#[derive(Debug, Clone)]
+pub(crate) struct Chip {
+    /// The polygon's id in the report.
+    pub(crate) id: String,
+    /// Its area, ha.
+    pub(crate) area_ha: f64,
+    /// Month in which it was first seen.
+    pub(crate) first_detected: Month,
+    /// The months of the period, in order.
+    pub(crate) months: Vec<Month>,
+    /// Per month: red, green, blue reflectance per chip pixel (row-major, NaN where not seen
+    /// clearly), or None for a month without scenes.
+    pub(crate) rgb: Vec<Option<Vec<[f32; 3]>>>,
+    /// Chip size in pixels.
+    pub(crate) width: usize,
+    /// Chip height in pixels.
+    pub(crate) height: usize,
+    /// The polygon's exterior ring in chip pixel coordinates.
+    pub(crate) outline: Vec<(f64, f64)>,
+}
+
+/// The quicklook of a chip, or None when no month before or after the detection was seen.
+///
+/// "Before" is the last month before the polygon's first detection in which at least 95 % of the
+/// chip was seen clearly (else the clearest such month); "after" is the last month of the period
+/// meeting the same test from the first detection on (the finished state). Both use the fixed
+/// stretch of [`QUICKLOOK_WHITE`]; pixels not seen clearly that month are grey.
+pub(crate) fn quicklook(chip: &Chip) -> Option<Quicklook> {
+    let clear_share = |m: usize| -> f64 {
+        chip.rgb[m].as_ref().map_or(0.0, |px| {
+            px.iter().filter(|p| !p[0].is_nan()).count() as f64 / px.len().max(1) as f64
+        })
+    };
+    let pick = |range: std::ops::Range<usize>| -> Option<usize> {
+        let shares: Vec<(usize, f64)> = range.map(|m| (m, clear_share(m))).filter(|(_, s)| *s > 0.0).collect();
+        shares
+            .iter()
+            .rev()
+            .find(|(_, s)| *s >= CLEAR_ENOUGH)
+            .or_else(|| shares.iter().max_by(|a, b| a.1.total_cmp(&b.1)))
+            .map(|(m, _)| *m)
+    };
+    let first = chip.months.iter().position(|&m| m == chip.first_detected)?;
+    let before = pick(0..first)?;
+    let after = pick(first..chip.months.len())?;
+    let image_of = |m: usize| {
+        let px = chip.rgb[m].as_ref().expect("picked months have composites");
+        RgbImage::from_fn(chip.width as u32, chip.height as u32, |x, y| {
+            image::Rgb(stretch(px[y as usize * chip.width + x as usize]))
+        })
+    };
+    Some(Quicklook {
+        id: chip.id.clone(),
+        area_ha: chip.area_ha,
+        first_detected: chip.first_detected,
+        before_month: chip.months[before],
+        after_month: chip.months[after],
+        before: image_of(before),
+        after: image_of(after),
+        outline: chip.outline.clone(),
+    })
+}
+
+/// One quicklook pixel: reflectance to 8 bits with the fixed stretch of [`QUICKLOOK_WHITE`] and a
+/// gamma of [`GAMMA`]; NaN (not seen clearly) is [`UNSEEN`] grey.
+fn stretch(p: [f32; 3]) -> [u8; 3] {
+    if p.iter().any(|v| v.is_nan()) {
+        return UNSEEN;
+    }
+    p.map(|v| ((v / QUICKLOOK_WHITE).clamp(0.0, 1.0).powf(1.0 / GAMMA) * 255.0).round() as u8)
+}
 
 /// Smallest side, in screen pixels, a chip is enlarged to (by a whole factor).
 pub(super) const MIN_SIDE: u32 = 256;
@@ -82,4 +173,24 @@ pub(super) fn render(q: &Quicklook) -> Result<RgbImage> {
         root.present().map_err(|e| err(e.to_string()))?;
     }
     RgbImage::from_raw(width, height, raw).ok_or_else(|| drawing_error(&what)("buffer size".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quicklook_stretch_is_fixed_white_at_quicklook_white_with_gamma_1_5() {
+        assert_eq!(QUICKLOOK_WHITE, 0.3);
+        // Black, white at 0.3 and above (clipped), negative reflectance clipped to black.
+        assert_eq!(stretch([0.0, 0.3, 0.9]), [0, 255, 255]);
+        assert_eq!(stretch([-0.01, 0.0, 0.0]), [0, 0, 0]);
+        // Gamma 1.5 lifts the dark: an eighth of white is a quarter of 255 (0.125^(1/1.5) = 0.25),
+        // a linear stretch would give 32.
+        assert_eq!(stretch([0.0375, 0.0375, 0.0375]), [64, 64, 64]);
+        // 0.15 (half of white): 0.5^(2/3) = 0.63 -> 161.
+        assert_eq!(stretch([0.15, 0.0, 0.0])[0], 161);
+        // Not seen clearly: grey, whatever the other bands hold.
+        assert_eq!(stretch([f32::NAN, 0.1, 0.1]), UNSEEN);
+    }
 }

@@ -1,0 +1,469 @@
+//! The block kernel: one block of rows, from its scenes' numbers to per-pixel results. Pure.
+//!
+//! [`observe`] turns one scene's rows of digital numbers and classes into reflectance and a clear
+//! mask (rules of [`crate::detect::mask`], offset of [`crate::detect::reflectance`]);
+//! [`composites`] makes the block's monthly medians; [`detect_block`] scores each month, finds
+//! each pixel's built-up step with [`built_change`] (the one construction and demolition rule),
+//! measures its spectral step, and counts what the monthly summary needs. The scan reads the
+//! numbers from its cache and hands them in; nothing here reads a file.
+
+use std::collections::BTreeSet;
+
+use ndarray::{Array1, Array2, Axis};
+use serde::{Deserialize, Serialize};
+
+use crate::detect::builtup::{scores, step, DetectParams, Step};
+use crate::detect::composite::{monthly_median, Composite};
+use crate::detect::mask::{clear_mask, unflag_surfaces};
+use crate::detect::reflectance::reflectance;
+use crate::detect::spectral::{spectral_step, Normalization, BANDS};
+
+/// Reflectance bands of an observation, in the order blue, green, red, NIR, SWIR 1.6, SWIR 2.2.
+pub(crate) const REFLECTANCE_BANDS: usize = 6;
+const BLUE: usize = 0;
+const GREEN: usize = 1;
+const RED: usize = 2;
+const NIR: usize = 3;
+/// Red, green and blue, in that order.
+pub(crate) const TRUE_COLOUR: [usize; 3] = [RED, GREEN, BLUE];
+/// Bands of the latest clear composite, in the COG's order: red, green, blue (true colour), NIR.
+pub(crate) const LATEST_BANDS: [usize; 4] = [RED, GREEN, BLUE, NIR];
+/// Bins of [`MonthCounts::clear_obs_histogram`] (the last bin holds that many or more).
+pub(crate) const OBS_BINS: usize = 16;
+
+/// One scene over one block's rows, ready for compositing.
+#[derive(Debug, Clone)]
+pub(crate) struct Observation {
+    /// Index of the scene in the scan's list: what a detection's evidence names.
+    pub(crate) scene: usize,
+    /// Reflectance, shape (bands, pixels); NaN where a band has no data.
+    pub(crate) reflectance: Array2<f32>,
+    /// Per pixel: a clear view of the ground.
+    pub(crate) clear: Array1<bool>,
+}
+
+/// Where a block's rows sit in the rows read for it: `halo_top` rows above and some below are
+/// read too, so that cloud buffers reach across block edges.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rows {
+    /// Pixels per row.
+    pub(crate) width: usize,
+    /// Rows read above the block.
+    pub(crate) halo_top: usize,
+    /// Rows of the block itself.
+    pub(crate) rows: usize,
+}
+
+/// One scene's rows, as read: classes and digital numbers over the block and its halo.
+#[derive(Debug, Clone)]
+pub(crate) struct SceneRows {
+    /// Scene classification (SCL) per pixel.
+    pub(crate) scl: Vec<u16>,
+    /// Digital numbers of the six reflectance bands, per pixel (0 = no data).
+    pub(crate) dns: Vec<Vec<u16>>,
+    /// Rule 4 of [`crate::detect::mask`]: pixels whose cloud flag is a bright surface.
+    pub(crate) surface: Option<Vec<bool>>,
+    /// Digital numbers subtracted before scaling (the scene's offset decision).
+    pub(crate) subtract_dn: u16,
+}
+
+/// Masks and scales one scene's rows: rule 4 first, then rules 1-3 with a `buffer`-pixel cloud
+/// margin over the halo, then reflectance over the block's rows only.
+pub(crate) fn observe(scene: usize, mut read: SceneRows, at: Rows, buffer: usize) -> Observation {
+    if let Some(surface) = &read.surface {
+        unflag_surfaces(&mut read.scl, surface);
+    }
+    let read_rows = read.scl.len() / at.width;
+    let scl = Array2::from_shape_vec((read_rows, at.width), read.scl).expect("rows x width");
+    let valid = Array2::from_shape_fn((read_rows, at.width), |(r, c)| {
+        read.dns.iter().all(|d| d[r * at.width + c] != 0)
+    });
+    let clear = clear_mask(scl.view(), valid.view(), buffer);
+    let start = at.halo_top * at.width;
+    let pixels = at.rows * at.width;
+    let mut refl = Array2::zeros((REFLECTANCE_BANDS, pixels));
+    for (b, d) in read.dns.iter().enumerate() {
+        for (p, &dn) in d[start..start + pixels].iter().enumerate() {
+            refl[(b, p)] = reflectance(dn, read.subtract_dn);
+        }
+    }
+    Observation {
+        scene,
+        reflectance: refl,
+        clear: clear.iter().skip(start).take(pixels).copied().collect(),
+    }
+}
+
+/// One block's monthly composites, and which scenes saw each pixel clearly.
+#[derive(Debug, Clone)]
+pub(crate) struct Composites {
+    /// Per month of the period: the composite, or None for a month without scenes.
+    pub(crate) months: Vec<Option<Composite>>,
+    /// Per month: the scenes behind it.
+    scenes: Vec<Vec<usize>>,
+    /// One bit per scene, `words` u64 per pixel.
+    seen: Vec<u64>,
+    words: usize,
+}
+
+impl Composites {
+    fn saw(&self, pixel: usize, scene: usize) -> bool {
+        self.seen[pixel * self.words + scene / 64] & (1 << (scene % 64)) != 0
+    }
+}
+
+/// The monthly medians of a block: `months[m]` holds the observations of month `m` over `pixels`
+/// pixels, `scenes` is how many scenes the scan has in all. Pixels with fewer than
+/// `min_clear_obs` clear observations in a month are gaps in it.
+pub(crate) fn composites(months: &[Vec<Observation>], pixels: usize, scenes: usize, min_clear_obs: u16) -> Composites {
+    let words = scenes.div_ceil(64).max(1);
+    let mut seen = vec![0u64; pixels * words];
+    for o in months.iter().flatten() {
+        for (p, _) in o.clear.iter().enumerate().filter(|(_, &c)| c) {
+            seen[p * words + o.scene / 64] |= 1 << (o.scene % 64);
+        }
+    }
+    let composite = |obs: &Vec<Observation>| {
+        (!obs.is_empty()).then(|| {
+            let views: Vec<_> = obs.iter().map(|o| o.reflectance.view()).collect();
+            let masks: Vec<_> = obs.iter().map(|o| o.clear.view()).collect();
+            monthly_median(&views, &masks, REFLECTANCE_BANDS, pixels, min_clear_obs)
+        })
+    };
+    Composites {
+        months: months.iter().map(composite).collect(),
+        scenes: months.iter().map(|obs| obs.iter().map(|o| o.scene).collect()).collect(),
+        seen,
+        words,
+    }
+}
+
+/// Which way a pixel's built-up score moved for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A step up: new construction.
+    Construction,
+    /// A step down (a built surface becoming bare): demolition, reported apart.
+    Demolition,
+}
+
+/// The construction rule, first half: the persistent step in a pixel's monthly built-up score
+/// (NaN = gap), up for construction, else down for demolition. The second half, that the pixel
+/// lies in a region of significant spectral change, is [`confirmed`].
+pub(crate) fn built_change(series: &[f32], params: &DetectParams) -> Option<(Kind, Step)> {
+    if let Some(up) = step(series, params) {
+        return Some((Kind::Construction, up));
+    }
+    let inverted: Vec<f32> = series.iter().map(|v| 1.0 - v).collect();
+    step(&inverted, params).map(|down| (Kind::Demolition, down))
+}
+
+/// The construction rule, second half: of the pixels with a built-up step (`stepped`), those in a
+/// region of significant spectral change (`changed_region`, from
+/// [`crate::detect::spectral::changed_regions`]).
+pub(crate) fn confirmed(stepped: &[bool], changed_region: &[bool]) -> Vec<bool> {
+    stepped.iter().zip(changed_region).map(|(&s, &c)| s && c).collect()
+}
+
+/// Counts behind one month's figures, over AOI pixels.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MonthCounts {
+    /// Pixels with a clear composite.
+    pub clear_pixels: u64,
+    /// Clear pixels whose built-up score is at or above the threshold.
+    pub builtup_pixels: u64,
+    /// Histogram of clear observations per AOI pixel (index = observations, the last bin holds
+    /// that many or more).
+    pub clear_obs_histogram: Vec<u64>,
+}
+
+impl MonthCounts {
+    /// Adds another block's counts.
+    pub(crate) fn add(&mut self, other: &MonthCounts) {
+        self.clear_pixels += other.clear_pixels;
+        self.builtup_pixels += other.builtup_pixels;
+        if self.clear_obs_histogram.is_empty() {
+            self.clear_obs_histogram = vec![0; OBS_BINS];
+        }
+        for (a, b) in self.clear_obs_histogram.iter_mut().zip(&other.clear_obs_histogram) {
+            *a += b;
+        }
+    }
+
+    /// Median clear observations per AOI pixel (the histogram's lower median).
+    pub fn clear_obs_median(&self) -> u64 {
+        let total: u64 = self.clear_obs_histogram.iter().sum();
+        let mut seen = 0;
+        for (obs, &n) in self.clear_obs_histogram.iter().enumerate() {
+            seen += n;
+            if total > 0 && seen * 2 >= total {
+                return obs as u64;
+            }
+        }
+        0
+    }
+}
+
+/// A pixel whose built-up score stepped, with what stands behind it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PixelChange {
+    /// The pixel, as an index into the block's pixels.
+    pub(crate) pixel: usize,
+    /// Construction or demolition.
+    pub(crate) kind: Kind,
+    /// Index of the month of the step.
+    pub(crate) month: usize,
+    /// The step's confidence.
+    pub(crate) confidence: f32,
+    /// Clear observations of the pixel over the period.
+    pub(crate) clear_obs: u32,
+    /// Scenes that saw the pixel clearly in the clear months just before, at and after the step.
+    pub(crate) evidence: Vec<u32>,
+}
+
+/// What one block yields.
+#[derive(Debug, Clone)]
+pub(crate) struct BlockResult {
+    /// Pixels whose built-up score steps up or down, before the spectral change confirms them.
+    pub(crate) changes: Vec<PixelChange>,
+    /// Per pixel: the spectral step magnitude, 0 where there is none.
+    pub(crate) magnitude: Vec<f32>,
+    /// Latest clear composite of [`LATEST_BANDS`], reflectance x 10000 (0 = never seen).
+    pub(crate) latest: [Vec<u16>; 4],
+    /// Per month, over the block's AOI pixels.
+    pub(crate) months: Vec<MonthCounts>,
+}
+
+/// Per-month, per-pixel series of one block, gathered from its composites.
+struct Series {
+    /// Built-up score, shape (months, pixels); NaN in gaps.
+    score: Array2<f32>,
+    /// Spectra of [`BANDS`], month-major per pixel: `spectra[p * months + m]`.
+    spectra: Vec<[f32; 4]>,
+    /// Clear observations per pixel over the period.
+    clear_obs: Vec<u32>,
+}
+
+/// Runs the detection on one block: `inside` says which of its pixels are in the AOI.
+pub(crate) fn detect_block(
+    c: &Composites,
+    inside: &[bool],
+    params: &DetectParams,
+    norm: &Normalization,
+) -> BlockResult {
+    let (series, latest, months) = monthly(c, inside, params.threshold);
+    let n_months = c.months.len();
+    let mut changes = Vec::new();
+    let mut magnitude = vec![0f32; inside.len()];
+    for p in (0..inside.len()).filter(|&p| inside[p]) {
+        if let Some(s) = spectral_step(&series.spectra[p * n_months..(p + 1) * n_months], norm, params) {
+            magnitude[p] = s.magnitude;
+        }
+        let score: Vec<f32> = series.score.column(p).to_vec();
+        if let Some((kind, st)) = built_change(&score, params) {
+            changes.push(PixelChange {
+                pixel: p,
+                kind,
+                month: st.index,
+                confidence: st.confidence,
+                clear_obs: series.clear_obs[p],
+                evidence: evidence(c, p, &score, st.index),
+            });
+        }
+    }
+    BlockResult {
+        changes,
+        magnitude,
+        latest,
+        months,
+    }
+}
+
+/// The scores, spectra and counts of every month of a block, and its latest clear composite.
+fn monthly(c: &Composites, inside: &[bool], threshold: f32) -> (Series, [Vec<u16>; 4], Vec<MonthCounts>) {
+    let (pixels, n_months) = (inside.len(), c.months.len());
+    let mut series = Series {
+        score: Array2::from_elem((n_months, pixels), f32::NAN),
+        spectra: vec![[f32::NAN; 4]; n_months * pixels],
+        clear_obs: vec![0u32; pixels],
+    };
+    let mut latest: [Vec<u16>; 4] = std::array::from_fn(|_| vec![0u16; pixels]);
+    let mut counts = vec![MonthCounts::default(); n_months];
+    for (m, comp) in c.months.iter().enumerate() {
+        let count = &mut counts[m];
+        count.clear_obs_histogram = vec![0; OBS_BINS];
+        let Some(comp) = comp else {
+            count.clear_obs_histogram[0] = inside.iter().filter(|&&i| i).count() as u64;
+            continue;
+        };
+        let month_scores = scores(comp.bands.view());
+        for p in 0..pixels {
+            series.clear_obs[p] += comp.clear_obs[p] as u32;
+            if inside[p] {
+                count.clear_obs_histogram[(comp.clear_obs[p] as usize).min(OBS_BINS - 1)] += 1;
+            }
+            if month_scores[p].is_nan() {
+                continue;
+            }
+            if inside[p] {
+                count.clear_pixels += 1;
+                count.builtup_pixels += (month_scores[p] >= threshold) as u64;
+            }
+            series.score[(m, p)] = month_scores[p];
+            let b = comp.bands.index_axis(Axis(1), p);
+            series.spectra[p * n_months + m] = BANDS.map(|band| b[band]);
+            for (i, band) in LATEST_BANDS.into_iter().enumerate() {
+                latest[i][p] = (b[band] * 10_000.0).round().clamp(1.0, 65_535.0) as u16;
+            }
+        }
+    }
+    (series, latest, counts)
+}
+
+/// The evidence of a step at month `at` of pixel `p`: the scenes that saw the pixel clearly in the
+/// clear months just before, at and just after it.
+fn evidence(c: &Composites, p: usize, score: &[f32], at: usize) -> Vec<u32> {
+    let clear_months: Vec<usize> = (0..score.len()).filter(|&m| !score[m].is_nan()).collect();
+    let i = clear_months
+        .iter()
+        .position(|&m| m == at)
+        .expect("the step is at a clear month");
+    let around: BTreeSet<usize> = clear_months[i.saturating_sub(1)..(i + 2).min(clear_months.len())]
+        .iter()
+        .copied()
+        .collect();
+    around
+        .iter()
+        .flat_map(|&m| c.scenes[m].iter().copied())
+        .filter(|&s| c.saw(p, s))
+        .map(|s| s as u32)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reflectance of a bare field and of a new roof, in the kernel's band order.
+    const FIELD: [f32; 6] = [0.05, 0.08, 0.10, 0.35, 0.30, 0.20];
+    const ROOF: [f32; 6] = [0.20, 0.21, 0.22, 0.25, 0.28, 0.26];
+
+    fn observation(scene: usize, pixels: &[[f32; 6]], clear: &[bool]) -> Observation {
+        Observation {
+            scene,
+            reflectance: Array2::from_shape_fn((6, pixels.len()), |(b, p)| pixels[p][b]),
+            clear: clear.iter().copied().collect(),
+        }
+    }
+
+    /// Two pixels over 8 months, one scene a month: pixel 0 stays a field, pixel 1 becomes a roof
+    /// in month 4.
+    fn two_pixels() -> Vec<Vec<Observation>> {
+        (0..8)
+            .map(|m| {
+                let p1 = if m < 4 { FIELD } else { ROOF };
+                vec![observation(m, &[FIELD, p1], &[true, true])]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_field_that_becomes_a_roof_is_construction_in_the_month_of_the_roof() {
+        let months = two_pixels();
+        let c = composites(&months, 2, 8, 1);
+        let norm = Normalization::measure(&vec![vec![[0.0; 4]; 60]; 8]);
+        let r = detect_block(&c, &[true, true], &DetectParams::default(), &norm);
+        assert_eq!(r.changes.len(), 1, "{:?}", r.changes);
+        let ch = &r.changes[0];
+        assert_eq!(
+            (ch.pixel, ch.kind, ch.month, ch.clear_obs),
+            (1, Kind::Construction, 4, 8)
+        );
+        // Evidence: the scenes of months 3, 4 and 5, which saw the pixel.
+        assert_eq!(ch.evidence, vec![3, 4, 5]);
+        // Every month is clear over both pixels; the roof counts as built-up from month 4.
+        assert!(r.months.iter().all(|m| m.clear_pixels == 2));
+        assert_eq!(r.months[3].builtup_pixels, 0);
+        assert_eq!(r.months[4].builtup_pixels, 1);
+    }
+
+    #[test]
+    fn pixels_outside_the_aoi_are_not_detected_and_not_counted() {
+        let c = composites(&two_pixels(), 2, 8, 1);
+        let norm = Normalization::measure(&vec![vec![[0.0; 4]; 60]; 8]);
+        let r = detect_block(&c, &[true, false], &DetectParams::default(), &norm);
+        assert!(r.changes.is_empty());
+        assert!(r.months.iter().all(|m| m.clear_pixels == 1));
+    }
+
+    #[test]
+    fn a_roof_torn_down_is_demolition_never_construction() {
+        let series: Vec<f32> = (0..8).map(|m| if m < 4 { 0.9 } else { 0.05 }).collect();
+        let (kind, st) = built_change(&series, &DetectParams::default()).unwrap();
+        assert_eq!((kind, st.index), (Kind::Demolition, 4));
+        let rising: Vec<f32> = series.iter().rev().copied().collect();
+        assert_eq!(
+            built_change(&rising, &DetectParams::default()).unwrap().0,
+            Kind::Construction
+        );
+        let flat = [0.5f32; 8];
+        assert!(built_change(&flat, &DetectParams::default()).is_none());
+    }
+
+    #[test]
+    fn a_step_is_confirmed_only_inside_a_changed_region() {
+        assert_eq!(
+            confirmed(&[true, true, false, false], &[true, false, true, false]),
+            vec![true, false, false, false]
+        );
+    }
+
+    #[test]
+    fn cloudy_observations_are_gaps_and_a_month_without_scenes_has_no_composite() {
+        let mut months = two_pixels();
+        months[2] = vec![observation(2, &[FIELD, FIELD], &[false, true])];
+        months[6].clear();
+        let c = composites(&months, 2, 8, 1);
+        assert!(c.months[6].is_none());
+        let m2 = c.months[2].as_ref().unwrap();
+        assert!(m2.bands[(0, 0)].is_nan() && !m2.bands[(0, 1)].is_nan());
+        assert!(!c.saw(0, 2) && c.saw(1, 2));
+        let norm = Normalization::measure(&vec![vec![[0.0; 4]; 60]; 8]);
+        let r = detect_block(&c, &[true, true], &DetectParams::default(), &norm);
+        assert_eq!(r.months[2].clear_pixels, 1);
+        // A month with no scene: every AOI pixel has 0 clear observations.
+        assert_eq!(r.months[6].clear_obs_histogram[0], 2);
+        assert_eq!(r.months[6].clear_pixels, 0);
+    }
+
+    #[test]
+    fn observe_masks_the_cloud_buffer_across_the_halo_and_removes_the_offset() {
+        // 3 rows of 2 pixels read; the block is the last 2 rows; a cloud (9) in the halo row.
+        let scl = vec![9, 4, 4, 4, 4, 4];
+        let dns = vec![vec![1500u16; 6]; 6];
+        let at = Rows {
+            width: 2,
+            halo_top: 1,
+            rows: 2,
+        };
+        let read = SceneRows {
+            scl: scl.clone(),
+            dns: dns.clone(),
+            surface: None,
+            subtract_dn: 1000,
+        };
+        let o = observe(7, read, at, 1);
+        assert_eq!(o.scene, 7);
+        // The buffer reaches the first block row, not the second.
+        assert_eq!(o.clear.to_vec(), vec![false, false, true, true]);
+        assert!((o.reflectance[(0, 0)] - 0.05).abs() < 1e-6);
+        // Rule 4: the same cloud, called a surface, is clear and grows no buffer.
+        let read = SceneRows {
+            scl,
+            dns,
+            surface: Some(vec![true, false, false, false, false, false]),
+            subtract_dn: 0,
+        };
+        assert_eq!(observe(7, read, at, 1).clear.to_vec(), vec![true; 4]);
+    }
+}

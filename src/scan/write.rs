@@ -1,0 +1,227 @@
+//! Stage 6, write: every output of a scan, into the staging folder that [`crate::scan::publish`]
+//! then swaps in as one set. The report's ids continue from the previous report, which is read
+//! before anything replaces it; the diff compares against it.
+
+use crate::detect::kernel::TRUE_COLOUR;
+use crate::error::Result;
+use crate::grid::{Grid, Projector};
+use crate::io::atomic;
+use crate::io::source::Scene;
+use crate::output::diff;
+use crate::output::provenance::Provenance;
+use crate::output::qgis::{project, style};
+use crate::output::report::{self, Detection};
+use crate::output::summary::{self, Chip, MonthSummary, Quicklook, QUICKLOOKS};
+use crate::scan::assemble::Assembled;
+use crate::scan::blocks::{self, SceneSet};
+use crate::scan::publish::Staging;
+use crate::scan::state::{self, State};
+
+/// Pixels of margin around a quicklook's polygon at least, and as a share of its size.
+const CHIP_MIN_PAD: f64 = 8.0;
+const CHIP_PAD_SHARE: f64 = 0.5;
+
+/// What the written set holds, for the scan's summary.
+#[derive(Debug, Clone)]
+pub(crate) struct Written {
+    /// Polygons of each kind in the diff.
+    pub(crate) changes: diff::Counts,
+}
+
+/// Everything the outputs are made from.
+pub(crate) struct Outputs<'a> {
+    pub(crate) set: SceneSet<'a>,
+    pub(crate) provenance: &'a Provenance,
+    pub(crate) assembled: &'a mut Assembled,
+    pub(crate) months: &'a [MonthSummary],
+    pub(crate) aoi_pixels: u64,
+    /// Every scene found, for the next `--offline` run.
+    pub(crate) found: &'a [Scene],
+}
+
+/// Writes the whole set into `staging`.
+pub(crate) fn write(staging: &Staging, o: Outputs<'_>) -> Result<Written> {
+    let config = o.set.config;
+    let (out, slug) = (&config.out_dir, &config.aoi.slug);
+    let mut collection = report::feature_collection(slug, &o.assembled.construction, o.provenance)?;
+    // With no previous report, the diff lists every polygon as added.
+    let (previous, keep) = match state::previous_report(out, &o.provenance.period)? {
+        Some(p) => (p.report, p.keep),
+        None => (empty_collection(), None),
+    };
+    if let Some(bytes) = keep {
+        atomic::write(&staging.path(state::PREVIOUS_REPORT_FILE), &bytes)?;
+    }
+    diff::stabilize_ids(&previous, &mut collection);
+    // The stable ids are the ids: summaries and quicklooks name polygons as the report does.
+    for (d, f) in o.assembled.construction.iter_mut().zip(&collection.features) {
+        if let Some(geojson::feature::Id::String(id)) = &f.id {
+            d.id.clone_from(id);
+        }
+    }
+    let changes = diff::diff(&previous, &collection);
+    let demolition = report::feature_collection(slug, &o.assembled.demolition, o.provenance)?;
+    write_layers(staging, &collection, &demolition, &changes.collection, config)?;
+    write_composite(staging, o.set.grid, &o.assembled.latest, config)?;
+    let site = summary::SiteSummary {
+        aoi_name: config.aoi.name.clone(),
+        aoi_slug: slug.clone(),
+        period: summary::Period {
+            from: config.from,
+            to: config.to,
+        },
+        months: summary::month_figures(o.months, o.aoi_pixels, o.set.grid.res),
+        report: collection.clone(),
+        quicklooks: quicklooks(&o.set, &o.assembled.construction)?,
+        synthetic: o.set.scenes.iter().any(|s| s.synthetic),
+    };
+    summary::write_site(&staging.path(""), &site)?;
+    let title = format!("compound-watch: {} {}..{}", config.aoi.name, config.from, config.to);
+    project::write(
+        &staging.path("project.qgs"),
+        &project::of_scan(title, o.set.grid, &collection, &demolition),
+    )?;
+    atomic::write_json(
+        &staging.path(state::STATE_FILE),
+        &State {
+            version: env!("CARGO_PKG_VERSION").into(),
+            aoi: slug.clone(),
+            grid: o.set.grid.clone(),
+            source: o.provenance.source.clone(),
+            from: config.from,
+            to: config.to,
+            scenes: o.found.to_vec(),
+        },
+    )?;
+    Ok(Written {
+        changes: changes.counts,
+    })
+}
+
+fn empty_collection() -> geojson::FeatureCollection {
+    geojson::FeatureCollection {
+        bbox: None,
+        features: Vec::new(),
+        foreign_members: None,
+    }
+}
+
+/// The vector layers and their styles: report, demolition (never new construction, so its own
+/// layer with the same provenance), diff and AOI.
+fn write_layers(
+    staging: &Staging,
+    report: &geojson::FeatureCollection,
+    demolition: &geojson::FeatureCollection,
+    diff: &geojson::FeatureCollection,
+    config: &crate::scan::config::ScanConfig,
+) -> Result<()> {
+    let report_path = staging.path("report.geojson");
+    report::write_geojson(&report_path, report)?;
+    let demolition_path = staging.path("demolition.geojson");
+    report::write_geojson(&demolition_path, demolition)?;
+    style::write_qml(&demolition_path, &style::report_style(demolition))?;
+    style::write_qml(&report_path, &style::report_style(report))?;
+    let diff_path = staging.path("diff.geojson");
+    report::write_geojson(&diff_path, diff)?;
+    style::write_qml(&diff_path, &style::diff_style())?;
+    let aoi_path = staging.path("aoi.geojson");
+    report::write_geojson(&aoi_path, &report::aoi_feature_collection(&config.aoi))?;
+    style::write_qml(&aoi_path, &style::aoi_style())
+}
+
+/// The latest clear composite as a COG.
+fn write_composite(
+    staging: &Staging,
+    grid: &Grid,
+    latest: &[Vec<u16>; 4],
+    config: &crate::scan::config::ScanConfig,
+) -> Result<()> {
+    let description = format!(
+        "compound-watch latest clear composite of {} for {}..{}: each pixel from the most recent month with a clear view; reflectance x 10000",
+        config.aoi.name, config.from, config.to
+    );
+    report::write_cog(
+        &staging.path("composite.tif"),
+        &report::CogRaster {
+            epsg: grid.epsg,
+            geo_transform: grid.geo_transform(),
+            width: grid.width,
+            height: grid.height,
+            bands: vec![
+                (&latest[0], "red (B04)"),
+                (&latest[1], "green (B03)"),
+                (&latest[2], "blue (B02)"),
+                (&latest[3], "nir (B08)"),
+            ],
+            rgb: true,
+            description: &description,
+            metadata: vec![("SCALE_FACTOR", "0.0001".into())],
+        },
+    )
+}
+
+/// Before/after quicklooks of the largest new polygons, largest first.
+fn quicklooks(set: &SceneSet<'_>, detections: &[Detection]) -> Result<Vec<Quicklook>> {
+    let mut largest: Vec<&Detection> = detections.iter().collect();
+    largest.sort_by(|a, b| b.area_m2.total_cmp(&a.area_m2).then(a.id.cmp(&b.id)));
+    let to_grid = Projector::new(4326, set.grid.epsg)?;
+    let mut out = Vec::new();
+    for d in largest.into_iter().take(QUICKLOOKS) {
+        if let Some(chip) = chip(set, d, &to_grid)? {
+            out.extend(summary::quicklook(&chip));
+        }
+    }
+    Ok(out)
+}
+
+/// The window of the monthly composites around one polygon, with a margin.
+fn chip(set: &SceneSet<'_>, d: &Detection, to_grid: &Projector) -> Result<Option<Chip>> {
+    let grid = set.grid;
+    let ring: Vec<(f64, f64)> = d
+        .outline
+        .exterior()
+        .coords()
+        .map(|c| {
+            to_grid
+                .coord(*c)
+                .map(|g| ((g.x - grid.x0) / grid.res, (grid.y0 - g.y) / grid.res))
+        })
+        .collect::<Result<_>>()?;
+    let span = |f: fn(&(f64, f64)) -> f64| {
+        ring.iter()
+            .map(f)
+            .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)))
+    };
+    let ((min_c, max_c), (min_r, max_r)) = (span(|p| p.0), span(|p| p.1));
+    let pad = ((max_c - min_c).max(max_r - min_r) * CHIP_PAD_SHARE).max(CHIP_MIN_PAD);
+    let c0 = (min_c - pad).floor().max(0.0) as usize;
+    let c1 = ((max_c + pad).ceil() as usize).min(grid.width);
+    let r0 = (min_r - pad).floor().max(0.0) as usize;
+    let r1 = ((max_r + pad).ceil() as usize).min(grid.height);
+    if c1 <= c0 || r1 <= r0 {
+        return Ok(None);
+    }
+    let block = blocks::composites(set, r0, r1)?;
+    let rgb = block
+        .months
+        .iter()
+        .map(|comp| {
+            comp.as_ref().map(|comp| {
+                (0..r1 - r0)
+                    .flat_map(|r| (c0..c1).map(move |c| r * grid.width + c))
+                    .map(|p| TRUE_COLOUR.map(|b| comp.bands[(b, p)]))
+                    .collect()
+            })
+        })
+        .collect();
+    Ok(Some(Chip {
+        id: d.id.clone(),
+        area_ha: d.area_m2 / 10_000.0,
+        first_detected: d.first_detected,
+        months: set.config.from.through(set.config.to),
+        rgb,
+        width: c1 - c0,
+        height: r1 - r0,
+        outline: ring.iter().map(|&(c, r)| (c - c0 as f64, r - r0 as f64)).collect(),
+    }))
+}
