@@ -18,8 +18,11 @@ use compound_watch::source::{Band, Found, Provider, SearchQuery, StacApi, Static
 use compound_watch::{diff, report, state};
 use serde_json::{json, Value};
 
+/// A target's body: it panics on a bug, and returns on any input the program would refuse.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name (the names of the afl binaries and of `corpus/` folders).
-pub const ALL: [(&str, fn(&[u8])); 6] = [
+pub const ALL: [(&str, Target); 6] = [
     ("aoi", aoi),
     ("bbox", bbox),
     ("stac_item", stac_item),

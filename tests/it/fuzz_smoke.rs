@@ -55,7 +55,7 @@ fn dictionary(text: &str) -> Vec<Vec<u8>> {
             panic!("fuzz/json.dict: {line:?} is not \"value\" or name=\"value\"");
         };
         assert!(start < end, "fuzz/json.dict: {line:?} has no closing quote");
-        let quoted = line[start + 1..end].as_bytes();
+        let quoted = &line.as_bytes()[start + 1..end];
         let mut token = vec![];
         let mut i = 0;
         while i < quoted.len() {
@@ -174,7 +174,7 @@ fn mutate_once(rng: &mut ChaCha8Rng, data: &mut Vec<u8>, other: &[u8], dict: &[V
 
 /// Runs `body` on `data`; a panic fails the test naming `target`, `how` the input was made and the
 /// input itself, which is saved for a replay with the afl binary.
-fn check(target: &str, body: fn(&[u8]), how: &str, data: &[u8]) {
+fn check(target: &str, body: targets::Target, how: &str, data: &[u8]) {
     if catch_unwind(AssertUnwindSafe(|| body(data))).is_ok() {
         return;
     }
@@ -192,7 +192,7 @@ fn check(target: &str, body: fn(&[u8]), how: &str, data: &[u8]) {
 }
 
 /// The corpus of `target`, then `MUTATIONS` mutated inputs; returns how many inputs ran.
-fn smoke(target: &str, body: fn(&[u8])) -> usize {
+fn smoke(target: &str, body: targets::Target) -> usize {
     let files = corpus(target);
     for (name, data) in &files {
         check(target, body, &format!("corpus/{target}/{name}"), data);
