@@ -100,8 +100,11 @@ clean-demo:
 	rm -rf $(SAMPLE) out
 
 # Fuzzing (fuzz/README.md): coverage-guided targets for the parsers of untrusted files, with
-# cargo-afl and AFL++ on stable Rust. `make fuzz-smoke` runs each target a few seconds (what the test
-# flow calls); `make fuzz` runs each for FUZZ_EXECS executions.
+# cargo-afl and AFL++ on stable Rust. `make fuzz-smoke` runs each instrumented target FUZZ_SECONDS
+# seconds; `make fuzz` runs each for FUZZ_EXECS executions. Both need the instrumented build
+# (15-40 min the first time), so `make test` does not call them: its `cargo test` runs the same
+# target bodies (fuzz/src/targets.rs) uninstrumented, on every corpus file plus 20,000 seeded
+# mutations each (tests/it/fuzz_smoke.rs), a replay with blind mutations, not coverage-guided.
 FUZZ_TARGETS ?= aoi bbox stac_item item_collection report state
 FUZZ_SECONDS ?= 5
 FUZZ_EXECS   ?= 1000000

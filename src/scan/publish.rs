@@ -7,7 +7,7 @@
 //! and is itself written atomically: from that moment the new set *is* the result. The files are
 //! renamed into place one by one, stale ones deleted, and the journal removed last. A scan that
 //! dies before the journal leaves the previous set untouched (its staging folder is deleted by the
-//! next run); one that dies after it is completed by the next run on the same output, before that
+//! next run, or at once by a run that fails with an error); one that dies after it is completed by the next run on the same output, before that
 //! run does anything else ([`recover`]). The output's lock (held by the scan) keeps two runs apart.
 //!
 //! This module moves files; it knows nothing of what they contain.
@@ -100,6 +100,17 @@ impl Staging {
         atomic::write_json(&journal_path(&self.out), &journal)?;
         complete(&self.out, &journal, &|| progress.event(Event::Advance(1)))?;
         Ok(journal.files.iter().map(|f| self.out.join(f)).collect())
+    }
+}
+
+impl Drop for Staging {
+    /// A set that was not published (the scan failed before writing the journal) is deleted at
+    /// once rather than by the next run: on a full disk it holds the space that run will need.
+    /// Once the journal exists the staged files are the result, and only [`recover`] may touch them.
+    fn drop(&mut self) {
+        if !journal_path(&self.out).exists() {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
     }
 }
 
@@ -318,9 +329,39 @@ mod tests {
         std::fs::write(out.join("a.txt"), "old a").unwrap();
         let staging = Staging::begin(out).unwrap();
         atomic::write(&staging.path("a.txt"), b"new a").unwrap();
-        drop(staging);
+        std::mem::forget(staging); // killed: no destructor runs
+        assert!(staging_dir(out).join("a.txt").exists());
         assert!(!recover(out).unwrap());
         assert_eq!(read(&out.join("a.txt")), "old a");
         assert!(!staging_dir(out).exists());
+    }
+
+    #[test]
+    fn a_run_that_fails_before_its_journal_deletes_its_staging_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        std::fs::write(out.join("a.txt"), "old a").unwrap();
+        let staging = Staging::begin(out).unwrap();
+        atomic::write(&staging.path("a.txt"), b"new a").unwrap();
+        drop(staging); // the scan returned an error
+        assert!(!staging_dir(out).exists());
+        assert_eq!(read(&out.join("a.txt")), "old a");
+    }
+
+    #[test]
+    fn a_run_that_fails_after_its_journal_keeps_its_staging_for_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let staging = Staging::begin(out).unwrap();
+        atomic::write(&staging.path("a.txt"), b"new a").unwrap();
+        let journal = Journal {
+            files: vec!["a.txt".into()],
+            remove: vec![],
+        };
+        atomic::write_json(&journal_path(out), &journal).unwrap();
+        drop(staging);
+        assert!(staging_dir(out).join("a.txt").exists());
+        assert!(recover(out).unwrap());
+        assert_eq!(read(&out.join("a.txt")), "new a");
     }
 }

@@ -5,6 +5,8 @@ mod cli;
 mod common;
 mod crash;
 mod diff;
+mod full_disk;
+mod fuzz_smoke;
 mod recorded;
 mod refuse;
 mod remote;

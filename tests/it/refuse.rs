@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::common::{copy_dir, demo_scan, output_files, read_json, root, sample_dir};
 
 /// A copy of the demo scan's output (a report with well over 10 polygons) to fail over.
-fn good_output(dir: &Path) -> PathBuf {
+pub(crate) fn good_output(dir: &Path) -> PathBuf {
     let out = dir.join("out");
     copy_dir(&demo_scan().dir.join("out"), &out);
     let polygons = read_json(&out.join("report.geojson"))["features"]
@@ -22,7 +22,7 @@ fn good_output(dir: &Path) -> PathBuf {
 }
 
 /// The demo's scan arguments, with `--out`; `changes` replaces or adds flags.
-fn scan_args(out: &Path, cache: &Path, changes: &[(&str, &str)]) -> Vec<String> {
+pub(crate) fn scan_args(out: &Path, cache: &Path, changes: &[(&str, &str)]) -> Vec<String> {
     let mut flags: Vec<(String, String)> = [
         ("--aoi", root().join("aoi/myawaddy.geojson").display().to_string()),
         ("--source", sample_dir().join("catalog.json").display().to_string()),
