@@ -12,10 +12,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use compound_watch::aoi::{self, AoiLimits};
-use compound_watch::http::{Http, RetryPolicy};
 use compound_watch::month::Month;
 use compound_watch::source::{Band, Found, Provider, SearchQuery, StacApi, StaticCatalog};
 use compound_watch::{diff, report, state};
+use compound_watch::{Http, RetryPolicy};
 use serde_json::{json, Value};
 
 /// A target's body: it panics on a bug, and returns on any input the program would refuse.
