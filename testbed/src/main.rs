@@ -15,7 +15,7 @@ const USAGE: &str = "usage:
   testbed generate --seed N --out DIR
   testbed score --report REPORT.geojson --truth TRUTH.geojson
   testbed run --bin PATH/TO/compound-watch [--splits splits.json] [--work runs] [--results RESULTS.md]
-              [--only tuning|held-out] [--jobs N] [--keep-cache] [--commit REV]";
+              [--only tuning|held-out] [--jobs N] [--keep-cache] [--commit REV] [--rescore]";
 
 fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.iter()
@@ -129,6 +129,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let results = PathBuf::from(flag(args, "--results").unwrap_or("RESULTS.md"));
     let only = flag(args, "--only");
     let keep_cache = args.iter().any(|a| a == "--keep-cache");
+    let rescore = args.iter().any(|a| a == "--rescore");
     let jobs = flag(args, "--jobs");
     let mut scenarios = Vec::new();
     for split in ["tuning", "held-out"] {
@@ -146,35 +147,50 @@ fn run(args: &[String]) -> Result<(), String> {
             let dir = scenario(&work, seed)?;
             let out = work.join(format!("scans/seed-{seed}"));
             let cache = work.join(format!("cache/seed-{seed}"));
-            let _ = std::fs::remove_dir_all(&out);
-            std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-            let mut cmd = Command::new(&bin);
-            cmd.args(["scan", "--aoi"])
-                .arg(dir.join("aoi.geojson"))
-                .arg("--source")
-                .arg(dir.join("catalog.json"))
-                .args(["--from", "2021-07", "--to", "2023-12", "--quiet", "--out"])
-                .arg(&out)
-                .arg("--cache")
-                .arg(&cache);
-            if let Some(j) = jobs {
-                cmd.args(["--jobs", j]);
-            }
-            let t = Instant::now();
-            let output = cmd
-                .output()
-                .map_err(|e| format!("{}: could not run: {e}", bin.display()))?;
-            let seconds = t.elapsed().as_secs_f64();
-            let log = [
-                output.stdout.as_slice(),
-                b"\n--- stderr ---\n",
-                output.stderr.as_slice(),
-            ]
-            .concat();
-            let _ = std::fs::write(work.join(format!("scans/seed-{seed}.log")), log);
-            if !keep_cache {
-                let _ = std::fs::remove_dir_all(&cache);
-            }
+            let timing = work.join(format!("scans/seed-{seed}.json"));
+            let previous = rescore.then(|| read_json(&timing).ok()).flatten();
+            let (seconds, exit_code) = if let Some(p) = previous {
+                // --rescore: score the report already there, with the timing it was made in.
+                (
+                    p["scan_seconds"].as_f64().unwrap_or(0.0),
+                    p["exit_code"].as_i64().map(|c| c as i32),
+                )
+            } else {
+                let _ = std::fs::remove_dir_all(&out);
+                std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+                let mut cmd = Command::new(&bin);
+                cmd.args(["scan", "--aoi"])
+                    .arg(dir.join("aoi.geojson"))
+                    .arg("--source")
+                    .arg(dir.join("catalog.json"))
+                    .args(["--from", "2021-07", "--to", "2023-12", "--quiet", "--out"])
+                    .arg(&out)
+                    .arg("--cache")
+                    .arg(&cache);
+                if let Some(j) = jobs {
+                    cmd.args(["--jobs", j]);
+                }
+                let t = Instant::now();
+                let output = cmd
+                    .output()
+                    .map_err(|e| format!("{}: could not run: {e}", bin.display()))?;
+                let seconds = t.elapsed().as_secs_f64();
+                let log = [
+                    output.stdout.as_slice(),
+                    b"\n--- stderr ---\n",
+                    output.stderr.as_slice(),
+                ]
+                .concat();
+                let _ = std::fs::write(work.join(format!("scans/seed-{seed}.log")), log);
+                if !keep_cache {
+                    let _ = std::fs::remove_dir_all(&cache);
+                }
+                let _ = std::fs::write(
+                    &timing,
+                    serde_json::json!({"scan_seconds": seconds, "exit_code": output.status.code()}).to_string(),
+                );
+                (seconds, output.status.code())
+            };
             let truth = read_json(&dir.join("truth.geojson"))?;
             let report_path = out.join("report.geojson");
             let report = if report_path.is_file() {
@@ -186,7 +202,7 @@ fn run(args: &[String]) -> Result<(), String> {
             eprintln!(
                 "{split} seed {seed}: scan {:.0} s, exit {:?}, found {}/{}, real {}/{}",
                 seconds,
-                output.status.code(),
+                exit_code,
                 s.found(),
                 s.reportable(),
                 s.real,
@@ -197,7 +213,7 @@ fn run(args: &[String]) -> Result<(), String> {
                 split: split.to_owned(),
                 score: s,
                 scan_seconds: seconds,
-                exit_code: output.status.code(),
+                exit_code,
             });
         }
     }

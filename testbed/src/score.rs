@@ -7,13 +7,16 @@
 //! is a *false polygon on non-construction change*. Date error = month of `first_detected` minus
 //! month of `first_clear_view` (of the earliest matching detection). Pure: no I/O.
 
-use geo::{Area, BooleanOps, Coord, LineString, MultiPolygon, Polygon};
+use geo::{Area, BooleanOps, BoundingRect, Coord, Intersects, LineString, MultiPolygon, Polygon};
 use serde_json::Value;
 
 /// Own-area share a detection must overlap an object by to match it.
 pub const OWN_SHARE: f64 = 0.30;
 /// Object-area share a detection must overlap it by to match it.
 pub const OBJECT_SHARE: f64 = 0.50;
+/// Distance (m) from a construction object within which an unmatched detection is counted as
+/// "beside construction" rather than elsewhere (it is still not real).
+pub const BESIDE_M: f64 = 20.0;
 
 /// One truth object and how the scan did on it.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,7 +58,11 @@ pub struct Score {
     pub real: usize,
     /// Detections that are not real and lie on a non-construction change.
     pub false_on_change: usize,
-    /// Detections that are neither real nor on a listed change.
+    /// Detections that are neither real nor on a listed change but within `BESIDE_M` of a
+    /// construction object (typically the cleared pad or yard around a building whose roof is not
+    /// in the polygon).
+    pub false_beside_construction: usize,
+    /// Detections that are neither real, nor on a listed change, nor beside construction.
     pub false_elsewhere: usize,
 }
 
@@ -82,6 +89,7 @@ impl Score {
         self.detections += other.detections;
         self.real += other.real;
         self.false_on_change += other.false_on_change;
+        self.false_beside_construction += other.false_beside_construction;
         self.false_elsewhere += other.false_elsewhere;
     }
 }
@@ -172,6 +180,27 @@ fn first_coord(doc: &Value) -> Option<(f64, f64)> {
     None
 }
 
+/// Whether `det` comes within `BESIDE_M` of `shape` (by bounding rectangles: the truth objects
+/// are rectangles).
+fn beside(det: &MultiPolygon<f64>, shape: &MultiPolygon<f64>) -> bool {
+    match (det.bounding_rect(), shape.bounding_rect()) {
+        (Some(a), Some(b)) => {
+            let grown = geo::Rect::new(
+                Coord {
+                    x: b.min().x - BESIDE_M,
+                    y: b.min().y - BESIDE_M,
+                },
+                Coord {
+                    x: b.max().x + BESIDE_M,
+                    y: b.max().y + BESIDE_M,
+                },
+            );
+            a.intersects(&grown) && det.intersects(&grown.to_polygon())
+        }
+        _ => false,
+    }
+}
+
 /// Scores `report` (a scan's report.geojson) against `truth` (a scenario's truth.geojson).
 pub fn score(report: &Value, truth: &Value) -> Result<Score, FormatError> {
     let objects_in = features(truth, "truth")?;
@@ -257,6 +286,12 @@ pub fn score(report: &Value, truth: &Value) -> Result<Score, FormatError> {
             s.real += 1;
         } else if on_change {
             s.false_on_change += 1;
+        } else if objects
+            .iter()
+            .zip(&shapes)
+            .any(|(o, shape)| o.construction && beside(&det, shape))
+        {
+            s.false_beside_construction += 1;
         } else {
             s.false_elsewhere += 1;
         }
@@ -320,7 +355,13 @@ mod tests {
         assert_eq!(big.found(), 1);
         // A 100 m square over 20 m x 50 m of it: 1,000 m² = 10% of itself, 40% of the object.
         let off = score(&fc(vec![detection(30.0, -25.0, 100.0, "2022-03")]), &truth).unwrap();
-        assert_eq!((off.found(), off.real, off.false_elsewhere), (0, 0, 1));
+        assert_eq!((off.found(), off.real, off.false_beside_construction), (0, 0, 1));
+        // A strip of the pad 10 m east of it, touching nothing: beside construction, not real.
+        let pad = score(&fc(vec![detection(60.0, 0.0, 30.0, "2022-03")]), &truth).unwrap();
+        assert_eq!(
+            (pad.real, pad.false_beside_construction, pad.false_elsewhere),
+            (0, 1, 0)
+        );
     }
 
     #[test]

@@ -65,7 +65,15 @@ fn a_perfect_report_of_the_truth_scores_perfectly() {
     let report = json!({"type": "FeatureCollection", "features": features});
     let s = score::score(&report, &truth).unwrap();
     assert_eq!(s.found(), s.reportable());
-    assert_eq!((s.real, s.false_on_change, s.false_elsewhere), (s.detections, 0, 0));
+    assert_eq!(
+        (
+            s.real,
+            s.false_on_change,
+            s.false_beside_construction,
+            s.false_elsewhere
+        ),
+        (s.detections, 0, 0, 0)
+    );
     assert!(s.date_errors().iter().all(|&e| e == 0), "{:?}", s.date_errors());
     // The same report one month late everywhere is scored one month late.
     let mut late = report.clone();
