@@ -12,7 +12,7 @@ OUT    ?= out/myawaddy
 SHARED ?= ../shared
 SKIPS  := target/test-skips
 
-.PHONY: demo test gdal shapely qgis shared prerequisites sample bench clean-demo
+.PHONY: demo test gdal shapely qgis shared prerequisites sample bench clean-demo accuracy
 
 gdal:
 	@if pkg-config --exists gdal 2>/dev/null; then \
@@ -98,6 +98,13 @@ bench: gdal
 
 clean-demo:
 	rm -rf $(SAMPLE) out
+
+# Accuracy on the independent testbed (testbed/README.md): generates its scenarios once (~1 min of
+# CPU each, 130 MB each, in testbed/runs/), scans each with the dev build, scores the reports and
+# writes testbed/RESULTS.md. Not part of `make test`. ACCURACY_ARGS: e.g. --only tuning.
+ACCURACY_ARGS ?=
+accuracy: gdal
+	testbed/run.sh $(ACCURACY_ARGS)
 
 # Fuzzing (fuzz/README.md): coverage-guided targets for the parsers of untrusted files, with
 # cargo-afl and AFL++ on stable Rust. `make fuzz-smoke` runs each instrumented target FUZZ_SECONDS
