@@ -89,6 +89,7 @@ test: prerequisites
 	COMPOUND_WATCH_SHARED=$(abspath $(SHARED)) $(CARGO) test
 	$(CARGO) test --benches
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
+	cd testbed && $(CARGO) fmt --check && $(CARGO) clippy --locked --all-targets -- -D warnings && $(CARGO) test --locked
 	@n=$$(ls $(SKIPS) 2>/dev/null | wc -l); \
 	for f in $(SKIPS)/*; do [ -f "$$f" ] && echo "skipped $$(basename $$f): $$(cat $$f)"; done; \
 	echo "skipped tests: $$n"

@@ -77,6 +77,9 @@ fn refused(dir: &Path, changes: &[(&str, &str)], code: i32, says: &str) -> Strin
         String::from_utf8_lossy(&output.stdout)
     );
     assert!(stderr.contains(says), "{args:?}: stderr lacks {says:?}:\n{stderr}");
+    // One row of the bad-input table (shown with --nocapture): the changed flags, code, message.
+    let message = stderr.lines().find(|l| l.contains("error") || l.contains("refused")).unwrap_or_default();
+    println!("| `{changes:?}` | {code} | {message} |");
     let after = output_files(&out);
     assert_eq!(
         before.keys().collect::<Vec<_>>(),
