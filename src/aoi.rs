@@ -258,11 +258,27 @@ fn polygon(rings: &[Vec<geojson::Position>]) -> Polygon<f64> {
     Polygon::new(exterior, rings.collect())
 }
 
-/// Checks coordinates, topology and size; returns the geometry as a MultiPolygon.
+/// Checks coordinates, topology and size, in that order; returns the geometry as a MultiPolygon.
 fn check(polygons: Vec<Polygon<f64>>, limits: &AoiLimits) -> std::result::Result<MultiPolygon<f64>, String> {
     use geo::CoordsIter;
     let geometry = MultiPolygon::new(polygons);
     let coords: Vec<Coord<f64>> = geometry.coords_iter().collect();
+    check_vertices(&coords)?;
+    check_degrees(&coords)?;
+    check_antimeridian(&geometry, &coords)?;
+    check_rings(&geometry)?;
+    if let Err(problem) = geometry.check_validation() {
+        return Err(format!(
+            "is not a valid polygon ({problem}): a ring crosses itself or another ring. Redraw it, \
+             or repair it in QGIS with Vector > Geometry Tools > Fix Geometries"
+        ));
+    }
+    check_area(geometry.geodesic_area_unsigned(), limits)?;
+    Ok(geometry)
+}
+
+/// Refuses more than [`MAX_VERTICES`] vertices.
+fn check_vertices(coords: &[Coord<f64>]) -> std::result::Result<(), String> {
     if coords.len() > MAX_VERTICES {
         return Err(format!(
             "has {} vertices, more than the {MAX_VERTICES} a site outline needs; simplify it (QGIS: \
@@ -270,41 +286,49 @@ fn check(polygons: Vec<Polygon<f64>>, limits: &AoiLimits) -> std::result::Result
             coords.len()
         ));
     }
+    Ok(())
+}
+
+/// Refuses positions that are not finite longitude/latitude degrees, saying what they look like
+/// instead: swapped pairs, longitudes from 0 to 360, or projected metres.
+fn check_degrees(coords: &[Coord<f64>]) -> std::result::Result<(), String> {
     if coords.iter().any(|c| !c.x.is_finite() || !c.y.is_finite()) {
         return Err("has a position without two finite numbers [longitude, latitude]".into());
     }
-    if let Some(c) = coords.iter().find(|c| c.x.abs() > 180.0 || c.y.abs() > 90.0) {
-        let swapped = coords.iter().all(|c| c.x.abs() <= 90.0 && c.y.abs() <= 180.0);
-        let wrapped = coords.iter().all(|c| c.x.abs() <= 360.0 && c.y.abs() <= 90.0);
-        return Err(if swapped {
-            format!(
-                "position [{}, {}] has a latitude beyond ±90: the coordinates look like \
-                 [latitude, longitude]; GeoJSON order is [longitude, latitude] (RFC 7946 §3.1.1): \
-                 swap each pair",
-                c.x, c.y
-            )
-        } else if wrapped {
-            format!(
-                "position [{}, {}] has a longitude beyond ±180; GeoJSON longitudes run from -180 to \
-                 180 (RFC 7946 §4): subtract 360 from longitudes above 180",
-                c.x, c.y
-            )
-        } else {
-            format!(
-                "position [{}, {}] is not in degrees: the coordinates look like projected metres; \
-                 GeoJSON must be WGS84 longitude/latitude (RFC 7946 §4): reproject it, e.g. \
-                 `ogr2ogr -t_srs EPSG:4326 out.geojson in.geojson`",
-                c.x, c.y
-            )
-        });
-    }
+    let Some(c) = coords.iter().find(|c| c.x.abs() > 180.0 || c.y.abs() > 90.0) else {
+        return Ok(());
+    };
+    let swapped = coords.iter().all(|c| c.x.abs() <= 90.0 && c.y.abs() <= 180.0);
+    let wrapped = coords.iter().all(|c| c.x.abs() <= 360.0 && c.y.abs() <= 90.0);
+    Err(if swapped {
+        format!(
+            "position [{}, {}] has a latitude beyond ±90: the coordinates look like \
+             [latitude, longitude]; GeoJSON order is [longitude, latitude] (RFC 7946 §3.1.1): \
+             swap each pair",
+            c.x, c.y
+        )
+    } else if wrapped {
+        format!(
+            "position [{}, {}] has a longitude beyond ±180; GeoJSON longitudes run from -180 to \
+             180 (RFC 7946 §4): subtract 360 from longitudes above 180",
+            c.x, c.y
+        )
+    } else {
+        format!(
+            "position [{}, {}] is not in degrees: the coordinates look like projected metres; \
+             GeoJSON must be WGS84 longitude/latitude (RFC 7946 §4): reproject it, e.g. \
+             `ogr2ogr -t_srs EPSG:4326 out.geojson in.geojson`",
+            c.x, c.y
+        )
+    })
+}
+
+/// Refuses an edge across the antimeridian, and parts spread over more than half the globe.
+fn check_antimeridian(geometry: &MultiPolygon<f64>, coords: &[Coord<f64>]) -> std::result::Result<(), String> {
     let crosses = geometry
         .iter()
         .flat_map(|p| std::iter::once(p.exterior()).chain(p.interiors()))
         .any(|ring| ring.lines().any(|l| (l.end.x - l.start.x).abs() > 180.0));
-    let (min_x, max_x) = coords
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(lo, hi), c| (lo.min(c.x), hi.max(c.x)));
     if crosses {
         return Err(
             "has an edge that crosses the antimeridian (longitude ±180); split it into one polygon \
@@ -312,6 +336,9 @@ fn check(polygons: Vec<Polygon<f64>>, limits: &AoiLimits) -> std::result::Result
                 .into(),
         );
     }
+    let (min_x, max_x) = coords
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), c| (lo.min(c.x), hi.max(c.x)));
     if max_x - min_x > 180.0 {
         return Err(format!(
             "spans {:.0}° of longitude ({min_x} to {max_x}); if its parts lie on both sides of the \
@@ -319,6 +346,11 @@ fn check(polygons: Vec<Polygon<f64>>, limits: &AoiLimits) -> std::result::Result
             max_x - min_x
         ));
     }
+    Ok(())
+}
+
+/// Refuses a polygon whose exterior ring has fewer than three distinct corners.
+fn check_rings(geometry: &MultiPolygon<f64>) -> std::result::Result<(), String> {
     for (i, p) in geometry.iter().enumerate() {
         let mut distinct: Vec<(u64, u64)> = p.exterior().0.iter().map(|c| (c.x.to_bits(), c.y.to_bits())).collect();
         distinct.sort_unstable();
@@ -331,13 +363,11 @@ fn check(polygons: Vec<Polygon<f64>>, limits: &AoiLimits) -> std::result::Result
             ));
         }
     }
-    if let Err(problem) = geometry.check_validation() {
-        return Err(format!(
-            "is not a valid polygon ({problem}): a ring crosses itself or another ring. Redraw it, \
-             or repair it in QGIS with Vector > Geometry Tools > Fix Geometries"
-        ));
-    }
-    let area_m2 = geometry.geodesic_area_unsigned();
+    Ok(())
+}
+
+/// Refuses an area outside the limits.
+fn check_area(area_m2: f64, limits: &AoiLimits) -> std::result::Result<(), String> {
     if area_m2 < limits.min_area_m2 {
         return Err(format!(
             "encloses {area_m2:.0} m², less than the {:.0} m² minimum: the polygon is empty or \
@@ -353,7 +383,7 @@ fn check(polygons: Vec<Polygon<f64>>, limits: &AoiLimits) -> std::result::Result
             limits.max_area_km2
         ));
     }
-    Ok(geometry)
+    Ok(())
 }
 
 #[cfg(test)]

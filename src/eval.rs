@@ -1,4 +1,10 @@
-//! Evaluation on real labelled Sentinel-2: the Onera Satellite Change Detection (OSCD) layout.
+//! Evaluation: how the detector's output compares with what is known to have changed. Two
+//! yardsticks, both leaves that nothing in the pipeline imports:
+//!
+//! - [`match_truth`]: a report against the synthetic sample's `truth.geojson` (objects found,
+//!   detections correct, dates within a month).
+//! - [`oscd`]: the change stage on real labelled Sentinel-2, the Onera Satellite Change Detection
+//!   (OSCD) layout, as pixel [`Accuracy`] of the change class.
 //!
 //! For each city the scan's own detector runs in its two-period case (date 1 = baseline, date 2 =
 //! current): the same built-up score, the same step decision with one clear observation on each
@@ -13,18 +19,22 @@
 
 use std::path::{Path, PathBuf};
 
+use geo::{Area, BooleanOps, MultiPolygon};
 use serde::Serialize;
+use serde_json::Value;
 
-use crate::detect::builtup::{builtup_score, step, DetectParams, Reflectance};
+use crate::detect::builtup::{builtup_score, DetectParams, Reflectance};
+use crate::detect::kernel::{self, Kind};
 use crate::detect::spectral::{box_mean, hysteresis, spectral_step, Normalization, SMOOTHING_RADIUS};
 use crate::detect::vectorize::label_regions;
 use crate::error::{Error, Result};
 use crate::io::window::{warp, Target};
-use crate::output::report::{self, CogRaster};
+use crate::month::Month;
+use crate::output::report::{self, multipolygon_of, CogRaster};
 
-/// Counts and scores of the change class for one city (or pooled).
+/// Pixel accuracy of the change class for one city (or pooled): counts, precision, recall, F1.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Scores {
+pub struct Accuracy {
     /// Changed in both.
     pub tp: u64,
     /// Predicted change, labelled no change.
@@ -39,8 +49,8 @@ pub struct Scores {
     pub f1: f64,
 }
 
-impl Scores {
-    fn from_counts(tp: u64, fp: u64, fn_: u64) -> Scores {
+impl Accuracy {
+    fn from_counts(tp: u64, fp: u64, fn_: u64) -> Accuracy {
         let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         let (precision, recall) = (ratio(tp, tp + fp), ratio(tp, tp + fn_));
         let f1 = if precision + recall == 0.0 {
@@ -48,7 +58,7 @@ impl Scores {
         } else {
             2.0 * precision * recall / (precision + recall)
         };
-        Scores {
+        Accuracy {
             tp,
             fp,
             fn_,
@@ -56,6 +66,12 @@ impl Scores {
             recall,
             f1,
         }
+    }
+
+    /// The accuracy of `predicted` against OSCD `labels` (2 = change).
+    fn of(labels: &[u8], predicted: &[bool]) -> Accuracy {
+        let (tp, fp, fn_) = counts(labels, predicted);
+        Accuracy::from_counts(tp, fp, fn_)
     }
 }
 
@@ -71,10 +87,10 @@ pub struct City {
     /// Pixels predicted as change.
     pub predicted_change: u64,
     /// Change-stage scores against the labels (all urban change), when the city has labels.
-    pub scores: Option<Scores>,
+    pub scores: Option<Accuracy>,
     /// The scan's final decision (change that is also a step up in the built-up score), scored
     /// against the same labels.
-    pub construction_scores: Option<Scores>,
+    pub construction_scores: Option<Accuracy>,
     /// Leave-one-city-out: the change thresholds fitted on the other labelled cities, and the
     /// scores with them on this one.
     pub leave_one_out: Option<LeaveOneOut>,
@@ -89,8 +105,8 @@ pub struct LeaveOneOut {
     pub change_low: f32,
     /// Fitted `change_high`.
     pub change_high: f32,
-    /// Scores on the held-out city.
-    pub scores: Scores,
+    /// Accuracy on the held-out city.
+    pub scores: Accuracy,
 }
 
 /// The whole evaluation.
@@ -99,11 +115,11 @@ pub struct Evaluation {
     /// Per city.
     pub cities: Vec<City>,
     /// Change stage, summed over the labelled cities.
-    pub pooled: Option<Scores>,
+    pub pooled: Option<Accuracy>,
     /// Final (construction) decision, summed over the labelled cities.
-    pub pooled_construction: Option<Scores>,
+    pub pooled_construction: Option<Accuracy>,
     /// Leave-one-city-out, summed over the held-out cities.
-    pub pooled_leave_one_out: Option<Scores>,
+    pub pooled_leave_one_out: Option<Accuracy>,
     /// Parameters used (the scan's defaults unless changed).
     pub parameters: DetectParams,
     /// Minimum mapping unit, pixels.
@@ -122,7 +138,11 @@ pub fn search_grid() -> Vec<(f32, f32)> {
     lows.iter().flat_map(|&l| highs.iter().map(move |&h| (l, h))).collect()
 }
 
+/// The OSCD band files read, in the order of [`Reflectance`]'s fields.
 const BANDS: [&str; 6] = ["B02", "B03", "B04", "B08", "B11", "B12"];
+
+/// OSCD digital numbers per unit of reflectance (Level-1C: DN / 10000, no offset).
+const DN_PER_REFLECTANCE: f32 = 10_000.0;
 
 fn band_file(dir: &Path, band: &str) -> Result<PathBuf> {
     let suffix = format!("_{band}.tif");
@@ -174,7 +194,7 @@ impl TwoPeriod {
             if d.iter().any(|b| b[p] == 0) {
                 return None;
             }
-            let v = |i: usize| d[i][p] as f32 / 10_000.0;
+            let v = |i: usize| d[i][p] as f32 / DN_PER_REFLECTANCE;
             Some(Reflectance {
                 blue: v(0),
                 green: v(1),
@@ -195,10 +215,7 @@ impl TwoPeriod {
             .map(|p| spectral_step(&[months[0][p], months[1][p]], &norm, &params).map_or(0.0, |s| s.magnitude))
             .collect();
         let builtup_step = (0..pixels)
-            .map(|p| match (refl(date1, p), refl(date2, p)) {
-                (Some(a), Some(b)) => step(&[builtup_score(a), builtup_score(b)], &params).is_some(),
-                _ => false,
-            })
+            .map(|p| builtup_steps_up(refl(date1, p), refl(date2, p), &params))
             .collect();
         TwoPeriod {
             smoothed: box_mean(&magnitude, width, height, SMOOTHING_RADIUS),
@@ -214,13 +231,28 @@ impl TwoPeriod {
         mmu(&changed, self.width, self.height, min_pixels)
     }
 
-    /// The scan's final decision: changed regions whose pixels step up in built-up score.
+    /// The scan's final decision: the pixels of changed regions that step up in built-up score
+    /// ([`builtup_steps_up`]), with the minimum mapping unit on the regions they form.
     pub fn construction(&self, change: &[bool], min_pixels: usize) -> Vec<bool> {
-        let both: Vec<bool> = change.iter().zip(&self.builtup_step).map(|(&c, &b)| c && b).collect();
+        let both = kernel::confirmed(&self.builtup_step, change);
         mmu(&both, self.width, self.height, min_pixels)
     }
 }
 
+/// The scan's construction rule, first half, on one pixel in the two-period case
+/// ([`kernel::built_change`], here with one clear observation on each side): the built-up score
+/// steps up from date 1 to date 2. A pixel without data on either date never does.
+fn builtup_steps_up(before: Option<Reflectance>, after: Option<Reflectance>, params: &DetectParams) -> bool {
+    match (before, after) {
+        (Some(a), Some(b)) => matches!(
+            kernel::built_change(&[builtup_score(a), builtup_score(b)], params),
+            Some((Kind::Construction, _))
+        ),
+        _ => false,
+    }
+}
+
+/// The minimum mapping unit: keeps the regions of `mask` with at least `min_pixels` pixels.
 fn mmu(mask: &[bool], width: usize, height: usize, min_pixels: usize) -> Vec<bool> {
     let (labels, regions) = label_regions(mask, width, height);
     labels
@@ -242,12 +274,14 @@ fn counts(labels: &[u8], predicted: &[bool]) -> (u64, u64, u64) {
     (tp, fp, fn_)
 }
 
-fn pooled(scores: &[&Scores]) -> Option<Scores> {
-    (!scores.is_empty()).then(|| {
-        Scores::from_counts(
-            scores.iter().map(|s| s.tp).sum(),
-            scores.iter().map(|s| s.fp).sum(),
-            scores.iter().map(|s| s.fn_).sum(),
+/// The accuracy of the summed counts; None when there is nothing to sum.
+fn pooled<'a>(accuracies: impl IntoIterator<Item = &'a Accuracy>) -> Option<Accuracy> {
+    let all: Vec<&Accuracy> = accuracies.into_iter().collect();
+    (!all.is_empty()).then(|| {
+        Accuracy::from_counts(
+            all.iter().map(|s| s.tp).sum(),
+            all.iter().map(|s| s.fp).sum(),
+            all.iter().map(|s| s.fn_).sum(),
         )
     })
 }
@@ -262,6 +296,36 @@ struct Loaded {
 
 /// Runs the evaluation over every city directory in `data` and writes maps and tables to `out`.
 pub fn oscd(data: &Path, out: &Path, params: &DetectParams, min_pixels: usize) -> Result<Evaluation> {
+    use rayon::prelude::*;
+    let dirs = city_dirs(data)?;
+    let loaded: Vec<Loaded> = dirs.par_iter().map(|dir| load(dir, params)).collect::<Result<_>>()?;
+    let fit = ThresholdFit::measure(&loaded, search_grid(), min_pixels);
+    let cities = loaded
+        .iter()
+        .enumerate()
+        .map(|(i, city)| evaluate_city(city, i, &fit, out, params, min_pixels))
+        .collect::<Result<Vec<City>>>()?;
+    let evaluation = Evaluation {
+        pooled: pooled(cities.iter().filter_map(|c| c.scores.as_ref())),
+        pooled_construction: pooled(cities.iter().filter_map(|c| c.construction_scores.as_ref())),
+        pooled_leave_one_out: pooled(
+            cities
+                .iter()
+                .filter_map(|c| c.leave_one_out.as_ref().map(|l| &l.scores)),
+        ),
+        cities,
+        parameters: *params,
+        min_pixels,
+        fitted_on_all: fit.best_without(usize::MAX),
+        search_grid: fit.grid,
+    };
+    crate::io::atomic::write_json(&out.join("eval.json"), &evaluation)?;
+    crate::io::atomic::write(&out.join("eval.md"), markdown(&evaluation).as_bytes())?;
+    Ok(evaluation)
+}
+
+/// The city directories of `data` (each with imgs_1/ and imgs_2/), sorted; an error when none.
+fn city_dirs(data: &Path) -> Result<Vec<PathBuf>> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(data)
         .map_err(Error::io(data))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -274,104 +338,113 @@ pub fn oscd(data: &Path, out: &Path, params: &DetectParams, min_pixels: usize) -
             reason: "holds no OSCD city (a directory with imgs_1/ and imgs_2/)".into(),
         });
     }
-    use rayon::prelude::*;
-    let loaded: Vec<Loaded> = dirs.par_iter().map(|dir| load(dir, params)).collect::<Result<_>>()?;
-    let grid = search_grid();
-    // Counts of every labelled city at every grid point, for leave-one-city-out.
-    let table: Vec<Option<Vec<(u64, u64, u64)>>> = loaded
-        .par_iter()
-        .map(|c| {
-            c.labels.as_ref().map(|labels| {
-                grid.iter()
-                    .map(|&(lo, hi)| counts(labels, &c.two.change(lo, hi, min_pixels)))
-                    .collect()
+    Ok(dirs)
+}
+
+/// The change counts of every labelled city at every point of the search grid: what the
+/// leave-one-city-out fit chooses thresholds from.
+struct ThresholdFit {
+    /// The (change_low, change_high) pairs searched.
+    grid: Vec<(f32, f32)>,
+    /// Per city (None when unlabelled), per grid point: (tp, fp, fn).
+    table: Vec<Option<Vec<(u64, u64, u64)>>>,
+}
+
+impl ThresholdFit {
+    fn measure(loaded: &[Loaded], grid: Vec<(f32, f32)>, min_pixels: usize) -> ThresholdFit {
+        use rayon::prelude::*;
+        let table = loaded
+            .par_iter()
+            .map(|c| {
+                c.labels.as_ref().map(|labels| {
+                    grid.iter()
+                        .map(|&(lo, hi)| counts(labels, &c.two.change(lo, hi, min_pixels)))
+                        .collect()
+                })
             })
-        })
-        .collect();
-    let best_without = |held_out: usize| -> Option<(f32, f32)> {
-        let f1_at = |g: usize| {
-            let (tp, fp, fn_) = table
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != held_out)
-                .filter_map(|(_, t)| t.as_ref().map(|t| t[g]))
-                .fold((0, 0, 0), |a, c| (a.0 + c.0, a.1 + c.1, a.2 + c.2));
-            Scores::from_counts(tp, fp, fn_).f1
-        };
-        let others = table.iter().enumerate().any(|(i, t)| i != held_out && t.is_some());
+            .collect();
+        ThresholdFit { grid, table }
+    }
+
+    /// F1 at grid point `g`, pooled over the labelled cities other than `held_out`.
+    fn f1_without(&self, held_out: usize, g: usize) -> f64 {
+        let (tp, fp, fn_) = self
+            .table
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != held_out)
+            .filter_map(|(_, t)| t.as_ref().map(|t| t[g]))
+            .fold((0, 0, 0), |a, c| (a.0 + c.0, a.1 + c.1, a.2 + c.2));
+        Accuracy::from_counts(tp, fp, fn_).f1
+    }
+
+    /// The grid pair with the best pooled F1 without city `held_out` (`usize::MAX`: with all), the
+    /// first of equals; None when no other city is labelled.
+    fn best_without(&self, held_out: usize) -> Option<(f32, f32)> {
+        let others = self.table.iter().enumerate().any(|(i, t)| i != held_out && t.is_some());
         others.then(|| {
-            let g = (0..grid.len())
-                .max_by(|&a, &b| f1_at(a).total_cmp(&f1_at(b)).then(b.cmp(&a)))
+            let g = (0..self.grid.len())
+                .max_by(|&a, &b| {
+                    self.f1_without(held_out, a)
+                        .total_cmp(&self.f1_without(held_out, b))
+                        .then(b.cmp(&a))
+                })
                 .expect("grid is not empty");
-            grid[g]
+            self.grid[g]
         })
-    };
-    let mut cities = Vec::new();
-    for (i, c) in loaded.iter().enumerate() {
-        let change = c.two.change(params.change_low, params.change_high, min_pixels);
-        let construction = c.two.construction(&change, min_pixels);
-        let map: Vec<u16> = change.iter().map(|&c| if c { 2 } else { 1 }).collect();
-        let change_map = out.join(format!("{}-cm.tif", c.name));
-        report::write_cog(
-            &change_map,
-            &CogRaster {
-                epsg: c.epsg,
-                geo_transform: c.geo_transform,
-                width: c.two.width,
-                height: c.two.height,
-                bands: vec![(&map, "change (1 = no change, 2 = change)")],
-                rgb: false,
-                description: "compound-watch change map on the OSCD label grid: 1 = no change, 2 = change",
-                metadata: vec![],
-            },
-        )?;
-        let score = |pred: &[bool]| {
-            c.labels.as_ref().map(|l| {
-                let (tp, fp, fn_) = counts(l, pred);
-                Scores::from_counts(tp, fp, fn_)
-            })
-        };
-        let leave_one_out = c.labels.as_ref().and_then(|_| {
-            best_without(i).map(|(lo, hi)| LeaveOneOut {
-                change_low: lo,
-                change_high: hi,
-                scores: score(&c.two.change(lo, hi, min_pixels)).expect("labelled"),
-            })
-        });
-        cities.push(City {
-            name: c.name.clone(),
+    }
+}
+
+/// City `i`: writes its change map into `out` and measures it at the scan's thresholds and, when
+/// labelled, at the thresholds fitted without it.
+fn evaluate_city(
+    c: &Loaded,
+    i: usize,
+    fit: &ThresholdFit,
+    out: &Path,
+    params: &DetectParams,
+    min_pixels: usize,
+) -> Result<City> {
+    let change = c.two.change(params.change_low, params.change_high, min_pixels);
+    let construction = c.two.construction(&change, min_pixels);
+    let change_map = out.join(format!("{}-cm.tif", c.name));
+    write_change_map(&change_map, c, &change)?;
+    let accuracy = |predicted: &[bool]| c.labels.as_ref().map(|l| Accuracy::of(l, predicted));
+    let leave_one_out = c.labels.as_ref().and_then(|_| {
+        fit.best_without(i).map(|(lo, hi)| LeaveOneOut {
+            change_low: lo,
+            change_high: hi,
+            scores: accuracy(&c.two.change(lo, hi, min_pixels)).expect("labelled"),
+        })
+    });
+    Ok(City {
+        name: c.name.clone(),
+        width: c.two.width,
+        height: c.two.height,
+        predicted_change: change.iter().filter(|&&c| c).count() as u64,
+        scores: accuracy(&change),
+        construction_scores: accuracy(&construction),
+        leave_one_out,
+        change_map,
+    })
+}
+
+/// Writes a city's change map on its label grid, coded as the labels: 1 = no change, 2 = change.
+fn write_change_map(path: &Path, c: &Loaded, change: &[bool]) -> Result<()> {
+    let map: Vec<u16> = change.iter().map(|&c| if c { 2 } else { 1 }).collect();
+    report::write_cog(
+        path,
+        &CogRaster {
+            epsg: c.epsg,
+            geo_transform: c.geo_transform,
             width: c.two.width,
             height: c.two.height,
-            predicted_change: change.iter().filter(|&&c| c).count() as u64,
-            scores: score(&change),
-            construction_scores: score(&construction),
-            leave_one_out,
-            change_map,
-        });
-    }
-    let evaluation = Evaluation {
-        pooled: pooled(&cities.iter().filter_map(|c| c.scores.as_ref()).collect::<Vec<_>>()),
-        pooled_construction: pooled(
-            &cities
-                .iter()
-                .filter_map(|c| c.construction_scores.as_ref())
-                .collect::<Vec<_>>(),
-        ),
-        pooled_leave_one_out: pooled(
-            &cities
-                .iter()
-                .filter_map(|c| c.leave_one_out.as_ref().map(|l| &l.scores))
-                .collect::<Vec<_>>(),
-        ),
-        cities,
-        parameters: *params,
-        min_pixels,
-        fitted_on_all: best_without(usize::MAX),
-        search_grid: grid,
-    };
-    crate::io::atomic::write_json(&out.join("eval.json"), &evaluation)?;
-    crate::io::atomic::write(&out.join("eval.md"), markdown(&evaluation).as_bytes())?;
-    Ok(evaluation)
+            bands: vec![(&map, "change (1 = no change, 2 = change)")],
+            rgb: false,
+            description: "compound-watch change map on the OSCD label grid: 1 = no change, 2 = change",
+            metadata: vec![],
+        },
+    )
 }
 
 fn load(dir: &Path, params: &DetectParams) -> Result<Loaded> {
@@ -430,27 +503,30 @@ pub fn markdown(e: &Evaluation) -> String {
          | city | precision | recall | F1 | TP | FP | FN | LOCO low/high | LOCO F1 | construction F1 |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
-    let row =
-        |name: &str, sc: &Scores, loco: Option<&LeaveOneOut>, loco_pooled: Option<&Scores>, cons: Option<&Scores>| {
-            let (fit, lf1) = match (loco, loco_pooled) {
-                (Some(l), _) => (
-                    format!("{:.1}/{:.1}", l.change_low, l.change_high),
-                    format!("{:.3}", l.scores.f1),
-                ),
-                (None, Some(p)) => (String::new(), format!("{:.3}", p.f1)),
-                _ => (String::new(), String::new()),
-            };
-            format!(
-                "| {name} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {fit} | {lf1} | {} |\n",
-                sc.precision,
-                sc.recall,
-                sc.f1,
-                sc.tp,
-                sc.fp,
-                sc.fn_,
-                cons.map_or(String::new(), |c| format!("{:.3}", c.f1))
-            )
+    let row = |name: &str,
+               sc: &Accuracy,
+               loco: Option<&LeaveOneOut>,
+               loco_pooled: Option<&Accuracy>,
+               cons: Option<&Accuracy>| {
+        let (fit, lf1) = match (loco, loco_pooled) {
+            (Some(l), _) => (
+                format!("{:.1}/{:.1}", l.change_low, l.change_high),
+                format!("{:.3}", l.scores.f1),
+            ),
+            (None, Some(p)) => (String::new(), format!("{:.3}", p.f1)),
+            _ => (String::new(), String::new()),
         };
+        format!(
+            "| {name} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {fit} | {lf1} | {} |\n",
+            sc.precision,
+            sc.recall,
+            sc.f1,
+            sc.tp,
+            sc.fp,
+            sc.fn_,
+            cons.map_or(String::new(), |c| format!("{:.3}", c.f1))
+        )
+    };
     for c in &e.cities {
         match &c.scores {
             Some(sc) => s.push_str(&row(
@@ -484,8 +560,109 @@ pub fn markdown(e: &Evaluation) -> String {
     s
 }
 
+/// How a report compares with the sample's truth (see [`match_truth`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TruthMatch {
+    /// Construction events at least `min_area_m2` large.
+    pub truth_objects: usize,
+    /// Of those, found by some detection.
+    pub recalled: usize,
+    /// Detections in the report.
+    pub detections: usize,
+    /// Detections that overlap real construction (of any size).
+    pub correct: usize,
+    /// Recalled objects whose best detection is dated within one month of the first clear view.
+    pub dated_within_one_month: usize,
+    /// recalled / truth_objects.
+    pub recall: f64,
+    /// correct / detections (1 when there are none).
+    pub precision: f64,
+    /// dated_within_one_month / recalled.
+    pub dating: f64,
+}
+
+/// A property of a feature.
+fn prop<'a>(f: &'a geojson::Feature, key: &str) -> Option<&'a Value> {
+    f.properties.as_ref().and_then(|p| p.get(key))
+}
+
+/// The month of a date property (`2022-05-01` or `2022-05`).
+fn month_prop(f: &geojson::Feature, key: &str) -> Option<Month> {
+    prop(f, key)
+        .and_then(Value::as_str)
+        .and_then(|s| s.get(..7))
+        .and_then(|s| s.parse().ok())
+}
+
+/// A truth object and a detection match when their intersection covers at least this share of the
+/// smaller of the two.
+const MIN_OVERLAP_SHARE: f64 = 0.3;
+
+/// Matches a report against the sample's truth file: an object counts as found, and a detection
+/// as correct, when they overlap by at least [`MIN_OVERLAP_SHARE`] of the smaller of the two.
+/// Objects under `min_area_m2` are not counted as objects, though a detection on one is correct.
+pub fn match_truth(
+    report: &geojson::FeatureCollection,
+    truth: &geojson::FeatureCollection,
+    min_area_m2: f64,
+) -> TruthMatch {
+    let detections: Vec<(MultiPolygon<f64>, Option<Month>)> = report
+        .features
+        .iter()
+        .map(|f| (multipolygon_of(f), month_prop(f, "first_detected")))
+        .collect();
+    let built: Vec<(&geojson::Feature, MultiPolygon<f64>)> = truth
+        .features
+        .iter()
+        .filter(|f| prop(f, "kind").and_then(Value::as_str) == Some("construction"))
+        .map(|f| (f, multipolygon_of(f)))
+        .collect();
+    let overlaps = |a: &MultiPolygon<f64>, b: &MultiPolygon<f64>| {
+        let inter = a.intersection(b).unsigned_area();
+        inter > 0.0 && inter >= MIN_OVERLAP_SHARE * a.unsigned_area().min(b.unsigned_area())
+    };
+    let (mut truth_objects, mut recalled, mut dated) = (0, 0, 0);
+    for (f, t) in &built {
+        if prop(f, "area_m2").and_then(Value::as_f64).unwrap_or(0.0) < min_area_m2 {
+            continue;
+        }
+        truth_objects += 1;
+        let best = detections.iter().filter(|(d, _)| overlaps(d, t)).max_by(|a, b| {
+            a.0.intersection(t)
+                .unsigned_area()
+                .total_cmp(&b.0.intersection(t).unsigned_area())
+        });
+        if let Some((_, month)) = best {
+            recalled += 1;
+            if let (Some(m), Some(s)) = (month, month_prop(f, "first_clear_after")) {
+                if s.until(*m).abs() <= 1 {
+                    dated += 1;
+                }
+            }
+        }
+    }
+    let correct = detections
+        .iter()
+        .filter(|(d, _)| built.iter().any(|(_, t)| overlaps(d, t)))
+        .count();
+    let ratio = |a: usize, b: usize| if b == 0 { 1.0 } else { a as f64 / b as f64 };
+    TruthMatch {
+        truth_objects,
+        recalled,
+        detections: detections.len(),
+        correct,
+        dated_within_one_month: dated,
+        recall: ratio(recalled, truth_objects),
+        precision: ratio(correct, detections.len()),
+        dating: ratio(dated, recalled),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use geo::{LineString, Polygon};
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -524,9 +701,89 @@ mod tests {
 
     #[test]
     fn f1_of_the_change_class() {
-        let s = Scores::from_counts(30, 10, 30);
+        let s = Accuracy::from_counts(30, 10, 30);
         approx::assert_relative_eq!(s.precision, 0.75);
         approx::assert_relative_eq!(s.recall, 0.5);
         approx::assert_relative_eq!(s.f1, 0.6);
+    }
+
+    /// A square feature `side` degrees wide with its south-west corner at (x, y).
+    fn square(x: f64, y: f64, side: f64, props: Value) -> geojson::Feature {
+        let ring = LineString::from(vec![(x, y), (x + side, y), (x + side, y + side), (x, y + side), (x, y)]);
+        let polygon = Polygon::new(ring, vec![]);
+        geojson::Feature {
+            geometry: Some(geojson::Geometry::new(geojson::GeometryValue::from(&polygon))),
+            properties: props.as_object().cloned(),
+            ..Default::default()
+        }
+    }
+
+    fn collection(features: Vec<geojson::Feature>) -> geojson::FeatureCollection {
+        geojson::FeatureCollection {
+            bbox: None,
+            features,
+            foreign_members: None,
+        }
+    }
+
+    fn built(x: f64, area_m2: f64, seen: &str) -> geojson::Feature {
+        square(
+            x,
+            0.0,
+            1.0,
+            json!({"kind": "construction", "area_m2": area_m2, "first_clear_after": seen}),
+        )
+    }
+
+    fn found(x: f64, y: f64, side: f64, month: &str) -> geojson::Feature {
+        square(x, y, side, json!({"first_detected": format!("{month}-01")}))
+    }
+
+    #[test]
+    fn a_hit_dated_within_a_month_counts_for_recall_precision_and_dating() {
+        let truth = collection(vec![built(0.0, 5_000.0, "2022-05")]);
+        let report = collection(vec![found(0.2, 0.2, 0.6, "2022-06")]);
+        let s = match_truth(&report, &truth, 1_000.0);
+        assert_eq!(
+            (
+                s.truth_objects,
+                s.recalled,
+                s.detections,
+                s.correct,
+                s.dated_within_one_month
+            ),
+            (1, 1, 1, 1, 1)
+        );
+        assert_eq!((s.recall, s.precision, s.dating), (1.0, 1.0, 1.0));
+    }
+
+    #[test]
+    fn a_miss_a_false_polygon_and_a_late_date_are_each_counted_against() {
+        let truth = collection(vec![
+            built(0.0, 5_000.0, "2022-05"),  // found, but two months late
+            built(10.0, 5_000.0, "2022-03"), // missed
+            built(20.0, 500.0, "2022-03"),   // under the minimum area: not an object, yet a true hit
+            square(30.0, 0.0, 1.0, json!({"kind": "cleared", "area_m2": 5_000.0})),
+        ]);
+        let report = collection(vec![
+            found(0.0, 0.0, 1.0, "2022-07"),
+            found(30.0, 0.0, 1.0, "2022-04"), // on a cleared, never built site: false
+            found(20.3, 0.3, 1.0, "2022-03"), // covers 49% of the small building: correct
+            found(10.8, 0.0, 1.0, "2022-03"), // covers 20% of the missed one: under 30%, not a hit
+        ]);
+        let s = match_truth(&report, &truth, 1_000.0);
+        assert_eq!(s.truth_objects, 2, "{s:?}");
+        assert_eq!(s.recalled, 1, "{s:?}");
+        assert_eq!(s.dated_within_one_month, 0, "{s:?}");
+        assert_eq!(s.detections, 4, "{s:?}");
+        assert_eq!(s.correct, 2, "{s:?}");
+        assert_eq!((s.recall, s.precision, s.dating), (0.5, 0.5, 0.0));
+    }
+
+    #[test]
+    fn an_empty_report_recalls_nothing_and_is_not_imprecise() {
+        let truth = collection(vec![built(0.0, 5_000.0, "2022-05")]);
+        let s = match_truth(&collection(vec![]), &truth, 1_000.0);
+        assert_eq!((s.recall, s.precision, s.dating), (0.0, 1.0, 1.0));
     }
 }

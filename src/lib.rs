@@ -12,8 +12,8 @@
 //! - `scan`: the orchestration: search -> fetch -> offsets -> detect -> assemble -> publish, with
 //!   its configuration, progress, state and the all-or-nothing publication of the outputs.
 //! - `output`: GeoJSON and COG writing, the diff, QGIS styles and project, the summary pages.
-//! - `sample` and `eval`: leaves that generate test scenes and score detections; nothing in the
-//!   pipeline imports them.
+//! - `sample` and `eval`: leaves that generate test scenes and measure detections against truth
+//!   and labels; nothing in the pipeline imports them.
 //!
 //! The library never prints and never exits; the `compound-watch` binary does both. What the
 //! binary, the tests and the benchmarks use is re-exported below; everything else is private.
@@ -52,7 +52,7 @@ pub mod window {
 pub mod report {
     pub use crate::detect::reflectance::OffsetDecision;
     pub use crate::output::provenance::{AoiRecord, Parameters, Period, Provenance, SceneRecord};
-    pub use crate::output::report::{parse_geojson, read_geojson};
+    pub use crate::output::report::{multipolygon_of, parse_geojson, read_geojson};
 }
 
 /// Comparing two reports.

@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use compound_watch::aoi::{self, AoiLimits};
 use compound_watch::month::Month;
 use compound_watch::sample::{self, SampleSpec, Scenario};
-use compound_watch::scan::{self, Event, Progress, ScanConfig};
-use compound_watch::source;
+use compound_watch::scan::{self, Event, Progress, ScanConfig, ScanSummary};
+use compound_watch::source::{self, Skipped};
 use compound_watch::summary;
 use compound_watch::window::GdalReader;
 use compound_watch::Cache;
@@ -57,7 +58,7 @@ enum Command {
     /// Scan an AOI over a period: write report.geojson, diff.geojson and demolition.geojson (each
     /// with a QGIS .qml style), composite.tif, project.qgs and the monthly summary.*.
     #[command(after_help = EXIT_CODES)]
-    Scan(ScanArgs),
+    Scan(Box<ScanArgs>),
     /// Write the bundled SYNTHETIC sample (a static STAC catalog of COGs and truth.geojson).
     Sample(SampleArgs),
     /// Show the window cache's size, or prune it.
@@ -167,14 +168,14 @@ struct ScanArgs {
     #[arg(long)]
     offline: bool,
     /// Scenes read at once.
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    fetch_jobs: usize,
+    #[arg(long, value_name = "N")]
+    fetch_jobs: Option<usize>,
     /// Seconds before an HTTP request is given up (and retried).
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     timeout: u64,
     /// Retries of a failed request (5xx, 429, timeouts, resets), with exponential backoff.
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    retries: u32,
+    #[arg(long, value_name = "N")]
+    retries: Option<u32>,
     /// First month to scan, YYYY-MM.
     #[arg(long, value_name = "YYYY-MM")]
     from: Month,
@@ -190,26 +191,26 @@ struct ScanArgs {
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
     /// Skip scenes whose eo:cloud_cover is above this percentage.
-    #[arg(long, default_value_t = 80.0, value_name = "PERCENT", value_parser = percent)]
-    max_cloud_cover: f64,
+    #[arg(long, value_name = "PERCENT", value_parser = percent)]
+    max_cloud_cover: Option<f64>,
     /// Minimum mapping unit: smaller change regions are dropped, in m².
-    #[arg(long, default_value_t = 1000.0, value_name = "M2", value_parser = non_negative, allow_negative_numbers = true)]
-    min_area: f64,
+    #[arg(long, value_name = "M2", value_parser = non_negative, allow_negative_numbers = true)]
+    min_area: Option<f64>,
     /// Refuse AOIs (and AOI bounding boxes) larger than this, in km².
-    #[arg(long, default_value_t = 2500.0, value_name = "KM2", value_parser = positive)]
-    max_aoi_km2: f64,
+    #[arg(long, value_name = "KM2", value_parser = positive)]
+    max_aoi_km2: Option<f64>,
     /// Publish nothing (exit 4, previous outputs untouched) when fewer scenes than this can be used.
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    min_scenes: usize,
+    #[arg(long, value_name = "N")]
+    min_scenes: Option<usize>,
     /// Publish nothing (exit 4) when less than this share of the scenes found can be used.
-    #[arg(long, default_value_t = 0.5, value_name = "SHARE", value_parser = share)]
-    min_used_share: f64,
+    #[arg(long, value_name = "SHARE", value_parser = share)]
+    min_used_share: Option<f64>,
     /// Pixels around SCL clouds and shadows that are not trusted either.
-    #[arg(long, default_value_t = 2, value_name = "PIXELS")]
-    cloud_buffer: usize,
+    #[arg(long, value_name = "PIXELS")]
+    cloud_buffer: Option<usize>,
     /// Clear observations a pixel needs in a month; fewer make that month a gap.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    min_clear_obs: u16,
+    #[arg(long, value_name = "N")]
+    min_clear_obs: Option<u16>,
     /// Worker threads [default: all cores].
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
@@ -227,11 +228,55 @@ struct SampleArgs {
     #[arg(long, default_value_t = SampleSpec::default().seed)]
     seed: u64,
     /// What happens in the series: the demo, or one of the hard cases a detector must pass.
-    #[arg(long, value_enum, default_value_t = Scenario::Demo)]
+    #[arg(long, value_parser = scenario_parser(), default_value_t = Scenario::Demo)]
     scenario: Scenario,
     /// Box the scenes must cover, W,S,E,N degrees [default: the aoi/myawaddy.geojson box].
     #[arg(long, value_name = "W,S,E,N", value_parser = aoi::parse_bbox)]
     bbox: Option<[f64; 4]>,
+}
+
+/// `--scenario`: the scenarios' names, each with its line of help, parsed by `Scenario`'s `FromStr`.
+fn scenario_parser() -> impl TypedValueParser<Value = Scenario> {
+    PossibleValuesParser::new(Scenario::ALL.map(|s| PossibleValue::new(s.name()).help(s.about())))
+        .try_map(|name| name.parse::<Scenario>())
+}
+
+/// The flags of `scan` whose defaults are the library's: (argument id, default as shown). The
+/// values come from `ScanConfig::new`, `AoiLimits::default()` and `RetryPolicy::default()`, so the
+/// help cannot drift from what a scan without the flag uses.
+fn scan_flag_defaults() -> [(&'static str, String); 9] {
+    let config = scan_defaults();
+    [
+        ("fetch_jobs", config.fetch_jobs.to_string()),
+        ("retries", RetryPolicy::default().max_retries.to_string()),
+        ("max_cloud_cover", config.max_cloud_cover.to_string()),
+        ("min_area", config.min_area_m2.to_string()),
+        ("max_aoi_km2", AoiLimits::default().max_area_km2.to_string()),
+        ("min_scenes", config.min_scenes.to_string()),
+        ("min_used_share", config.min_used_share.to_string()),
+        ("cloud_buffer", config.cloud_buffer.to_string()),
+        ("min_clear_obs", config.min_clear_obs.to_string()),
+    ]
+}
+
+/// `ScanConfig::new`'s defaults; the AOI, period and folders are placeholders no default depends on.
+fn scan_defaults() -> ScanConfig {
+    let anywhere = aoi::from_bbox([0.0, 0.0, 0.01, 0.01], &AoiLimits::default()).expect("a valid box");
+    let month: Month = scan::FIRST_MONTH.parse().expect("a valid month");
+    ScanConfig::new(anywhere, month, month, PathBuf::new(), PathBuf::new())
+}
+
+/// The command line: `Cli` with the library's defaults added to the help of the `scan` flags that
+/// have them (clap shows `[default: ...]` only for defaults it fills in itself).
+fn cli_command() -> clap::Command {
+    Cli::command().mut_subcommand("scan", |scan| {
+        scan_flag_defaults().into_iter().fold(scan, |scan, (id, value)| {
+            scan.mut_arg(id, |arg| {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                arg.help(format!("{help} [default: {value}]"))
+            })
+        })
+    })
 }
 
 /// A progress bar on a terminal, plain log lines otherwise, nothing with --quiet.
@@ -361,53 +406,19 @@ fn default_cache() -> PathBuf {
 
 /// A usage error found after parsing (clap's own format and exit code 2).
 fn usage_error(message: String) -> ! {
-    use clap::CommandFactory;
-    Cli::command()
+    cli_command()
         .error(clap::error::ErrorKind::ValueValidation, message)
         .exit()
 }
 
 fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
-    if args.to < args.from {
-        usage_error(format!(
-            "--to {} is before --from {}; the period runs from --from to --to",
-            args.to, args.from
-        ));
-    }
-    let limits = AoiLimits {
-        max_area_km2: args.max_aoi_km2,
-        ..AoiLimits::default()
-    };
-    let aoi = match (&args.aoi, &args.bbox) {
-        (Some(path), _) => aoi::load(path, &limits)?,
-        (None, Some(bbox)) => aoi::from_bbox(*bbox, &limits)?,
-        (None, None) => unreachable!("clap requires --aoi or --bbox"),
-    };
+    let config = scan_config(&args)?;
     if let Some(jobs) = args.jobs {
         // Only fails if a pool already exists, which cannot happen this early.
         let _ = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global();
     }
-    let mut config = ScanConfig::new(
-        aoi,
-        args.from,
-        args.to,
-        args.out,
-        args.cache.unwrap_or_else(default_cache),
-    );
-    config.max_cloud_cover = args.max_cloud_cover;
-    config.min_area_m2 = args.min_area;
-    config.cloud_buffer = args.cloud_buffer;
-    config.min_clear_obs = args.min_clear_obs;
-    config.fetch_jobs = args.fetch_jobs;
-    config.offline = args.offline;
-    config.min_scenes = args.min_scenes;
-    config.min_used_share = args.min_used_share;
-    config.max_grid_km2 = args.max_aoi_km2;
-    if let Err(compound_watch::Error::Config { field, reason }) = config.check() {
-        usage_error(format!("{field}: {reason}"));
-    }
     let retry = RetryPolicy {
-        max_retries: args.retries,
+        max_retries: args.retries.unwrap_or(RetryPolicy::default().max_retries),
         ..RetryPolicy::default()
     };
     let source = source::open(
@@ -422,21 +433,69 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
         quiet: args.quiet,
         abort_at: AbortAt::from_env()?,
     };
-    let summary = match scan::run(&config, source.as_ref(), &reader, &progress) {
+    let outcome = scan::run(&config, source.as_ref(), &reader, &progress);
+    // The bar is finished before anything else is printed.
+    drop(progress);
+    match outcome {
         Err(compound_watch::Error::Refused { out, reason, skipped }) => {
-            drop(progress);
             eprintln!(
                 "compound-watch: refused: {reason}; nothing in {} was changed",
                 out.display()
             );
-            for s in &skipped {
-                eprintln!("skipped {}: {}", s.id, s.reason);
-            }
-            return Ok(ExitCode::from(4));
+            print_skipped(&skipped);
+            Ok(ExitCode::from(4))
         }
-        other => other?,
+        Err(e) => Err(e),
+        Ok(summary) => {
+            print_scan(&summary, &config);
+            print_skipped(&summary.skipped);
+            Ok(if summary.skipped.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            })
+        }
+    }
+}
+
+/// The scan's configuration: `ScanConfig::new`'s defaults with the values the user gave on top,
+/// checked. A value the configuration refuses is a usage error naming its flag.
+fn scan_config(args: &ScanArgs) -> Result<ScanConfig, compound_watch::Error> {
+    if args.to < args.from {
+        usage_error(format!(
+            "--to {} is before --from {}; the period runs from --from to --to",
+            args.to, args.from
+        ));
+    }
+    let default_limits = AoiLimits::default();
+    let limits = AoiLimits {
+        max_area_km2: args.max_aoi_km2.unwrap_or(default_limits.max_area_km2),
+        ..default_limits
     };
-    drop(progress);
+    let aoi = match (&args.aoi, &args.bbox) {
+        (Some(path), _) => aoi::load(path, &limits)?,
+        (None, Some(bbox)) => aoi::from_bbox(*bbox, &limits)?,
+        (None, None) => unreachable!("clap requires --aoi or --bbox"),
+    };
+    let cache = args.cache.clone().unwrap_or_else(default_cache);
+    let mut config = ScanConfig::new(aoi, args.from, args.to, args.out.clone(), cache);
+    config.max_cloud_cover = args.max_cloud_cover.unwrap_or(config.max_cloud_cover);
+    config.min_area_m2 = args.min_area.unwrap_or(config.min_area_m2);
+    config.cloud_buffer = args.cloud_buffer.unwrap_or(config.cloud_buffer);
+    config.min_clear_obs = args.min_clear_obs.unwrap_or(config.min_clear_obs);
+    config.fetch_jobs = args.fetch_jobs.unwrap_or(config.fetch_jobs);
+    config.offline = args.offline;
+    config.min_scenes = args.min_scenes.unwrap_or(config.min_scenes);
+    config.min_used_share = args.min_used_share.unwrap_or(config.min_used_share);
+    config.max_grid_km2 = args.max_aoi_km2.unwrap_or(config.max_grid_km2);
+    if let Err(compound_watch::Error::Config { field, reason }) = config.check() {
+        usage_error(format!("{field}: {reason}"));
+    }
+    Ok(config)
+}
+
+/// What a finished scan wrote and read, on stdout.
+fn print_scan(summary: &ScanSummary, config: &ScanConfig) {
     say!(
         "report:    {} ({} polygons of new construction)",
         summary.report.display(),
@@ -475,14 +534,13 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
         summary.windows_cached,
         config.cache_dir.display()
     );
-    for s in &summary.skipped {
+}
+
+/// The scenes a scan skipped, on stderr.
+fn print_skipped(skipped: &[Skipped]) {
+    for s in skipped {
         eprintln!("skipped {}: {}", s.id, s.reason);
     }
-    Ok(if summary.skipped.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(3)
-    })
 }
 
 fn run_cache(args: CacheArgs) -> Result<ExitCode, compound_watch::Error> {
@@ -619,9 +677,9 @@ fn share(text: &str) -> Result<f64, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&cli_command().get_matches()).unwrap_or_else(|e| e.exit());
     let outcome = match cli.command {
-        Command::Scan(args) => run_scan(args),
+        Command::Scan(args) => run_scan(*args),
         Command::Sample(args) => run_sample(args),
         Command::Cache(args) => run_cache(args),
         Command::Eval(args) => run_eval(args),
@@ -637,4 +695,31 @@ fn main() -> ExitCode {
         }
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        // Panics on a flag id in `scan_flag_defaults` that `ScanArgs` lacks, or a clap misuse.
+        cli_command().debug_assert();
+    }
+
+    #[test]
+    fn max_aoi_km2_shows_the_one_default_of_both_limits_it_sets() {
+        // --max-aoi-km2 sets the AOI's area limit and the scan's grid limit; its help shows one
+        // default, true only while the two agree.
+        assert_eq!(AoiLimits::default().max_area_km2, scan_defaults().max_grid_km2);
+    }
+
+    #[test]
+    fn every_scenario_parses_from_its_name() {
+        for scenario in Scenario::ALL {
+            let cli = Cli::try_parse_from(["compound-watch", "sample", "--scenario", scenario.name()]).unwrap();
+            assert!(matches!(cli.command, Command::Sample(SampleArgs { scenario: s, .. }) if s == scenario));
+        }
+        assert!(Cli::try_parse_from(["compound-watch", "sample", "--scenario", "nope"]).is_err());
+    }
 }

@@ -149,7 +149,7 @@ fn outlines(collection: &FeatureCollection) -> Vec<Outline> {
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            let shape = crate::sample::polygons_of(f);
+            let shape = report::multipolygon_of(f);
             Outline {
                 id: feature_id(f).unwrap_or_else(|| format!("feature-{i}")),
                 rect: shape.bounding_rect(),

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use geo::{GeodesicArea, MapCoords, Orient, Polygon};
+use geo::{GeodesicArea, MapCoords, MultiPolygon, Orient, Polygon};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -179,6 +179,21 @@ pub fn parse_geojson(text: &str, path: &Path) -> Result<geojson::FeatureCollecti
     };
     let value: Value = serde_json::from_str(text).map_err(|e| fail(format!("is not JSON ({e})")))?;
     serde_json::from_value(value).map_err(|e| fail(format!("is not a GeoJSON FeatureCollection ({e})")))
+}
+
+/// The polygons of a feature's geometry (a report's detection, a diff's change, a truth event):
+/// a Polygon or MultiPolygon as a MultiPolygon, anything else (or no geometry) as an empty one.
+pub fn multipolygon_of(feature: &geojson::Feature) -> MultiPolygon<f64> {
+    feature
+        .geometry
+        .as_ref()
+        .and_then(|g| geo_types::Geometry::<f64>::try_from(g.clone()).ok())
+        .map(|g| match g {
+            geo_types::Geometry::Polygon(p) => MultiPolygon::new(vec![p]),
+            geo_types::Geometry::MultiPolygon(m) => m,
+            _ => MultiPolygon::new(vec![]),
+        })
+        .unwrap_or_else(|| MultiPolygon::new(vec![]))
 }
 
 /// A u16 raster to be written as a Cloud-Optimized GeoTIFF (0 = no data in every band).

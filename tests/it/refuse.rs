@@ -78,7 +78,10 @@ fn refused(dir: &Path, changes: &[(&str, &str)], code: i32, says: &str) -> Strin
     );
     assert!(stderr.contains(says), "{args:?}: stderr lacks {says:?}:\n{stderr}");
     // One row of the bad-input table (shown with --nocapture): the changed flags, code, message.
-    let message = stderr.lines().find(|l| l.contains("error") || l.contains("refused")).unwrap_or_default();
+    let message = stderr
+        .lines()
+        .find(|l| l.contains("error") || l.contains("refused"))
+        .unwrap_or_default();
     println!("| `{changes:?}` | {code} | {message} |");
     let after = output_files(&out);
     assert_eq!(

@@ -2,8 +2,8 @@
 
 use std::sync::atomic::Ordering;
 
+use compound_watch::eval;
 use compound_watch::report;
-use compound_watch::sample;
 use compound_watch::scan::{self, Silent};
 use compound_watch::source::StaticCatalog;
 
@@ -16,7 +16,7 @@ fn demo_finds_the_sample_construction_and_dates_it() {
     let demo = demo_scan();
     let report = report::read_geojson(&demo.summary.report).unwrap();
     let truth = report::read_geojson(&sample_dir().join("truth.geojson")).unwrap();
-    let s = sample::score(&report, &truth, 1_000.0);
+    let s = eval::match_truth(&report, &truth, 1_000.0);
     assert_eq!(s.truth_objects, 15, "construction objects >= 1000 m2: {s:?}");
     assert_eq!(s.recalled, 15, "object recall: {s:?}");
     assert_eq!((s.correct, s.detections), (15, 15), "precision: {s:?}");
@@ -29,7 +29,7 @@ fn no_polygon_is_reported_on_the_cleared_but_unbuilt_sites_or_the_demolition() {
     let demo = demo_scan();
     let report = report::read_geojson(&demo.summary.report).unwrap();
     let truth = report::read_geojson(&sample_dir().join("truth.geojson")).unwrap();
-    let poly = sample::polygons_of;
+    let poly = report::multipolygon_of;
     for t in truth
         .features
         .iter()
@@ -169,7 +169,7 @@ fn the_confidence_table_of_the_readme_holds() {
     let demo = demo_scan();
     let report = report::read_geojson(&demo.summary.report).unwrap();
     let truth = report::read_geojson(&sample_dir().join("truth.geojson")).unwrap();
-    let poly = sample::polygons_of;
+    let poly = report::multipolygon_of;
     let built: Vec<MultiPolygon<f64>> = truth
         .features
         .iter()
@@ -220,11 +220,11 @@ fn demolition_is_reported_apart_on_the_demolished_block_only() {
     );
     assert_eq!(demolition.features.len(), 1, "one demolished block, one polygon");
     let found = &demolition.features[0];
-    let overlap = sample::polygons_of(found)
-        .intersection(&sample::polygons_of(block))
+    let overlap = report::multipolygon_of(found)
+        .intersection(&report::multipolygon_of(block))
         .unsigned_area();
     assert!(
-        overlap > 0.5 * sample::polygons_of(found).unsigned_area(),
+        overlap > 0.5 * report::multipolygon_of(found).unsigned_area(),
         "the polygon lies on the block"
     );
     let month: compound_watch::month::Month = found.property("first_detected").unwrap().as_str().unwrap()[..7]

@@ -18,9 +18,8 @@ pub const BBOX: [f64; 4] = [98.50, 16.68, 98.52, 16.70];
 
 /// The scenario's sample, generated once per machine (atomically) into target/test-sample/.
 pub fn scenario_dir(scenario: Scenario) -> PathBuf {
-    let name = serde_json::to_value(scenario).unwrap().as_str().unwrap().to_owned();
     let dir = root().join(format!(
-        "target/test-sample/scenario-{name}-v{}",
+        "target/test-sample/scenario-{scenario}-v{}",
         sample::GENERATOR_VERSION
     ));
     if !dir.join("truth.geojson").is_file() {
@@ -122,7 +121,7 @@ fn haze_and_unflagged_cloud_edges_give_no_polygon() {
 /// The one polygon lies on the building: most of it inside the building's outline.
 fn assert_on_the_building(found: &geojson::Feature, building: &geojson::Feature) {
     use geo::{Area, BooleanOps};
-    let (d, t) = (sample::polygons_of(found), sample::polygons_of(building));
+    let (d, t) = (report::multipolygon_of(found), report::multipolygon_of(building));
     let overlap = d.intersection(&t).unsigned_area();
     assert!(
         overlap >= 0.5 * d.unsigned_area() && overlap >= 0.3 * t.unsigned_area(),
