@@ -25,13 +25,77 @@ fn report(features: Vec<Value>) -> geojson::FeatureCollection {
     serde_json::from_value(json!({
         "type": "FeatureCollection",
         "features": features,
-        "compound_watch": {
-            "software": "compound-watch", "version": "9.9.9", "source": "catalog.json",
-            "parameters": {"min_area_m2": 1000.0},
-            "scenes": [{"id": "S2A_1"}, {"id": "S2B_2"}, {"id": "S2A_3"}],
-            "skipped": [{"id": "S2B_4", "reason": "404"}]
-        }
+        "compound_watch": provenance_member(),
     }))
+    .unwrap()
+}
+
+/// A scan's provenance: version 9.9.9, three scenes used, one skipped.
+fn provenance_member() -> Value {
+    use crate::output::provenance::{self, AoiRecord, Parameters, Provenance, SceneRecord};
+    let scene = |id: &str| SceneRecord {
+        id: id.into(),
+        collection: "sentinel-2-l2a".into(),
+        datetime: "2022-01-05T03:50:00Z".into(),
+        tile: None,
+        cloud_cover: None,
+        processing_baseline: None,
+        offset: crate::detect::reflectance::OffsetDecision {
+            subtract_dn: 1000,
+            basis: "metadata".into(),
+            provider_flag: None,
+            flag_consistent: None,
+            evidence: String::new(),
+        },
+    };
+    Provenance {
+        software: "compound-watch".into(),
+        version: "9.9.9".into(),
+        aoi: AoiRecord {
+            name: "Test site, north".into(),
+            slug: "site".into(),
+            origin: "site.geojson".into(),
+            bbox: [98.5, 16.7, 98.6, 16.8],
+            area_m2: 1e6,
+            properties: Default::default(),
+        },
+        period: provenance::Period {
+            from: month("2022-01"),
+            to: month("2022-12"),
+        },
+        grid: crate::grid::Grid {
+            epsg: 32647,
+            x0: 0.0,
+            y0: 0.0,
+            width: 1,
+            height: 1,
+            res: 10.0,
+        },
+        source: "catalog.json".into(),
+        parameters: Parameters {
+            detect: crate::detect::DetectParams::default(),
+            max_cloud_cover: 80.0,
+            cloud_buffer_px: 2,
+            persistent_cloud_is_surface: true,
+            min_clear_obs: 1,
+            min_area_m2: 1000.0,
+            composite: String::new(),
+            score: String::new(),
+            change: String::new(),
+            normalization: crate::detect::Normalization {
+                shift: Vec::new(),
+                spread: None,
+            },
+        },
+        scenes: ["S2A_1", "S2B_2", "S2A_3"].map(scene).to_vec(),
+        skipped: vec![crate::io::source::Skipped {
+            id: "S2B_4".into(),
+            reason: "404".into(),
+        }],
+        superseded: Vec::new(),
+        no_data: Vec::new(),
+    }
+    .to_value()
     .unwrap()
 }
 
@@ -138,7 +202,12 @@ fn totals_agree_with_the_report() {
     assert_relative_eq!(f.polygons[1].lat, 16.7005, epsilon = 1e-9);
     assert_eq!(f.version, "9.9.9");
     assert_eq!(f.scenes, ["S2A_1", "S2B_2", "S2A_3"]);
-    assert_eq!(f.parameters, json!({"min_area_m2": 1000.0}));
+    assert_eq!(f.parameters["min_area_m2"], json!(1000.0));
+    assert_eq!(
+        f.parameters["detect"]["min_step"],
+        json!(0.4),
+        "written as given, not widened"
+    );
 }
 
 #[test]
