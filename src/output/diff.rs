@@ -404,7 +404,10 @@ fn diff_feature(
     props.insert("change".into(), json!(change.name()));
     props.insert("area_m2".into(), json!(round(area_m2, AREA_DECIMALS)));
     props.insert("area_m2_prev".into(), json!(round(area_m2_prev, AREA_DECIMALS)));
-    props.insert("area_delta_m2".into(), json!(round(area_m2 - area_m2_prev, AREA_DECIMALS)));
+    props.insert(
+        "area_delta_m2".into(),
+        json!(round(area_m2 - area_m2_prev, AREA_DECIMALS)),
+    );
     props.insert("first_detected".into(), copied("first_detected"));
     props.insert("confidence".into(), copied("confidence"));
     props.insert("prev_ids".into(), json!(prev_ids));

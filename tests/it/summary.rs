@@ -141,11 +141,7 @@ fn month_figures_measure_clear_share_and_leave_gaps_unmeasured() {
     assert_eq!((f[3].clear_fraction, f[3].gap, f[3].builtup_ha), (0.0, true, None));
     assert_eq!(f[3].clear_obs_median, 0.0);
     // 20 m pixels are four times the area; an empty AOI measures nothing.
-    assert_relative_eq!(
-        measure(100, 20.0)[0].builtup_ha.unwrap(),
-        1.2,
-        epsilon = 1e-12
-    );
+    assert_relative_eq!(measure(100, 20.0)[0].builtup_ha.unwrap(), 1.2, epsilon = 1e-12);
     let none = measure(0, 10.0);
     assert_eq!(
         (none[0].clear_fraction, none[0].gap, none[0].builtup_ha),
