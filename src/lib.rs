@@ -63,8 +63,8 @@ pub mod diff {
 /// The monthly summary pages, for one site and across sites.
 pub mod summary {
     pub use crate::output::summary::{
-        across_figures, month_figures, read_site, write_across, write_site, AcrossFigures, MonthFigures, MonthSummary,
-        Period, SiteSummary, GAP_BELOW, QUICKLOOKS,
+        across_figures, read_site, write_across, write_site, AcrossFigures, MonthFigures, Period, SiteSummary,
+        GAP_BELOW, QUICKLOOKS,
     };
 }
 

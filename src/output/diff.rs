@@ -25,7 +25,8 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::output::report;
+use crate::output::provenance::Provenance;
+use crate::output::{report, round};
 
 /// Two polygons overlap when their intersection is at least this large, m². Half a 10 m pixel: polygons
 /// that only touch, or whose shared edges differ by coordinate rounding (6 decimals, ~0.1 m), do not
@@ -37,6 +38,9 @@ pub(crate) const TOLERANCE_RELATIVE: f64 = 0.05;
 
 /// ... and so is one within one 10 m pixel, m² (small polygons gain or lose a pixel from noise).
 pub(crate) const TOLERANCE_M2: f64 = 100.0;
+
+/// Areas in a diff are written to 0.1 m², as in the report.
+const AREA_DECIMALS: i32 = 1;
 
 /// What happened to a polygon between two reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -266,71 +270,18 @@ pub(crate) fn stabilize_ids(previous: &FeatureCollection, current: &mut FeatureC
 pub(crate) fn diff(previous: &FeatureCollection, current: &FeatureCollection) -> Diff {
     let (prev, cur) = (outlines(previous), outlines(current));
     let m = Matching::new(&prev, &cur);
-    // The part of each previous polygon claimed by pieces other than its heir.
-    let mut claimed = vec![0.0; prev.len()];
-    for (i, list) in m.overlaps.iter().enumerate() {
-        for &(j, overlap) in list {
-            if m.heir[j] != Some(i) {
-                claimed[j] += overlap;
-            }
-        }
-    }
+    let claimed = m.claimed(prev.len());
     let mut counts = Counts::default();
     let mut features = Vec::with_capacity(cur.len());
     for (i, (c, feature)) in cur.iter().zip(&current.features).enumerate() {
-        let list = &m.overlaps[i];
-        let mut inherited: Vec<&(usize, f64)> = list.iter().filter(|(j, _)| m.heir[*j] == Some(i)).collect();
-        inherited.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| prev[a.0].id.cmp(&prev[b.0].id)));
-        let area_prev: f64 = list
-            .iter()
-            .map(|&(j, overlap)| {
-                if m.heir[j] == Some(i) {
-                    (prev[j].area_m2 - claimed[j]).max(0.0)
-                } else {
-                    overlap
-                }
-            })
-            .fold(0.0, |a, b| a + b);
-        let change = if list.is_empty() {
-            Change::Added
-        } else {
-            classify(c.area_m2, area_prev)
-        };
-        let ids_of = |js: &mut dyn Iterator<Item = usize>| -> Vec<String> {
-            let mut ids: Vec<String> = js.map(|j| prev[j].id.clone()).collect();
-            ids.sort();
-            ids
-        };
-        let merged = ids_of(&mut inherited.iter().skip(1).map(|(j, _)| *j));
-        let split_from = ids_of(&mut list.iter().filter(|(j, _)| m.heir[*j] != Some(i)).map(|(j, _)| *j));
-        let prev_ids = ids_of(&mut list.iter().map(|(j, _)| *j));
+        let (change, f) = successor(&m, &prev, &claimed, i, c, feature);
         counts.add(change);
-        features.push(diff_feature(
-            feature,
-            &m.ids[i],
-            change,
-            c.area_m2,
-            area_prev,
-            [prev_ids, merged, split_from],
-        ));
+        features.push(f);
     }
     for (j, (p, feature)) in prev.iter().zip(&previous.features).enumerate() {
         if m.heir[j].is_none() {
             counts.add(Change::Removed);
-            // A removed polygon's own area is still its geometry's, so the file stays self-consistent;
-            // its delta is the whole area lost.
-            let mut f = diff_feature(
-                feature,
-                &p.id,
-                Change::Removed,
-                p.area_m2,
-                p.area_m2,
-                Default::default(),
-            );
-            if let Some(props) = f.properties.as_mut() {
-                props.insert("area_delta_m2".into(), json!(round(-p.area_m2)));
-            }
-            features.push(f);
+            features.push(removed_feature(p, feature));
         }
     }
     let mut foreign = Map::new();
@@ -358,8 +309,85 @@ pub(crate) fn diff(previous: &FeatureCollection, current: &FeatureCollection) ->
     }
 }
 
-fn round(v: f64) -> f64 {
-    (v * 10.0).round() / 10.0
+impl Matching {
+    /// Per previous polygon: the part of it claimed by pieces other than its heir, m².
+    fn claimed(&self, n_previous: usize) -> Vec<f64> {
+        let mut claimed = vec![0.0; n_previous];
+        for (i, list) in self.overlaps.iter().enumerate() {
+            for &(j, overlap) in list {
+                if self.heir[j] != Some(i) {
+                    claimed[j] += overlap;
+                }
+            }
+        }
+        claimed
+    }
+}
+
+/// The diff feature of current polygon `i` (outline `c`, report feature `feature`): the previous
+/// area it takes over, its change, and the previous polygons it inherits or split off.
+fn successor(
+    m: &Matching,
+    prev: &[Outline],
+    claimed: &[f64],
+    i: usize,
+    c: &Outline,
+    feature: &Feature,
+) -> (Change, Feature) {
+    let list = &m.overlaps[i];
+    let inherits = |j: usize| m.heir[j] == Some(i);
+    let mut inherited: Vec<&(usize, f64)> = list.iter().filter(|(j, _)| inherits(*j)).collect();
+    inherited.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| prev[a.0].id.cmp(&prev[b.0].id)));
+    let area_prev: f64 = list
+        .iter()
+        .map(|&(j, overlap)| {
+            if inherits(j) {
+                (prev[j].area_m2 - claimed[j]).max(0.0)
+            } else {
+                overlap
+            }
+        })
+        .fold(0.0, |a, b| a + b);
+    let change = if list.is_empty() {
+        Change::Added
+    } else {
+        classify(c.area_m2, area_prev)
+    };
+    let ids_of = |js: &mut dyn Iterator<Item = usize>| -> Vec<String> {
+        let mut ids: Vec<String> = js.map(|j| prev[j].id.clone()).collect();
+        ids.sort();
+        ids
+    };
+    let merged = ids_of(&mut inherited.iter().skip(1).map(|(j, _)| *j));
+    let split_from = ids_of(&mut list.iter().filter(|(j, _)| !inherits(*j)).map(|(j, _)| *j));
+    let prev_ids = ids_of(&mut list.iter().map(|(j, _)| *j));
+    let f = diff_feature(
+        feature,
+        &m.ids[i],
+        change,
+        c.area_m2,
+        area_prev,
+        [prev_ids, merged, split_from],
+    );
+    (change, f)
+}
+
+/// The diff feature of a previous polygon no current polygon continues.
+fn removed_feature(p: &Outline, feature: &Feature) -> Feature {
+    // A removed polygon's own area is still its geometry's, so the file stays self-consistent;
+    // its delta is the whole area lost.
+    let mut f = diff_feature(
+        feature,
+        &p.id,
+        Change::Removed,
+        p.area_m2,
+        p.area_m2,
+        Default::default(),
+    );
+    if let Some(props) = f.properties.as_mut() {
+        props.insert("area_delta_m2".into(), json!(round(-p.area_m2, AREA_DECIMALS)));
+    }
+    f
 }
 
 fn diff_feature(
@@ -374,9 +402,12 @@ fn diff_feature(
     let mut props = Map::new();
     props.insert("id".into(), json!(id));
     props.insert("change".into(), json!(change.name()));
-    props.insert("area_m2".into(), json!(round(area_m2)));
-    props.insert("area_m2_prev".into(), json!(round(area_m2_prev)));
-    props.insert("area_delta_m2".into(), json!(round(area_m2 - area_m2_prev)));
+    props.insert("area_m2".into(), json!(round(area_m2, AREA_DECIMALS)));
+    props.insert("area_m2_prev".into(), json!(round(area_m2_prev, AREA_DECIMALS)));
+    props.insert(
+        "area_delta_m2".into(),
+        json!(round(area_m2 - area_m2_prev, AREA_DECIMALS)),
+    );
     props.insert("first_detected".into(), copied("first_detected"));
     props.insert("confidence".into(), copied("confidence"));
     props.insert("prev_ids".into(), json!(prev_ids));
@@ -391,15 +422,13 @@ fn diff_feature(
     }
 }
 
-/// What a report covered, from its provenance: period, AOI and polygon count.
+/// What a report covered, from its provenance: period, AOI and polygon count (period and AOI are
+/// null for a report without a scan's provenance).
 fn describe(collection: &FeatureCollection) -> Value {
-    let provenance = collection
-        .foreign_members
-        .as_ref()
-        .and_then(|m| m.get("compound_watch"));
+    let provenance = Provenance::of(collection).ok();
     json!({
-        "period": provenance.and_then(|p| p.get("period")).cloned().unwrap_or(Value::Null),
-        "aoi": provenance.and_then(|p| p.pointer("/aoi/slug")).cloned().unwrap_or(Value::Null),
+        "period": provenance.as_ref().map(|p| p.period),
+        "aoi": provenance.as_ref().map(|p| &p.aoi.slug),
         "features": collection.features.len(),
     })
 }

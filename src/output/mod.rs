@@ -6,3 +6,10 @@ pub(crate) mod provenance;
 pub(crate) mod qgis;
 pub(crate) mod report;
 pub(crate) mod summary;
+
+/// `v` rounded to `decimals` decimal places: how every figure is rounded before it is written.
+/// `+ 0.0` turns -0.0 (the sum of nothing, or a tiny negative) into 0.0, which prints as "0".
+pub(crate) fn round(v: f64, decimals: i32) -> f64 {
+    let s = 10f64.powi(decimals);
+    (v * s).round() / s + 0.0
+}

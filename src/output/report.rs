@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::grid::Projector;
 use crate::io::atomic;
 use crate::month::Month;
+use crate::output::round;
 
 /// Decimal places kept in coordinates (RFC 7946 §11.2 recommends no more than 6).
 pub(crate) const DECIMALS: i32 = 6;
@@ -43,11 +44,10 @@ pub(crate) struct Detection {
 
 /// Converts a grid-CRS outline to a WGS84 polygon fit for RFC 7946.
 pub(crate) fn wgs84_outline(outline: &Polygon<f64>, to_wgs84: &Projector) -> Result<Polygon<f64>> {
-    let scale = 10f64.powi(DECIMALS);
     let lonlat = outline.try_map_coords(|c| to_wgs84.coord(c))?;
     let rounded = lonlat.map_coords(|c| geo::Coord {
-        x: (c.x * scale).round() / scale,
-        y: (c.y * scale).round() / scale,
+        x: round(c.x, DECIMALS),
+        y: round(c.y, DECIMALS),
     });
     Ok(rounded.orient(geo::orient::Direction::Default))
 }
@@ -83,11 +83,6 @@ pub(crate) fn f32_as_written(mut value: Value) -> Value {
     }
     walk(&mut value);
     value
-}
-
-fn round(v: f64, decimals: i32) -> f64 {
-    let s = 10f64.powi(decimals);
-    (v * s).round() / s
 }
 
 /// The report as a GeoJSON FeatureCollection; `provenance` becomes the `compound_watch` member.
@@ -129,12 +124,11 @@ pub(crate) fn feature_collection(
 /// The AOI outline as a FeatureCollection (`aoi.geojson`, drawn in the QGIS project), rounded and
 /// oriented like the report.
 pub(crate) fn aoi_feature_collection(aoi: &crate::aoi::Aoi) -> geojson::FeatureCollection {
-    let scale = 10f64.powi(DECIMALS);
     let outline = aoi
         .geometry
         .map_coords(|c| geo::Coord {
-            x: (c.x * scale).round() / scale,
-            y: (c.y * scale).round() / scale,
+            x: round(c.x, DECIMALS),
+            y: round(c.y, DECIMALS),
         })
         .orient(geo::orient::Direction::Default);
     let mut props = Map::new();

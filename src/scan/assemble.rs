@@ -15,7 +15,7 @@ use crate::grid::{Grid, Projector};
 use crate::io::source::Scene;
 use crate::month::Month;
 use crate::output::report::{self, Detection};
-use crate::output::summary::MonthSummary;
+use crate::output::summary::MonthFigures;
 use crate::scan::config::ScanConfig;
 
 /// The whole grid, put together from its blocks.
@@ -32,18 +32,20 @@ pub(crate) struct Assembled {
 }
 
 impl Assembled {
-    /// The monthly counts, taken out, as the summary's months: `by_month[m]` are the scenes of
-    /// `months[m]`.
-    pub(crate) fn month_summaries(&mut self, months: &[Month], by_month: &[Vec<usize>]) -> Vec<MonthSummary> {
+    /// The monthly counts, taken out, as the summary's measured months: `by_month[m]` are the
+    /// scenes of `months[m]`, over an AOI of `aoi_pixels` pixels of `res` metres.
+    pub(crate) fn month_figures(
+        &mut self,
+        months: &[Month],
+        by_month: &[Vec<usize>],
+        aoi_pixels: u64,
+        res: f64,
+    ) -> Vec<MonthFigures> {
         months
             .iter()
             .zip(std::mem::take(&mut self.months))
             .zip(by_month)
-            .map(|((&month, counts), ids)| MonthSummary {
-                month,
-                scenes: ids.len(),
-                counts,
-            })
+            .map(|((&month, counts), ids)| MonthFigures::measured(month, ids.len(), &counts, aoi_pixels, res))
             .collect()
     }
 }

@@ -28,7 +28,7 @@ use crate::io::source::{SceneSearch, Skipped};
 use crate::io::window::WindowReader;
 use crate::output::diff;
 use crate::output::provenance::{self, AoiRecord, Parameters, Period, Provenance, SceneRecord};
-use crate::output::summary::MonthSummary;
+use crate::output::summary::MonthFigures;
 
 pub use config::{ScanConfig, FIRST_MONTH};
 pub use progress::{Event, Progress, Silent};
@@ -71,8 +71,8 @@ pub struct ScanSummary {
     pub demolitions: usize,
     /// Written demolition layer.
     pub demolition: PathBuf,
-    /// Per month of the period: the month, its scenes, and the counts behind its figures.
-    pub months: Vec<MonthSummary>,
+    /// Per month of the period: its figures, as the summary (`summary.json`) has them.
+    pub months: Vec<MonthFigures>,
     /// Pixels of the grid inside the AOI.
     pub aoi_pixels: u64,
 }
@@ -206,15 +206,14 @@ fn scan_locked(
     });
     let mut assembled = assemble::assemble(config, grid, results, &decided.scenes, &months)?;
     let provenance = provenance_of(config, grid, source, &decided, norm, &found, &skipped);
-    let months = assembled.month_summaries(&months, &by_month);
     let aoi_pixels = aoi_mask.iter().filter(|&&m| m).count() as u64;
+    let months = assembled.month_figures(&months, &by_month, aoi_pixels, grid.res);
     let staging = publish::Staging::begin(&config.out_dir)?;
     let outputs = write::Outputs {
         set,
         provenance: &provenance,
         assembled: &mut assembled,
-        months: &months,
-        aoi_pixels,
+        months,
         found: &found.scenes,
     };
     let written = write::write(&staging, outputs)?;
@@ -232,7 +231,7 @@ fn scan_locked(
         months_with_scenes,
         detections: assembled.construction.len(),
         demolitions: assembled.demolition.len(),
-        months,
+        months: written.months,
         aoi_pixels,
         changes: written.changes,
         ..ScanSummary::paths(&config.out_dir)

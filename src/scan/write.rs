@@ -11,7 +11,7 @@ use crate::output::diff;
 use crate::output::provenance::Provenance;
 use crate::output::qgis::{project, style};
 use crate::output::report::{self, Detection};
-use crate::output::summary::{self, Chip, MonthSummary, Quicklook, QUICKLOOKS};
+use crate::output::summary::{self, Chip, MonthFigures, Quicklook, QUICKLOOKS};
 use crate::scan::assemble::Assembled;
 use crate::scan::blocks::{self, SceneSet};
 use crate::scan::publish::Staging;
@@ -26,6 +26,8 @@ const CHIP_PAD_SHARE: f64 = 0.5;
 pub(crate) struct Written {
     /// Polygons of each kind in the diff.
     pub(crate) changes: diff::Counts,
+    /// The summary's months, as `summary.json` has them.
+    pub(crate) months: Vec<MonthFigures>,
 }
 
 /// Everything the outputs are made from.
@@ -33,8 +35,8 @@ pub(crate) struct Outputs<'a> {
     pub(crate) set: SceneSet<'a>,
     pub(crate) provenance: &'a Provenance,
     pub(crate) assembled: &'a mut Assembled,
-    pub(crate) months: &'a [MonthSummary],
-    pub(crate) aoi_pixels: u64,
+    /// Per month of the period, as measured (nothing derived from the report yet).
+    pub(crate) months: Vec<MonthFigures>,
     /// Every scene found, for the next `--offline` run.
     pub(crate) found: &'a [Scene],
 }
@@ -66,16 +68,14 @@ pub(crate) fn write(staging: &Staging, o: Outputs<'_>) -> Result<Written> {
     let site = summary::SiteSummary {
         aoi_name: config.aoi.name.clone(),
         aoi_slug: slug.clone(),
-        period: summary::Period {
-            from: config.from,
-            to: config.to,
-        },
-        months: summary::month_figures(o.months, o.aoi_pixels, o.set.grid.res),
+        period: o.provenance.period,
+        months: o.months,
         report: collection.clone(),
         quicklooks: quicklooks(&o.set, &o.assembled.construction)?,
         synthetic: o.set.scenes.iter().any(|s| s.synthetic),
     };
-    summary::write_site(&staging.path(""), &site)?;
+    let figures = summary::figures(&site)?;
+    summary::write_figures(&staging.path(""), &site, &figures)?;
     let title = format!("compound-watch: {} {}..{}", config.aoi.name, config.from, config.to);
     project::write(
         &staging.path("project.qgs"),
@@ -95,6 +95,7 @@ pub(crate) fn write(staging: &Staging, o: Outputs<'_>) -> Result<Written> {
     )?;
     Ok(Written {
         changes: changes.counts,
+        months: figures.months,
     })
 }
 

@@ -1,6 +1,5 @@
-//! The summary the demo scan wrote from its own figures (its `ScanSummary::months` through
-//! `summary::month_figures`), `month_figures` itself on hand-made counts, and the `summary` command
-//! across two scan outputs.
+//! The summary the demo scan wrote from its own figures (its `ScanSummary::months`),
+//! `MonthFigures::measured` on hand-made counts, and the `summary` command across two scan outputs.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +7,7 @@ use approx::assert_relative_eq;
 use assert_cmd::Command;
 use compound_watch::detect::MonthCounts;
 use compound_watch::month::Month;
-use compound_watch::summary::{self, MonthFigures, MonthSummary, SiteSummary, GAP_BELOW};
+use compound_watch::summary::{self, MonthFigures, SiteSummary, GAP_BELOW};
 use serde_json::Value;
 
 use crate::common::demo_scan;
@@ -30,12 +29,9 @@ fn demo_out() -> PathBuf {
     demo_scan().summary.report.parent().unwrap().to_path_buf()
 }
 
-/// The demo scan's monthly figures, from the counts the scan handed over.
+/// The demo scan's monthly figures, as the scan returned them.
 fn demo_months() -> Vec<MonthFigures> {
-    let demo = demo_scan();
-    let report = compound_watch::report::read_geojson(&demo.summary.report).unwrap();
-    let res = provenance(&report)["grid"]["res"].as_f64().unwrap();
-    summary::month_figures(&demo.summary.months, demo.summary.aoi_pixels, res)
+    demo_scan().summary.months.clone()
 }
 
 fn sums(report: &geojson::FeatureCollection) -> (f64, usize) {
@@ -63,26 +59,14 @@ fn the_scan_writes_its_own_monthly_figures_and_a_summary_that_agrees_with_its_re
     assert_eq!(figures.parameters, cw["parameters"]);
     assert_eq!(figures.scenes.len(), cw["scenes"].as_array().unwrap().len());
     assert!(figures.synthetic);
-    // Every month as the scan measured it: its scene count, its clear share, gap or not, and its
-    // built-up area only where it was measured.
+    // Every month as the scan returned it is the month summary.json holds, and each is a gap
+    // exactly when too little of the AOI was seen, with a built-up area only where it was measured.
     let measured = demo_months();
     assert_eq!(figures.months.len(), 24);
-    assert_eq!(measured.len(), 24);
-    for (row, m) in figures.months.iter().zip(&measured) {
-        assert_eq!(row.month, m.month);
-        assert_eq!(row.scenes, m.scenes, "{}", m.month);
-        assert_eq!(row.gap, m.gap, "{}", m.month);
-        assert_eq!(row.gap, m.clear_fraction < GAP_BELOW, "{}", m.month);
-        assert!(
-            (row.clear_fraction - m.clear_fraction).abs() <= 0.0005 + 1e-9,
-            "{}",
-            m.month
-        );
-        match (row.builtup_ha, m.builtup_ha) {
-            (Some(a), Some(b)) => assert!((a - b).abs() <= 0.0005 + 1e-9, "{}: {a} != {b}", m.month),
-            (None, None) => assert!(m.gap, "{}", m.month),
-            other => panic!("{}: built-up {other:?}", m.month),
-        }
+    assert_eq!(figures.months, measured, "summary.json and the scan's months differ");
+    for m in &measured {
+        assert_eq!(m.gap, m.clear_fraction < GAP_BELOW, "{}", m.month);
+        assert_eq!(m.gap, m.builtup_ha.is_none(), "{}", m.month);
     }
     // The synthetic monsoon leaves months the scan cannot measure; they are gaps, not zeros.
     let gaps: Vec<&MonthFigures> = measured.iter().filter(|m| m.gap).collect();
@@ -125,29 +109,19 @@ fn counts(clear: u64, builtup: u64, obs: &[u64]) -> MonthCounts {
 fn month_figures_measure_clear_share_and_leave_gaps_unmeasured() {
     assert_eq!(GAP_BELOW, 0.8);
     let month = |m: &str| -> Month { m.parse().unwrap() };
-    let months = vec![
-        MonthSummary {
-            month: month("2022-01"),
-            scenes: 6,
-            counts: counts(100, 30, &[0, 10, 20, 70]),
-        },
-        MonthSummary {
-            month: month("2022-02"),
-            scenes: 2,
-            counts: counts(80, 10, &[20, 80]),
-        },
-        MonthSummary {
-            month: month("2022-03"),
-            scenes: 3,
-            counts: counts(79, 50, &[21, 79]),
-        },
-        MonthSummary {
-            month: month("2022-04"),
-            scenes: 0,
-            counts: MonthCounts::default(),
-        },
+    let given = [
+        ("2022-01", 6, counts(100, 30, &[0, 10, 20, 70])),
+        ("2022-02", 2, counts(80, 10, &[20, 80])),
+        ("2022-03", 3, counts(79, 50, &[21, 79])),
+        ("2022-04", 0, MonthCounts::default()),
     ];
-    let f = summary::month_figures(&months, 100, 10.0);
+    let measure = |aoi_pixels: u64, res: f64| -> Vec<MonthFigures> {
+        given
+            .iter()
+            .map(|(m, scenes, c)| MonthFigures::measured(month(m), *scenes, c, aoi_pixels, res))
+            .collect()
+    };
+    let f = measure(100, 10.0);
     assert_eq!(f.len(), 4);
     assert_eq!((f[0].month, f[0].scenes), (month("2022-01"), 6));
     assert_relative_eq!(f[0].clear_fraction, 1.0);
@@ -167,12 +141,8 @@ fn month_figures_measure_clear_share_and_leave_gaps_unmeasured() {
     assert_eq!((f[3].clear_fraction, f[3].gap, f[3].builtup_ha), (0.0, true, None));
     assert_eq!(f[3].clear_obs_median, 0.0);
     // 20 m pixels are four times the area; an empty AOI measures nothing.
-    assert_relative_eq!(
-        summary::month_figures(&months[..1], 100, 20.0)[0].builtup_ha.unwrap(),
-        1.2,
-        epsilon = 1e-12
-    );
-    let none = summary::month_figures(&months[..1], 0, 10.0);
+    assert_relative_eq!(measure(100, 20.0)[0].builtup_ha.unwrap(), 1.2, epsilon = 1e-12);
+    let none = measure(0, 10.0);
     assert_eq!(
         (none[0].clear_fraction, none[0].gap, none[0].builtup_ha),
         (0.0, true, None)

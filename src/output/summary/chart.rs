@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{MonthRow, SiteFigures};
+use super::{MonthFigures, SiteFigures};
 use crate::error::{Error, Result};
 use crate::month::Month;
 
@@ -120,7 +120,7 @@ fn mesh(chart: &mut Chart<'_, '_>, months: &[Month], decimals: usize) -> DrawRes
 }
 
 /// Built-up hectares per month: points joined only between consecutive measured months, gaps grey.
-pub(super) fn builtup(rows: &[MonthRow]) -> Result<Vec<u8>> {
+pub(super) fn builtup(rows: &[MonthFigures]) -> Result<Vec<u8>> {
     let what = "the built-up chart";
     let err = drawing_error(what);
     let months: Vec<Month> = rows.iter().map(|r| r.month).collect();
@@ -161,7 +161,7 @@ pub(super) fn builtup(rows: &[MonthRow]) -> Result<Vec<u8>> {
 }
 
 /// New construction per month as bars, gaps grey (nothing can be first seen in a gap).
-pub(super) fn new_construction(rows: &[MonthRow]) -> Result<Vec<u8>> {
+pub(super) fn new_construction(rows: &[MonthFigures]) -> Result<Vec<u8>> {
     let what = "the new construction chart";
     let err = drawing_error(what);
     let months: Vec<Month> = rows.iter().map(|r| r.month).collect();
@@ -200,7 +200,7 @@ type Chart<'a, 'b> = ChartContext<
 type DrawResult<T = ()> =
     std::result::Result<T, DrawingAreaErrorKind<<BitMapBackend<'static> as DrawingBackend>::ErrorType>>;
 
-fn gap_columns(chart: &mut Chart<'_, '_>, rows: &[MonthRow], y: std::ops::Range<f64>) -> DrawResult {
+fn gap_columns(chart: &mut Chart<'_, '_>, rows: &[MonthFigures], y: std::ops::Range<f64>) -> DrawResult {
     let gaps: Vec<usize> = rows.iter().enumerate().filter(|(_, r)| r.gap).map(|(i, _)| i).collect();
     if gaps.is_empty() {
         return Ok(());
@@ -277,7 +277,7 @@ fn layout<'b>(
     Ok(root.split_vertically(height).1)
 }
 
-fn gap_legend(rows: &[MonthRow]) -> Option<(Mark, String)> {
+fn gap_legend(rows: &[MonthFigures]) -> Option<(Mark, String)> {
     rows.iter()
         .any(|r| r.gap)
         .then(|| (Mark::Block(GAP_GREY), "gap: too cloudy to measure".to_owned()))

@@ -22,7 +22,9 @@ use crate::detect::kernel::MonthCounts;
 use crate::error::{Error, Result};
 use crate::io::atomic;
 use crate::month::Month;
-use crate::output::provenance;
+use crate::output::{provenance, round};
+
+pub use crate::output::provenance::Period;
 
 pub use quicklook::QUICKLOOKS;
 pub(crate) use quicklook::{quicklook, Chip};
@@ -34,73 +36,9 @@ pub(crate) const ACROSS_PICTURES: &str = "across";
 /// Largest polygons listed by name and place on a page ("where").
 pub(crate) const LARGEST_LISTED: usize = 5;
 
-/// What the scan measured in one month of the AOI. A month without enough clear view is a gap:
-/// its built-up area is unknown, never zero.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MonthFigures {
-    /// The month.
-    pub month: Month,
-    /// Scenes used in the month's composite.
-    pub scenes: usize,
-    /// Share of the AOI's pixels with a clear monthly composite, 0..1.
-    pub clear_fraction: f64,
-    /// Median clear observations per AOI pixel in the month.
-    pub clear_obs_median: f64,
-    /// Too little clear view to measure the month.
-    pub gap: bool,
-    /// Built-up hectares measured in the month's composite over its clear pixels; `None` in a gap.
-    pub builtup_ha: Option<f64>,
-}
-
-impl MonthFigures {
-    /// The built-up area, only where the month was measured: a gap hides any value given with it.
-    fn measured_builtup(&self) -> Option<f64> {
-        if self.gap {
-            None
-        } else {
-            self.builtup_ha
-        }
-    }
-}
-
-/// One month of a scan, for summaries.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MonthSummary {
-    /// The month.
-    pub month: Month,
-    /// Scenes used in it.
-    pub scenes: usize,
-    /// Counts over AOI pixels.
-    pub counts: MonthCounts,
-}
-
 /// A month is a gap in the summary when less than this share of the AOI was seen clearly: its
 /// built-up area would be a count over part of the site, not comparable with other months.
 pub const GAP_BELOW: f64 = 0.8;
-
-/// The summary's figures for each month, from the scan's counts.
-pub fn month_figures(months: &[MonthSummary], aoi_pixels: u64, res: f64) -> Vec<MonthFigures> {
-    let ha_per_pixel = res * res / 10_000.0;
-    months
-        .iter()
-        .map(|m| {
-            let clear_fraction = if aoi_pixels == 0 {
-                0.0
-            } else {
-                m.counts.clear_pixels as f64 / aoi_pixels as f64
-            };
-            let gap = clear_fraction < GAP_BELOW;
-            MonthFigures {
-                month: m.month,
-                scenes: m.scenes,
-                clear_fraction,
-                clear_obs_median: m.counts.clear_obs_median() as f64,
-                gap,
-                builtup_ha: (!gap).then_some(m.counts.builtup_pixels as f64 * ha_per_pixel),
-            }
-        })
-        .collect()
-}
 
 /// Before and after image chips around one new polygon, for a reader to see the change.
 #[derive(Debug, Clone)]
@@ -145,19 +83,15 @@ pub struct SiteSummary {
     pub synthetic: bool,
 }
 
-/// First and last month, both included.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Period {
-    /// First month.
-    pub from: Month,
-    /// Last month (included).
-    pub to: Month,
-}
-
-/// One month of a summary: what was measured and what is derived from it and the report.
-/// Hectares are rounded to 0.001 ha (10 m²), fractions and confidences to 0.001.
+/// One month of a summary (a row of `summary.csv`, an entry of `summary.json`): what the scan
+/// measured in the month and what is derived from that and the report. A month without enough
+/// clear view is a gap: its built-up area is unknown, never zero.
+///
+/// The scan makes each month with [`MonthFigures::measured`], which leaves the derived fields
+/// empty; [`write_site`] derives them from the report and rounds hectares to 0.001 ha (10 m²),
+/// fractions and confidences to 0.001.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MonthRow {
+pub struct MonthFigures {
     /// The month.
     pub month: Month,
     /// Scenes used in the month's composite.
@@ -183,6 +117,49 @@ pub struct MonthRow {
     /// Mean confidence of this month's new polygons; `None` when there are none.
     pub mean_confidence: Option<f64>,
 }
+
+impl MonthFigures {
+    /// The month as the scan measured it from its `counts` over an AOI of `aoi_pixels` pixels of
+    /// `res` metres, with `scenes` scenes in its composite. Nothing derived from the report yet:
+    /// changes and confidence are `None`, new construction is zero.
+    pub fn measured(month: Month, scenes: usize, counts: &MonthCounts, aoi_pixels: u64, res: f64) -> MonthFigures {
+        let ha_per_pixel = res * res / M2_PER_HA;
+        let clear_fraction = if aoi_pixels == 0 {
+            0.0
+        } else {
+            counts.clear_pixels as f64 / aoi_pixels as f64
+        };
+        let gap = clear_fraction < GAP_BELOW;
+        MonthFigures {
+            month,
+            scenes,
+            clear_fraction,
+            clear_obs_median: counts.clear_obs_median() as f64,
+            gap,
+            builtup_ha: (!gap).then_some(counts.builtup_pixels as f64 * ha_per_pixel),
+            builtup_change_ha: None,
+            builtup_yoy_ha: None,
+            new_ha: 0.0,
+            new_polygons: 0,
+            cumulative_new_ha: 0.0,
+            mean_confidence: None,
+        }
+    }
+
+    /// The built-up area, only where the month was measured: a gap hides any value given with it.
+    fn measured_builtup(&self) -> Option<f64> {
+        if self.gap {
+            None
+        } else {
+            self.builtup_ha
+        }
+    }
+}
+
+/// Square metres in a hectare.
+const M2_PER_HA: f64 = 10_000.0;
+/// Decimals of every hectare, fraction and confidence a summary writes.
+const DECIMALS: i32 = 3;
 
 /// One polygon of the report, as a summary lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -273,7 +250,7 @@ pub struct SiteFigures {
     /// Figures for the whole period.
     pub totals: Totals,
     /// One row per month, in order.
-    pub months: Vec<MonthRow>,
+    pub months: Vec<MonthFigures>,
     /// The report's polygons, largest first.
     pub polygons: Vec<NewPolygon>,
     /// Charts: built-up area per month, then new construction per month.
@@ -360,12 +337,6 @@ fn polygons(report: &geojson::FeatureCollection) -> Result<Vec<NewPolygon>> {
     Ok(out)
 }
 
-fn round(v: f64, decimals: i32) -> f64 {
-    let s = 10f64.powi(decimals);
-    // `+ 0.0` turns -0.0 (the sum of nothing, or a tiny negative) into 0.0, which prints as "0".
-    (v * s).round() / s + 0.0
-}
-
 fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
     let (n, sum) = values.fold((0usize, 0.0), |(n, s), v| (n + 1, s + v));
     (n > 0).then(|| sum / n as f64)
@@ -377,6 +348,32 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
 /// polygon's month lies outside them (its hectares would be lost from the monthly rows), or when
 /// the report lacks a property or provenance field a summary shows.
 pub(crate) fn figures(s: &SiteSummary) -> Result<SiteFigures> {
+    check_months(s)?;
+    let prov = provenance(&s.report)?;
+    let polygons = polygons(&s.report)?;
+    check_polygons_in_period(&polygons, s.period)?;
+    let months = derive_months(&s.months, &polygons);
+    let totals = totals(&months, &polygons, &prov);
+    Ok(SiteFigures {
+        software: prov.software,
+        version: prov.version,
+        aoi_name: s.aoi_name.clone(),
+        aoi_slug: s.aoi_slug.clone(),
+        synthetic: s.synthetic,
+        period: s.period,
+        source: prov.source,
+        parameters: prov.parameters,
+        scenes: prov.scenes,
+        totals,
+        months,
+        polygons,
+        charts: site_charts(),
+        quicklooks: s.quicklooks.iter().map(quicklook_picture).collect(),
+    })
+}
+
+/// The months must run from the period's first to its last month, one entry each, in order.
+fn check_months(s: &SiteSummary) -> Result<()> {
     let Period { from, to } = s.period;
     if to < from {
         return Err(Error::Summary {
@@ -401,61 +398,78 @@ pub(crate) fn figures(s: &SiteSummary) -> Result<SiteFigures> {
             ),
         });
     }
-    let prov = provenance(&s.report)?;
-    let polygons = polygons(&s.report)?;
-    if let Some(p) = polygons
+    Ok(())
+}
+
+/// Every polygon must be first detected within the period, or its hectares would be lost from
+/// the monthly rows.
+fn check_polygons_in_period(polygons: &[NewPolygon], Period { from, to }: Period) -> Result<()> {
+    match polygons
         .iter()
         .find(|p| p.first_detected < from || p.first_detected > to)
     {
-        return Err(Error::Summary {
+        Some(p) => Err(Error::Summary {
             what: format!("report feature {}", p.id),
             reason: format!(
                 "first detected in {}, outside the summary's period {} to {}; summarise the period the report was scanned for",
                 p.first_detected, from, to
             ),
-        });
+        }),
+        None => Ok(()),
     }
+}
+
+/// Months a year apart, for the year-on-year change.
+const MONTHS_PER_YEAR: usize = 12;
+
+/// The summary's months: the measured ones, rounded, with the changes between them and the
+/// report's new construction in each.
+fn derive_months(measured: &[MonthFigures], polygons: &[NewPolygon]) -> Vec<MonthFigures> {
     let mut per_month: BTreeMap<Month, Vec<&NewPolygon>> = BTreeMap::new();
-    for p in &polygons {
+    for p in polygons {
         per_month.entry(p.first_detected).or_default().push(p);
     }
     let mut cumulative = 0.0;
-    let months: Vec<MonthRow> = s
-        .months
+    measured
         .iter()
         .enumerate()
         .map(|(i, m)| {
             let builtup = m.measured_builtup();
             let change_from = |back: usize| {
-                let earlier = i.checked_sub(back).and_then(|j| s.months[j].measured_builtup());
-                builtup.zip(earlier).map(|(now, then)| round(now - then, 3))
+                let earlier = i.checked_sub(back).and_then(|j| measured[j].measured_builtup());
+                builtup.zip(earlier).map(|(now, then)| round(now - then, DECIMALS))
             };
             let new = per_month.get(&m.month).map(Vec::as_slice).unwrap_or_default();
             let new_ha: f64 = new.iter().map(|p| p.area_ha).sum();
             cumulative += new_ha;
-            MonthRow {
+            MonthFigures {
                 month: m.month,
                 scenes: m.scenes,
-                clear_fraction: round(m.clear_fraction, 3),
+                clear_fraction: round(m.clear_fraction, DECIMALS),
                 clear_obs_median: m.clear_obs_median,
                 gap: m.gap,
-                builtup_ha: builtup.map(|v| round(v, 3)),
+                builtup_ha: builtup.map(|v| round(v, DECIMALS)),
                 builtup_change_ha: change_from(1),
-                builtup_yoy_ha: change_from(12),
-                new_ha: round(new_ha, 3),
+                builtup_yoy_ha: change_from(MONTHS_PER_YEAR),
+                new_ha: round(new_ha, DECIMALS),
                 new_polygons: new.len(),
-                cumulative_new_ha: round(cumulative, 3),
-                mean_confidence: mean(new.iter().map(|p| p.confidence)).map(|c| round(c, 3)),
+                cumulative_new_ha: round(cumulative, DECIMALS),
+                mean_confidence: mean(new.iter().map(|p| p.confidence)).map(|c| round(c, DECIMALS)),
             }
         })
-        .collect();
-    let measured: Vec<&MonthRow> = months.iter().filter(|m| m.builtup_ha.is_some()).collect();
-    let totals = Totals {
-        new_ha: round(polygons.iter().map(|p| p.area_ha).sum(), 3),
+        .collect()
+}
+
+/// Figures for the whole period, from the summary's months, the report's polygons and its
+/// provenance.
+fn totals(months: &[MonthFigures], polygons: &[NewPolygon], prov: &Provenance) -> Totals {
+    let measured: Vec<&MonthFigures> = months.iter().filter(|m| m.builtup_ha.is_some()).collect();
+    Totals {
+        new_ha: round(polygons.iter().map(|p| p.area_ha).sum(), DECIMALS),
         new_polygons: polygons.len(),
         first_new: polygons.iter().map(|p| p.first_detected).min(),
         last_new: polygons.iter().map(|p| p.first_detected).max(),
-        mean_confidence: mean(polygons.iter().map(|p| p.confidence)).map(|c| round(c, 3)),
+        mean_confidence: mean(polygons.iter().map(|p| p.confidence)).map(|c| round(c, DECIMALS)),
         min_confidence: polygons.iter().map(|p| p.confidence).min_by(f64::total_cmp),
         months: months.len(),
         gap_months: months.iter().filter(|m| m.gap).map(|m| m.month).collect(),
@@ -470,42 +484,32 @@ pub(crate) fn figures(s: &SiteSummary) -> Result<SiteFigures> {
         first_builtup_ha: measured.first().and_then(|m| m.builtup_ha),
         latest_clear: measured.last().map(|m| m.month),
         latest_builtup_ha: measured.last().and_then(|m| m.builtup_ha),
-    };
-    Ok(SiteFigures {
-        software: prov.software,
-        version: prov.version,
-        aoi_name: s.aoi_name.clone(),
-        aoi_slug: s.aoi_slug.clone(),
-        synthetic: s.synthetic,
-        period: s.period,
-        source: prov.source,
-        parameters: prov.parameters,
-        scenes: prov.scenes,
-        totals,
-        months,
-        polygons,
-        charts: vec![
-            Picture {
-                path: format!("{PICTURES}/builtup.png"),
-                caption: "Built-up area measured in each month's clear view, ha. Grey columns are gaps: months too cloudy to measure, left blank rather than drawn as zero.".into(),
-            },
-            Picture {
-                path: format!("{PICTURES}/new.png"),
-                caption: "New construction by the month it was first seen, ha. A building finished under cloud is counted in the first clear month after it.".into(),
-            },
-        ],
-        quicklooks: s
-            .quicklooks
-            .iter()
-            .map(|q| Picture {
-                path: format!("{PICTURES}/quicklook-{}.png", file_stem(&q.id)),
-                caption: format!(
-                    "{}: {:.2} ha first seen {}. Left: {} (before). Right: {} (after). Yellow: the detected outline.",
-                    q.id, q.area_ha, q.first_detected, q.before_month, q.after_month
-                ),
-            })
-            .collect(),
-    })
+    }
+}
+
+/// The two charts of a site: built-up area per month, then new construction per month.
+fn site_charts() -> Vec<Picture> {
+    vec![
+        Picture {
+            path: format!("{PICTURES}/builtup.png"),
+            caption: "Built-up area measured in each month's clear view, ha. Grey columns are gaps: months too cloudy to measure, left blank rather than drawn as zero.".into(),
+        },
+        Picture {
+            path: format!("{PICTURES}/new.png"),
+            caption: "New construction by the month it was first seen, ha. A building finished under cloud is counted in the first clear month after it.".into(),
+        },
+    ]
+}
+
+/// The picture of one quicklook, with a caption saying what it shows.
+fn quicklook_picture(q: &Quicklook) -> Picture {
+    Picture {
+        path: format!("{PICTURES}/quicklook-{}.png", file_stem(&q.id)),
+        caption: format!(
+            "{}: {:.2} ha first seen {}. Left: {} (before). Right: {} (after). Yellow: the detected outline.",
+            q.id, q.area_ha, q.first_detected, q.before_month, q.after_month
+        ),
+    }
 }
 
 /// A polygon id made safe as a file name (ids are `<aoi>-r<row>c<col>`, but the AOI comes from
@@ -522,7 +526,7 @@ fn file_stem(id: &str) -> String {
         .collect()
 }
 
-/// CSV header of `summary.csv`; one column per [`MonthRow`] field, in the same order.
+/// CSV header of `summary.csv`; one column per [`MonthFigures`] field, in the same order.
 pub(crate) const SITE_CSV_HEADER: &str =
     "month,scenes,clear_fraction,clear_obs_median,gap,builtup_ha,builtup_change_ha,\
 builtup_yoy_ha,new_ha,new_polygons,cumulative_new_ha,mean_confidence";
@@ -555,7 +559,11 @@ pub(crate) fn site_csv(f: &SiteFigures) -> String {
 /// `summary.html`, `summary.csv`, `summary.json` and the pictures in `summary/`, each atomically.
 /// Returns the paths written.
 pub fn write_site(dir: &Path, s: &SiteSummary) -> Result<Vec<PathBuf>> {
-    let f = figures(s)?;
+    write_figures(dir, s, &figures(s)?)
+}
+
+/// [`write_site`] with the figures already derived from `s` by [`figures`].
+pub(crate) fn write_figures(dir: &Path, s: &SiteSummary, f: &SiteFigures) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let mut put = |name: &str, bytes: Vec<u8>| -> Result<()> {
         let path = dir.join(name);
@@ -568,12 +576,12 @@ pub fn write_site(dir: &Path, s: &SiteSummary) -> Result<Vec<PathBuf>> {
     for (q, picture) in s.quicklooks.iter().zip(&f.quicklooks) {
         put(&picture.path, chart::png(&quicklook::render(q)?)?)?;
     }
-    put("summary.csv", site_csv(&f).into_bytes())?;
-    put("summary.md", page::site_markdown(&f).into_bytes())?;
-    put("summary.html", page::site_html(&f).into_bytes())?;
+    put("summary.csv", site_csv(f).into_bytes())?;
+    put("summary.md", page::site_markdown(f).into_bytes())?;
+    put("summary.html", page::site_html(f).into_bytes())?;
     // Last, so a summary.json on disk means the pages and pictures beside it are complete.
     let json = dir.join("summary.json");
-    atomic::write_json(&json, &f)?;
+    atomic::write_json(&json, f)?;
     written.push(json);
     Ok(written)
 }
@@ -607,7 +615,7 @@ pub struct AcrossRow {
     /// The AOI's totals, as in its `summary.json`.
     pub totals: Totals,
     /// The AOI's latest month with its figures.
-    pub latest_month: Option<MonthRow>,
+    pub latest_month: Option<MonthFigures>,
 }
 
 /// `across.json`: the figures of every AOI of a run.
@@ -643,7 +651,7 @@ pub fn across_figures(sites: &[SiteFigures]) -> AcrossFigures {
                 latest_month: s.months.last().cloned(),
             })
             .collect(),
-        new_ha: round(sites.iter().map(|s| s.totals.new_ha).sum(), 3),
+        new_ha: round(sites.iter().map(|s| s.totals.new_ha).sum(), DECIMALS),
         new_polygons: sites.iter().map(|s| s.totals.new_polygons).sum(),
         charts: vec![Picture {
             path: format!("{ACROSS_PICTURES}/cumulative.png"),

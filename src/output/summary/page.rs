@@ -4,7 +4,7 @@
 //! loads nothing from the network: it must open the same way from a USB stick in a field office as
 //! on a web server. Its pictures are files beside it, referenced by relative paths.
 
-use super::{AcrossFigures, MonthRow, SiteFigures, Totals, LARGEST_LISTED};
+use super::{AcrossFigures, MonthFigures, SiteFigures, Totals, LARGEST_LISTED};
 use crate::month::Month;
 
 /// Polygons listed in the table of a page; all of them are in `report.geojson` and `summary.json`.
@@ -62,7 +62,21 @@ fn limits(synthetic: bool) -> Vec<String> {
     out
 }
 
+/// The plain-language sections of a per-AOI page.
 fn site_words(f: &SiteFigures) -> Words {
+    Words {
+        warning: f.synthetic.then(|| SYNTHETIC_WARNING.to_owned()),
+        sections: vec![
+            ("What changed", what_changed(f)),
+            ("Where", where_words(f)),
+            ("How sure", how_sure(f)),
+            ("What the imagery cannot tell", limits(f.synthetic)),
+        ],
+    }
+}
+
+/// "What changed": how much new construction, when, and how the built-up area moved.
+fn what_changed(f: &SiteFigures) -> Vec<String> {
     let t = &f.totals;
     let (from, to) = (f.period.from, f.period.to);
     let mut changed = Vec::new();
@@ -99,6 +113,11 @@ fn site_words(f: &SiteFigures) -> Words {
             ));
         }
     }
+    changed
+}
+
+/// "Where": the largest polygons by name and place.
+fn where_words(f: &SiteFigures) -> Vec<String> {
     let mut place = Vec::new();
     if f.polygons.is_empty() {
         place.push("There are no polygons to place.".to_owned());
@@ -119,6 +138,12 @@ fn site_words(f: &SiteFigures) -> Words {
         }
         place.push("Every polygon's outline is in report.geojson; open it in QGIS over composite.tif.".to_owned());
     }
+    place
+}
+
+/// "How sure": confidence, the observations behind the polygons, gaps and skipped scenes.
+fn how_sure(f: &SiteFigures) -> Vec<String> {
+    let t = &f.totals;
     let mut sure = Vec::new();
     if let (Some(mean), Some(min)) = (t.mean_confidence, t.min_confidence) {
         sure.push(format!(
@@ -142,15 +167,7 @@ fn site_words(f: &SiteFigures) -> Words {
             plural(t.skipped_scenes, "scene", "scenes")
         )
     });
-    Words {
-        warning: f.synthetic.then(|| SYNTHETIC_WARNING.to_owned()),
-        sections: vec![
-            ("What changed", changed),
-            ("Where", place),
-            ("How sure", sure),
-            ("What the imagery cannot tell", limits(f.synthetic)),
-        ],
-    }
+    sure
 }
 
 fn across_words(a: &AcrossFigures) -> Words {
@@ -221,7 +238,7 @@ struct Table {
     muted: Vec<bool>,
 }
 
-fn month_table(rows: &[MonthRow]) -> Table {
+fn month_table(rows: &[MonthFigures]) -> Table {
     Table {
         header: vec![
             "Month",

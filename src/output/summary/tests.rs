@@ -111,6 +111,13 @@ fn months(from: &str, builtup: &[Option<f64>]) -> Vec<MonthFigures> {
             clear_obs_median: if b.is_some() { 2.0 } else { 0.0 },
             gap: b.is_none(),
             builtup_ha: *b,
+            // Derived by the summary; what is given here is overwritten.
+            builtup_change_ha: None,
+            builtup_yoy_ha: None,
+            new_ha: 0.0,
+            new_polygons: 0,
+            cumulative_new_ha: 0.0,
+            mean_confidence: None,
         })
         .collect()
 }
@@ -426,7 +433,7 @@ fn summary_json_reads_back_and_feeds_the_across_summary() {
 #[test]
 fn a_gap_is_drawn_as_a_grey_column_in_the_middle_of_the_chart() {
     // The x of every pixel column that is mostly gap grey (anti-aliased text can hit the colour).
-    let grey_columns = |rows: &[MonthRow]| {
+    let grey_columns = |rows: &[MonthFigures]| {
         let png = chart::builtup(rows).unwrap();
         let img = image::load_from_memory(&png).unwrap().to_rgb8();
         let c = chart::GAP_GREY;
