@@ -80,7 +80,7 @@ pub enum Error {
         /// Why, in one sentence.
         reason: String,
         /// Scenes found but left out, with their reasons.
-        skipped: Vec<crate::io::source::Skipped>,
+        skipped: Vec<crate::scene::Skipped>,
     },
     /// A summary that cannot be made or read back, because its input lacks what it needs.
     #[error("summary, {what}: {reason}")]

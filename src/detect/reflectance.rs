@@ -12,7 +12,7 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::io::source::Scene;
+use crate::scene::Scene;
 
 /// The first acquisition date of processing baseline 04.00.
 pub(crate) fn offset_start() -> NaiveDate {

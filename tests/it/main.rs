@@ -1,6 +1,7 @@
 //! Integration tests, compiled into one binary: AOI errors, the end-to-end demo scan, the CLI.
 
 mod aoi;
+mod architecture;
 mod cli;
 mod common;
 mod crash;
