@@ -1,4 +1,5 @@
-//! Change: a built-up score per pixel and month, and the detection of a persistent step up in it.
+//! Built-up: a score per pixel and month, and the persistent step in it (up for construction,
+//! down for demolition: see `kernel::built_change`).
 //!
 //! Pure functions over numbers; this module reads nothing and knows nothing of files or scenes.
 //!
