@@ -128,15 +128,11 @@ pub fn run(
         scenes_used: counts.1,
         scenes_skipped: counts.2,
     };
-    // A scan that worked is not turned into a failure because its log line could not be written.
-    let recorded = state::record_attempt(out, &attempt);
-    match result {
-        Ok(summary) => Ok(summary),
-        Err(e) => {
-            recorded?;
-            Err(e)
-        }
-    }
+    // The scan's own outcome is what the caller needs: a scan that worked is not turned into a
+    // failure because its log line could not be written, and a scan that failed or was refused
+    // reports why, not the log's error (the full disk that failed it usually fails the log too).
+    let _logged = state::record_attempt(out, &attempt);
+    result
 }
 
 /// Why a scan must not replace the outputs: too few scenes to stand behind any figure.
