@@ -232,7 +232,7 @@ impl TwoPeriod {
     }
 
     /// The scan's final decision: the pixels of changed regions that step up in built-up score
-    /// ([`builtup_steps_up`]), with the minimum mapping unit on the regions they form.
+    /// (`builtup_steps_up`), with the minimum mapping unit on the regions they form.
     pub fn construction(&self, change: &[bool], min_pixels: usize) -> Vec<bool> {
         let both = kernel::confirmed(&self.builtup_step, change);
         mmu(&both, self.width, self.height, min_pixels)
@@ -599,7 +599,7 @@ fn month_prop(f: &geojson::Feature, key: &str) -> Option<Month> {
 const MIN_OVERLAP_SHARE: f64 = 0.3;
 
 /// Matches a report against the sample's truth file: an object counts as found, and a detection
-/// as correct, when they overlap by at least [`MIN_OVERLAP_SHARE`] of the smaller of the two.
+/// as correct, when they overlap by at least `MIN_OVERLAP_SHARE` of the smaller of the two.
 /// Objects under `min_area_m2` are not counted as objects, though a detection on one is correct.
 pub fn match_truth(
     report: &geojson::FeatureCollection,

@@ -464,8 +464,8 @@ pub(crate) fn read(path: &Path) -> Result<FeatureCollection> {
     checked(report::read_geojson(path)?, path)
 }
 
-/// Parses the text of a report for diffing and [`check`]s it; `path` is where it came from, named in
-/// errors. [`read`] is this on a file.
+/// Parses the text of a report for diffing and `check`s it; `path` is where it came from, named in
+/// errors. `read` is this on a file.
 pub fn parse(text: &str, path: &Path) -> Result<FeatureCollection> {
     checked(report::parse_geojson(text, path)?, path)
 }

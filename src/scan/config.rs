@@ -38,7 +38,7 @@ pub struct ScanConfig {
     pub fetch_jobs: usize,
     /// Use only the cache and the previous scan's scene list: no search, no reads.
     pub offline: bool,
-    /// Rule 4 of [`crate::detect::mask`]: cloud flags that never move are bright surfaces.
+    /// Rule 4 of the mask (`detect::mask`): cloud flags that never move are bright surfaces.
     pub persistent_cloud_is_surface: bool,
     /// Fewest usable scenes a scan needs to publish anything; with fewer it leaves the previous
     /// outputs untouched ([`Error::Refused`]).

@@ -3,7 +3,7 @@
 //! search -> fetch -> offsets -> (refuse?) -> detect (blocks of rows, in parallel) -> assemble ->
 //! write (into a staging folder) -> publish (the whole set, or nothing). Each stage is a module;
 //! the pixel rules they apply live in [`crate::detect`], the files they write in
-//! [`crate::output`]. Partial failure is data: a scene that cannot be read is skipped and listed,
+//! `crate::output`. Partial failure is data: a scene that cannot be read is skipped and listed,
 //! never fatal; too few usable scenes refuse the scan and leave the previous outputs as they were.
 
 mod assemble;
@@ -81,7 +81,7 @@ pub struct ScanSummary {
 /// `.compound-watch/attempts.jsonl` whatever its outcome.
 ///
 /// Nothing in `--out` changes unless the whole new set of outputs is published (see
-/// [`crate::scan::publish`]); a scan that finds no scene, or can use too few of them, returns
+/// `scan::publish`); a scan that finds no scene, or can use too few of them, returns
 /// [`Error::Refused`] and leaves the previous outputs as they were.
 pub fn run(
     config: &ScanConfig,
