@@ -3,14 +3,26 @@
 //!
 //! Pure functions over numbers; this module reads nothing and knows nothing of files or scenes.
 //!
-//! **Built-up score.** New compound buildings are large metal or concrete roofs. Four facts from the
-//! bands separate them from what surrounds them, each turned into a soft 0..1 membership with a
-//! logistic curve, and the score is their product:
-//! - not vegetation: NDVI = (N-R)/(N+R) below about 0.45 (blue-painted metal roofs reach 0.3);
-//! - not water: MNDWI = (G-S1)/(G+S1) below about 0.25;
-//! - spectrally flat, not red: blue/red above about 0.7 (bare laterite soil, cleared sites and
-//!   harvested fields are red, blue/red ~0.45; grey and blue roofs 0.9-1.7);
-//! - bright: mean visible reflectance above about 0.10 (asphalt, shade and burnt ground are dark).
+//! **Built-up score.** New compound buildings are roofs of any material: concrete, galvanized or
+//! painted metal (blue, red, green), dark tiles, white membranes. What they share is what they are
+//! not. Four facts from the bands, each a soft 0..1 membership with a logistic curve, and the score
+//! is their product:
+//! - not vegetation: NDVI = (N-R)/(N+R) below about 0.45 (green- and blue-painted roofs reach 0.4);
+//! - not water: MNDWI = (G-S1)/(G+S1) below about 0.25, and not a dark surface (mean reflectance
+//!   below about 0.10) with MNDWI above about -0.1: land with water mixed in, at a bank's edge;
+//! - not bare soil or rock: soils, rock, gravel yards, stubble and dry grass are warm in the
+//!   visible and bright in SWIR 1.6 (iron oxides redden them, dryness lifts SWIR): red/blue above
+//!   about 1.3, green/blue above about 1.06 **and** SWIR 1.6/red above about 1.2. The same holds for
+//!   soil or rock partly covered by plants (a cleared edge, a field greening up), whose NIR and
+//!   green rise but whose red stays above its blue. Every roof breaks that run somewhere: grey
+//!   concrete, galvanized steel, white membranes and blue or green paint are not red enough, red
+//!   paint and dark tiles have a flat blue-green. This, not brightness or colour alone, is what
+//!   separates a red roof from the laterite it stands on and a concrete slab from a quarry floor;
+//! - not dark: mean reflectance over the six bands above about 0.08 (shade, burnt ground, and
+//!   water mixed into the edge of a bank; dark tiles, bright in SWIR, pass);
+//! - not a resolution edge: SWIR 1.6 below about 1.7 times NIR. The 20 m SWIR bands blur across a
+//!   sharp edge, so a 10 m pixel of water beside land reads dark in the visible and NIR but bright
+//!   in SWIR, which no roof (nor soil) does.
 //!
 //! **Step.** A pixel is new construction when its monthly score series, gaps skipped, is best
 //! split into a low part followed by a high part: at least `min_before` clear months mostly low,
@@ -18,7 +30,10 @@
 //! the right side of `threshold`), and a mean rise of at least `min_step`. One bright month (a
 //! cloud edge the mask missed) is not a step; a roof that stays is. Gaps (monsoon months with no
 //! clear view) are missing data, never low or high, so the month reported is the first clear
-//! month after the change.
+//! month after the change. A step in the last clear months, with fewer than `min_after` after it,
+//! is **provisional**: reported at once, confirmed or withdrawn by a later scan.
+
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
@@ -90,12 +105,20 @@ pub(crate) struct Reflectance {
 pub(crate) fn builtup_score(r: Reflectance) -> f32 {
     let ndvi = normalized_difference(r.nir, r.red);
     let mndwi = normalized_difference(r.green, r.swir16);
-    let flat = r.blue / r.red.max(1e-3);
-    let visible = (r.blue + r.green + r.red) / 3.0;
+    let ratio = |a: f32, b: f32| a / b.max(1e-3);
+    let soil = logistic((ratio(r.red, r.blue) - 1.3) / 0.04)
+        * logistic((ratio(r.green, r.blue) - 1.06) / 0.02)
+        * logistic((ratio(r.swir16, r.red) - 1.2) / 0.05);
+    let brightness = (r.blue + r.green + r.red + r.nir + r.swir16 + r.swir22) / 6.0;
+    // Land with water mixed in (a bank's edge, a flooded field) is dark and only a little wetter
+    // than dry land; a roof that reflects as little SWIR as green is bright (blue paint, membranes).
+    let wet_edge = logistic((mndwi + 0.1) / 0.05) * logistic((0.10 - brightness) / 0.01);
     logistic((0.45 - ndvi) / 0.06)
         * logistic((0.25 - mndwi) / 0.08)
-        * logistic((flat - 0.7) / 0.08)
-        * logistic((visible - 0.10) / 0.02)
+        * (1.0 - wet_edge)
+        * (1.0 - soil)
+        * logistic((brightness - 0.08) / 0.005)
+        * logistic((1.7 - ratio(r.swir16, r.nir)) / 0.08)
 }
 
 /// The built-up score of every pixel of a composite, shape (6 bands, pixels) in the order blue,
@@ -124,8 +147,14 @@ pub fn scores(bands: ndarray::ArrayView2<f32>) -> Vec<f32> {
 /// A detected step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Step {
-    /// Index into the series of the first clear month after the step.
+    /// Index into the series of the first clear month after the step: the first month that shows
+    /// the new state.
     pub index: usize,
+    /// Index of the last clear month before the step: the change happened after it.
+    pub last_before: usize,
+    /// Index of the month the step became sure (its `min_after`-th clear month after); None for a
+    /// provisional step.
+    pub confirmed_on: Option<usize>,
     /// 0..1: how well supported the step is (see [`step`]).
     pub confidence: f32,
     /// Clear months before the step.
@@ -138,15 +167,27 @@ pub struct Step {
     pub mean_after: f32,
 }
 
+impl Step {
+    /// A step seen in fewer clear months after it than confirmation needs: at the end of the
+    /// series, reported as provisional until a later scan confirms or withdraws it.
+    pub fn provisional(&self) -> bool {
+        self.confirmed_on.is_none()
+    }
+}
+
 /// Finds a persistent step up in a monthly score series (NaN = gap), or None.
 ///
 /// Of all splits with enough clear months on both sides, the one with the largest rise weighted by
 /// `sqrt(n_before * n_after / n)` (the two-sample statistic, so a split is not chosen for one lone
-/// month) is taken; it must then pass the persistence and rise tests.
+/// month) is taken; it must then pass the persistence and rise tests. When no such split passes,
+/// the last `min_after - 1` clear months are tried as a **provisional** step: every one of them
+/// high, the months before low, the same rise. A roof finished in the last month of a scan is then
+/// reported at once, provisional, and confirmed (or withdrawn) by the next scan.
 ///
 /// Confidence = `support * agreement * margin`, each in 0..1: `support` grows with the clear months
 /// on each side (full at 3 before and 4 after), `agreement` is the product of the two sides'
-/// agreeing fractions, `margin` maps a rise from `min_step` to 1.0 onto 0.5..1.
+/// agreeing fractions, `margin` maps a rise from `min_step` to 1.0 onto 0.5..1. A provisional
+/// step's support, with one or two months after, is at most 0.61.
 pub fn step(series: &[f32], p: &DetectParams) -> Option<Step> {
     let clear: Vec<(usize, f32)> = series
         .iter()
@@ -155,7 +196,7 @@ pub fn step(series: &[f32], p: &DetectParams) -> Option<Step> {
         .filter(|(_, v)| !v.is_nan())
         .collect();
     let n = clear.len();
-    if n < p.min_before + p.min_after {
+    if n < p.min_before + 1 {
         return None;
     }
     let total: f32 = clear.iter().map(|(_, v)| v).sum();
@@ -173,14 +214,62 @@ pub fn step(series: &[f32], p: &DetectParams) -> Option<Step> {
             best = Some((stat, k));
         }
     }
-    let (_, k) = best?;
+    let not_seasonal = |s: &Step| {
+        let (before, after) = clear.split_at(clear.len() - s.n_after);
+        seasonal(series, after, YEAR as isize, |v| v >= p.threshold) != Some(true)
+            && seasonal(series, before, -(YEAR as isize), |v| v < p.threshold) != Some(true)
+    };
+    if let Some(confirmed) = best
+        .and_then(|(_, k)| split_step(&clear, k, p, p.persistence))
+        .filter(not_seasonal)
+    {
+        return Some(confirmed);
+    }
+    // A provisional tail: the shortest first, so the step is dated at its first high month. Its
+    // months must have been seen low in the same season a year before: with one or two months of
+    // evidence, the season is the likelier cause until shown otherwise.
+    let tail = p.min_after.saturating_sub(1).min(n - p.min_before);
+    (1..=tail)
+        .rev()
+        .find_map(|na| split_step(&clear, n - na, p, 1.0))
+        .filter(|s| seasonal(series, &clear[clear.len() - s.n_after..], YEAR as isize, |v| v >= p.threshold) == Some(false))
+        .filter(not_seasonal)
+}
+
+/// Months in a year: a season comes back after this many.
+const YEAR: usize = 12;
+
+/// Whether one side of a step, when it spans less than a year, looks the same in the same months a
+/// year away (`back` months back: 12 for the year before the months after a step, -12 for the
+/// year after the months before it), in most of those months seen clearly (`like`: the side's own state): the
+/// season coming round again (a field flooding, a bank drying out), not a new surface. A side of
+/// a year or more has lived through every season (`Some(false)`). The months a year away are
+/// taken a month either side too; None when none of them was seen clearly.
+fn seasonal(series: &[f32], side: &[(usize, f32)], back: isize, like: impl Fn(f32) -> bool) -> Option<bool> {
+    let (first, last) = (side[0].0, side[side.len() - 1].0);
+    if last - first >= YEAR {
+        return Some(false);
+    }
+    let other_year: BTreeSet<usize> = side
+        .iter()
+        .flat_map(|&(m, _)| [-1, 0, 1].map(|d| m.checked_add_signed(d - back)))
+        .flatten()
+        .filter(|&o| o < series.len() && !series[o].is_nan() && !side.iter().any(|&(m, _)| m == o))
+        .collect();
+    let alike = other_year.iter().filter(|&&o| like(series[o])).count();
+    (!other_year.is_empty()).then_some(alike * 2 > other_year.len())
+}
+
+/// The step between `clear[..k]` and `clear[k..]`, if it passes the rise and persistence tests
+/// (`after_agreement`: the fraction of months after that must be high).
+fn split_step(clear: &[(usize, f32)], k: usize, p: &DetectParams, after_agreement: f32) -> Option<Step> {
     let (before, after) = clear.split_at(k);
     let mean = |s: &[(usize, f32)]| s.iter().map(|(_, v)| v).sum::<f32>() / s.len() as f32;
     let (mean_before, mean_after) = (mean(before), mean(after));
     let low = before.iter().filter(|(_, v)| *v < p.threshold).count() as f32 / before.len() as f32;
     let high = after.iter().filter(|(_, v)| *v >= p.threshold).count() as f32 / after.len() as f32;
     let rise = mean_after - mean_before;
-    if rise < p.min_step || low < p.persistence || high < p.persistence {
+    if rise < p.min_step || low < p.persistence || high < p.persistence.max(after_agreement) {
         return None;
     }
     // The first month of the step must itself be high: the step is dated by evidence, not by a fit.
@@ -191,6 +280,8 @@ pub fn step(series: &[f32], p: &DetectParams) -> Option<Step> {
     let margin = 0.5 + 0.5 * ((rise - p.min_step) / (1.0 - p.min_step)).clamp(0.0, 1.0);
     Some(Step {
         index: after[0].0,
+        last_before: before[before.len() - 1].0,
+        confirmed_on: after.get(p.min_after.max(1) - 1).map(|(m, _)| *m),
         confidence: support * low * high * margin,
         n_before: before.len(),
         n_after: after.len(),
@@ -216,6 +307,38 @@ mod tests {
     }
 
     #[test]
+    fn roofs_of_every_material_score_high_and_soil_rock_and_gravel_low() {
+        // Library-style spectra (blue, green, red, nir, swir16, swir22), not the testbed's.
+        let roofs = [
+            ("concrete", refl(0.20, 0.22, 0.24, 0.28, 0.31, 0.28)),
+            ("red metal", refl(0.08, 0.08, 0.20, 0.25, 0.27, 0.22)),
+            ("dark tile", refl(0.07, 0.07, 0.08, 0.11, 0.14, 0.12)),
+            ("green metal", refl(0.07, 0.12, 0.08, 0.16, 0.15, 0.12)),
+            ("galvanized", refl(0.30, 0.31, 0.32, 0.33, 0.33, 0.30)),
+            ("white membrane", refl(0.55, 0.57, 0.58, 0.60, 0.48, 0.40)),
+        ];
+        for (name, r) in roofs {
+            assert!(builtup_score(r) > 0.6, "{name}: {}", builtup_score(r));
+        }
+        let ground = [
+            ("gravel yard", refl(0.12, 0.14, 0.17, 0.21, 0.28, 0.25)),
+            ("quarry floor", refl(0.19, 0.22, 0.26, 0.30, 0.39, 0.34)),
+            ("sand", refl(0.11, 0.14, 0.18, 0.22, 0.30, 0.26)),
+            ("dry grass", refl(0.08, 0.11, 0.14, 0.25, 0.34, 0.25)),
+            ("burnt ground", refl(0.03, 0.035, 0.04, 0.06, 0.10, 0.09)),
+            ("cleared soil half under plants", refl(0.05, 0.085, 0.115, 0.29, 0.26, 0.19)),
+            ("rock half under plants", refl(0.105, 0.14, 0.145, 0.32, 0.28, 0.21)),
+            ("harvested paddy", refl(0.094, 0.127, 0.15, 0.255, 0.211, 0.168)),
+            ("bank edge half in water", refl(0.058, 0.075, 0.075, 0.083, 0.081, 0.058)),
+            ("bank edge mostly water", refl(0.069, 0.088, 0.084, 0.078, 0.087, 0.071)),
+            ("water beside land, SWIR blurred", refl(0.063, 0.079, 0.071, 0.072, 0.17, 0.099)),
+        ];
+        for (name, r) in ground {
+            assert!(builtup_score(r) < 0.3, "{name}: {}", builtup_score(r));
+        }
+    }
+
+    #[test]
     fn roofs_score_high_and_vegetation_water_and_soil_score_low() {
         let grey_roof = builtup_score(refl(0.16, 0.17, 0.18, 0.24, 0.27, 0.24));
         let blue_roof = builtup_score(refl(0.20, 0.18, 0.12, 0.22, 0.20, 0.15));
@@ -232,9 +355,33 @@ mod tests {
     fn a_persistent_step_is_dated_at_its_first_clear_month() {
         let s = [0.1, 0.05, NAN, 0.1, NAN, NAN, 0.9, 0.85, 0.95, 0.9];
         let step = step(&s, &DetectParams::default()).unwrap();
-        assert_eq!(step.index, 6);
+        assert_eq!((step.index, step.last_before, step.confirmed_on), (6, 3, Some(7)));
         assert_eq!((step.n_before, step.n_after), (3, 4));
         assert!(step.confidence > 0.8, "{}", step.confidence);
+    }
+
+    #[test]
+    fn a_season_coming_round_again_is_not_a_step() {
+        let p = DetectParams::default();
+        // High every May and June: in the last two months of a scan that is the season, not a roof.
+        let mut s = vec![0.1f32; 24];
+        for m in [4, 5, 16, 17, 22, 23] {
+            s[m] = 0.9;
+        }
+        s[16] = 0.1;
+        s[17] = 0.1;
+        assert!(step(&s, &p).is_some(), "high months 22-23 never seen a year before are a step");
+        s[10] = 0.9;
+        s[11] = 0.9;
+        s[12] = 0.9;
+        assert_eq!(step(&s, &p), None, "the same months a year before were high");
+        // A roof standing for a year and more is a step whatever the months before it.
+        let mut roof = vec![0.1f32; 30];
+        for v in roof.iter_mut().skip(14) {
+            *v = 0.9;
+        }
+        roof[3] = 0.9;
+        assert_eq!(step(&roof, &p).map(|s| s.index), Some(14));
     }
 
     #[test]
@@ -256,9 +403,32 @@ mod tests {
     }
 
     #[test]
-    fn too_few_clear_months_after_give_no_step() {
-        let s = [0.1, 0.1, 0.1, 0.1, NAN, 0.9];
-        assert_eq!(step(&s, &DetectParams::default()), None);
+    fn one_clear_month_after_is_a_provisional_step_and_a_second_confirms_it() {
+        let p = DetectParams::default();
+        // Fifteen months, the last one high for the first time; the same season a year before was
+        // seen clearly, and low.
+        let mut s = vec![0.1f32; 15];
+        s[13] = NAN;
+        s[14] = 0.9;
+        let first = step(&s, &p).unwrap();
+        assert!(first.provisional());
+        assert_eq!((first.index, first.last_before, first.n_after), (14, 12, 1));
+        let mut next = s.clone();
+        next.push(0.85);
+        let next = step(&next, &p).unwrap();
+        assert!(!next.provisional());
+        assert_eq!((next.index, next.last_before, next.confirmed_on), (14, 12, Some(15)));
+        assert!(first.confidence < next.confidence);
+        // Without a clear view of that season a year before, one month is not enough.
+        let mut unseen = s.clone();
+        for m in 1..=3 {
+            unseen[m] = NAN;
+        }
+        assert_eq!(step(&unseen, &p), None);
+        // A last month that is not high is no step at all, provisional or not.
+        assert_eq!(step(&[0.1, 0.1, 0.1, 0.1, 0.9, 0.2], &p), None);
+        // Too few clear months before: nothing.
+        assert_eq!(step(&[0.1, NAN, 0.9], &p), None);
     }
 
     #[test]

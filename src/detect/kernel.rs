@@ -170,8 +170,17 @@ pub(crate) fn confirmed(stepped: &[bool], changed_region: &[bool]) -> Vec<bool> 
 pub struct MonthCounts {
     /// Pixels with a clear composite.
     pub clear_pixels: u64,
-    /// Clear pixels whose built-up score is at or above the threshold.
+    /// Clear pixels whose built-up score is at or above the threshold: the raw single-month
+    /// measurement.
     pub builtup_pixels: u64,
+    /// AOI pixels of the stable built-up estimate (persistent classification plus confirmed
+    /// construction minus confirmed demolition; set when the blocks are assembled).
+    #[serde(default)]
+    pub stable_pixels: u64,
+    /// AOI pixels whose persistent classification is ambiguous (built-up in 30-70% of their clear
+    /// months): the stable estimate's uncertainty, either way.
+    #[serde(default)]
+    pub ambiguous_pixels: u64,
     /// Histogram of clear observations per AOI pixel (index = observations, the last bin holds
     /// that many or more).
     pub clear_obs_histogram: Vec<u64>,
@@ -211,8 +220,12 @@ pub(crate) struct PixelChange {
     pub(crate) pixel: usize,
     /// Construction or demolition.
     pub(crate) kind: Kind,
-    /// Index of the month of the step.
+    /// Index of the month of the step: the first clear month that shows the new state.
     pub(crate) month: usize,
+    /// Index of the last clear month before the step.
+    pub(crate) last_before: usize,
+    /// Index of the month the step became sure; None while it is provisional.
+    pub(crate) confirmed_on: Option<usize>,
     /// The step's confidence.
     pub(crate) confidence: f32,
     /// Clear observations of the pixel over the period.
@@ -228,6 +241,9 @@ pub(crate) struct BlockResult {
     pub(crate) changes: Vec<PixelChange>,
     /// Per pixel: the spectral step magnitude, 0 where there is none.
     pub(crate) magnitude: Vec<f32>,
+    /// Per pixel: the share of its clear months in which it is built-up (NaN where it is outside
+    /// the AOI or never clear): the persistent classification behind the stable built-up estimate.
+    pub(crate) built_share: Vec<f32>,
     /// Latest clear composite of [`LATEST_BANDS`], reflectance x 10000 (0 = never seen).
     pub(crate) latest: [Vec<u16>; 4],
     /// Per month, over the block's AOI pixels.
@@ -256,27 +272,64 @@ pub(crate) fn detect_block(
     let mut changes = Vec::new();
     let mut magnitude = vec![0f32; inside.len()];
     for p in (0..inside.len()).filter(|&p| inside[p]) {
-        if let Some(s) = spectral_step(&series.spectra[p * n_months..(p + 1) * n_months], norm, params) {
+        let spectra = &series.spectra[p * n_months..(p + 1) * n_months];
+        if let Some(s) = spectral_step(spectra, norm, params) {
             magnitude[p] = s.magnitude;
         }
         let score: Vec<f32> = series.score.column(p).to_vec();
         if let Some((kind, st)) = built_change(&score, params) {
+            if st.provisional() && !seen_enough(c, p, &score, st.index) {
+                continue;
+            }
+            if st.provisional() && magnitude[p] == 0.0 {
+                // A provisional step is too recent for the spectral step's own `min_after`: its
+                // magnitude is measured over the same tail (scaled by the larger noise of a median of
+                // fewer months, so it must be larger to count).
+                let tail = DetectParams { min_after: 1, ..*params };
+                magnitude[p] = spectral_step(spectra, norm, &tail).map_or(0.0, |s| s.magnitude);
+            }
             changes.push(PixelChange {
                 pixel: p,
                 kind,
                 month: st.index,
+                last_before: st.last_before,
+                confirmed_on: st.confirmed_on,
                 confidence: st.confidence,
                 clear_obs: series.clear_obs[p],
                 evidence: evidence(c, p, &score, st.index),
             });
         }
     }
+    let built_share = (0..inside.len())
+        .map(|p| {
+            let clear = series.score.column(p).iter().filter(|v| !v.is_nan()).count();
+            let built = series.score.column(p).iter().filter(|&&v| v >= params.threshold).count();
+            if inside[p] && clear > 0 {
+                built as f32 / clear as f32
+            } else {
+                f32::NAN
+            }
+        })
+        .collect();
     BlockResult {
         changes,
         magnitude,
+        built_share,
         latest,
         months,
     }
+}
+
+/// Clear observations a provisional step needs in each of its months: with three, the month's
+/// median is not one hazy or mis-masked scene.
+const PROVISIONAL_OBS: u16 = 3;
+
+/// Whether every clear month of pixel `p` from `from` on was seen in at least [`PROVISIONAL_OBS`]
+/// clear observations.
+fn seen_enough(c: &Composites, p: usize, score: &[f32], from: usize) -> bool {
+    (from..score.len())
+        .filter(|&m| !score[m].is_nan())
+        .all(|m| c.months[m].as_ref().is_some_and(|comp| comp.clear_obs[p] >= PROVISIONAL_OBS))
 }
 
 /// The scores, spectra and counts of every month of a block, and its latest clear composite.

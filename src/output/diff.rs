@@ -39,6 +39,12 @@ pub(crate) const TOLERANCE_RELATIVE: f64 = 0.05;
 /// ... and so is one within one 10 m pixel, m² (small polygons gain or lose a pixel from noise).
 pub(crate) const TOLERANCE_M2: f64 = 100.0;
 
+/// Values of the `status` property: a report's two, and the diff's word for a provisional polygon
+/// that a later scan did not confirm.
+const CONFIRMED: &str = "confirmed";
+const PROVISIONAL: &str = "provisional";
+const WITHDRAWN: &str = "withdrawn";
+
 /// Areas in a diff are written to 0.1 m², as in the report.
 const AREA_DECIMALS: i32 = 1;
 
@@ -106,6 +112,10 @@ pub struct Counts {
     pub unchanged: usize,
     /// Previous polygons with no successor.
     pub removed: usize,
+    /// Of all these, provisional polygons now confirmed (their heir is confirmed).
+    pub confirmed: usize,
+    /// Of the removed, provisional polygons a later scan did not confirm.
+    pub withdrawn: usize,
 }
 
 impl Counts {
@@ -124,8 +134,8 @@ impl std::fmt::Display for Counts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} added, {} grown, {} shrunk, {} unchanged, {} removed",
-            self.added, self.grown, self.shrunk, self.unchanged, self.removed
+            "{} added, {} grown, {} shrunk, {} unchanged, {} removed ({} provisional now confirmed, {} withdrawn)",
+            self.added, self.grown, self.shrunk, self.unchanged, self.removed, self.confirmed, self.withdrawn
         )
     }
 }
@@ -142,6 +152,9 @@ pub struct Diff {
 /// One polygon of a report, as the matching sees it.
 struct Outline {
     id: String,
+    /// The `status` property: `provisional`, `confirmed`, or None in a report without statuses
+    /// (read as confirmed).
+    status: Option<String>,
     shape: MultiPolygon<f64>,
     rect: Option<Rect<f64>>,
     area_m2: f64,
@@ -156,6 +169,7 @@ fn outlines(collection: &FeatureCollection) -> Vec<Outline> {
             let shape = report::multipolygon_of(f);
             Outline {
                 id: feature_id(f).unwrap_or_else(|| format!("feature-{i}")),
+                status: f.property("status").and_then(Value::as_str).map(str::to_owned),
                 rect: shape.bounding_rect(),
                 area_m2: area(&shape),
                 shape,
@@ -260,8 +274,10 @@ pub(crate) fn stabilize_ids(previous: &FeatureCollection, current: &mut FeatureC
 
 /// The diff of two reports. Feature properties: `id` (stable), `change`, `area_m2` (of this
 /// geometry), `area_m2_prev` (the previous area this polygon takes over), `area_delta_m2`,
-/// `first_detected`, `confidence`, `prev_ids` (every previous polygon it overlaps), `merged_ids`
-/// and `split_from`. The `compound_watch_diff` member holds the counts, the rule's constants and
+/// `status` (`confirmed`, `provisional`, or `withdrawn` for a removed provisional polygon),
+/// `status_prev` (the status of the previous polygon whose id it keeps; null when added),
+/// `first_detected`, `last_clear_before`, `confirmed_on`, `confidence`, `prev_ids` (every previous
+/// polygon it overlaps), `merged_ids` and `split_from`. The `compound_watch_diff` member holds the counts, the rule's constants and
 /// what each report covered.
 ///
 /// `area_m2_prev` splits every previous polygon's area without double counting: a split-off piece
@@ -276,11 +292,15 @@ pub(crate) fn diff(previous: &FeatureCollection, current: &FeatureCollection) ->
     for (i, (c, feature)) in cur.iter().zip(&current.features).enumerate() {
         let (change, f) = successor(&m, &prev, &claimed, i, c, feature);
         counts.add(change);
+        if f.property("status_prev") == Some(&json!(PROVISIONAL)) && f.property("status") == Some(&json!(CONFIRMED)) {
+            counts.confirmed += 1;
+        }
         features.push(f);
     }
     for (j, (p, feature)) in prev.iter().zip(&previous.features).enumerate() {
         if m.heir[j].is_none() {
             counts.add(Change::Removed);
+            counts.withdrawn += usize::from(p.status.as_deref() == Some(PROVISIONAL));
             features.push(removed_feature(p, feature));
         }
     }
@@ -361,10 +381,11 @@ fn successor(
     let merged = ids_of(&mut inherited.iter().skip(1).map(|(j, _)| *j));
     let split_from = ids_of(&mut list.iter().filter(|(j, _)| !inherits(*j)).map(|(j, _)| *j));
     let prev_ids = ids_of(&mut list.iter().map(|(j, _)| *j));
+    let status_prev = inherited.first().map(|(j, _)| prev[*j].status.as_deref().unwrap_or(CONFIRMED));
     let f = diff_feature(
         feature,
         &m.ids[i],
-        change,
+        (change, status_prev),
         c.area_m2,
         area_prev,
         [prev_ids, merged, split_from],
@@ -376,16 +397,20 @@ fn successor(
 fn removed_feature(p: &Outline, feature: &Feature) -> Feature {
     // A removed polygon's own area is still its geometry's, so the file stays self-consistent;
     // its delta is the whole area lost.
+    let status = p.status.as_deref().unwrap_or(CONFIRMED);
     let mut f = diff_feature(
         feature,
         &p.id,
-        Change::Removed,
+        (Change::Removed, Some(status)),
         p.area_m2,
         p.area_m2,
         Default::default(),
     );
     if let Some(props) = f.properties.as_mut() {
         props.insert("area_delta_m2".into(), json!(round(-p.area_m2, AREA_DECIMALS)));
+        if status == PROVISIONAL {
+            props.insert("status".into(), json!(WITHDRAWN));
+        }
     }
     f
 }
@@ -393,7 +418,7 @@ fn removed_feature(p: &Outline, feature: &Feature) -> Feature {
 fn diff_feature(
     source: &Feature,
     id: &str,
-    change: Change,
+    (change, status_prev): (Change, Option<&str>),
     area_m2: f64,
     area_m2_prev: f64,
     [prev_ids, merged_ids, split_from]: [Vec<String>; 3],
@@ -408,7 +433,11 @@ fn diff_feature(
         "area_delta_m2".into(),
         json!(round(area_m2 - area_m2_prev, AREA_DECIMALS)),
     );
+    props.insert("status".into(), copied("status"));
+    props.insert("status_prev".into(), json!(status_prev));
     props.insert("first_detected".into(), copied("first_detected"));
+    props.insert("last_clear_before".into(), copied("last_clear_before"));
+    props.insert("confirmed_on".into(), copied("confirmed_on"));
     props.insert("confidence".into(), copied("confidence"));
     props.insert("prev_ids".into(), json!(prev_ids));
     props.insert("merged_ids".into(), json!(merged_ids));
@@ -588,7 +617,8 @@ mod tests {
                 grown: 1,
                 shrunk: 1,
                 unchanged: 1,
-                removed: 1
+                removed: 1,
+                ..Counts::default()
             }
         );
         assert_relative_eq!(
@@ -724,6 +754,35 @@ mod tests {
             }
         );
         assert_eq!(change(&d, "a"), "added");
+    }
+
+    fn with_status(mut f: Feature, status: &str) -> Feature {
+        f.properties.as_mut().unwrap().insert("status".into(), json!(status));
+        f
+    }
+
+    #[test]
+    fn a_provisional_polygon_is_confirmed_by_its_heir_or_withdrawn_when_it_has_none() {
+        let previous = collection(vec![
+            with_status(rect("stays", 0.0, 0.0, 100.0, 100.0), "provisional"),
+            with_status(rect("cloud", 400.0, 0.0, 50.0, 50.0), "provisional"),
+            with_status(rect("old", 800.0, 0.0, 50.0, 50.0), "confirmed"),
+        ]);
+        let current = collection(vec![
+            with_status(rect("stays-new-id", 0.0, 0.0, 100.0, 100.0), "confirmed"),
+            with_status(rect("old", 800.0, 0.0, 50.0, 50.0), "confirmed"),
+        ]);
+        let d = diff(&previous, &current);
+        assert_eq!((d.counts.confirmed, d.counts.withdrawn, d.counts.removed), (1, 1, 1));
+        assert_eq!(prop(&d, "stays", "status"), "confirmed");
+        assert_eq!(prop(&d, "stays", "status_prev"), "provisional");
+        assert_eq!(prop(&d, "cloud", "status"), "withdrawn");
+        assert_eq!(change(&d, "cloud"), "removed");
+        assert_eq!(prop(&d, "old", "status_prev"), "confirmed");
+        // A confirmed polygon that disappears is removed, not withdrawn.
+        let d = diff(&current, &collection(vec![]));
+        assert_eq!((d.counts.removed, d.counts.withdrawn), (2, 0));
+        assert_eq!(prop(&d, "old", "status"), "confirmed");
     }
 
     #[test]

@@ -31,8 +31,15 @@ pub(crate) struct Detection {
     pub outline: Polygon<f64>,
     /// Geodesic area of `outline`, m².
     pub area_m2: f64,
-    /// Month in which the new built-up surface was first seen.
+    /// Confirmed, or provisional (seen in fewer clear months than confirmation needs).
+    pub status: Status,
+    /// The first clear month that shows the new surface.
     pub first_detected: Month,
+    /// The last clear month before it: the change happened after this month and by
+    /// `first_detected`.
+    pub last_clear_before: Month,
+    /// The month the detection became confirmed; None while provisional.
+    pub confirmed_on: Option<Month>,
     /// 0..1, how well the change is supported (see `detect::step`).
     pub confidence: f64,
     /// Median, over the polygon's pixels, of the clear observations in the whole period.
@@ -40,6 +47,27 @@ pub(crate) struct Detection {
     /// Items whose clear pixels show the change: the last clear month before it, the month of
     /// first detection and the clear month after.
     pub scenes: Vec<String>,
+}
+
+/// Whether a detection is sure yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Status {
+    /// Seen in enough clear months after the change.
+    Confirmed,
+    /// Seen in fewer clear months after the change than confirmation needs (at the end of the
+    /// period): a later scan confirms it (same id) or withdraws it.
+    Provisional,
+}
+
+impl Status {
+    /// The value of the `status` property.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Status::Confirmed => "confirmed",
+            Status::Provisional => "provisional",
+        }
+    }
 }
 
 /// Converts a grid-CRS outline to a WGS84 polygon fit for RFC 7946.
@@ -98,7 +126,16 @@ pub(crate) fn feature_collection(
             props.insert("id".into(), json!(d.id));
             props.insert("area_m2".into(), json!(round(d.area_m2, 1)));
             props.insert("area_ha".into(), json!(round(d.area_m2 / 10_000.0, 3)));
+            props.insert("status".into(), json!(d.status.name()));
             props.insert("first_detected".into(), json!(d.first_detected.first_day().to_string()));
+            props.insert(
+                "last_clear_before".into(),
+                json!(d.last_clear_before.first_day().to_string()),
+            );
+            props.insert(
+                "confirmed_on".into(),
+                json!(d.confirmed_on.map(|m| m.first_day().to_string())),
+            );
             props.insert("confidence".into(), json!(round(d.confidence, 3)));
             props.insert("aoi".into(), json!(aoi_slug));
             props.insert("n_clear_obs".into(), json!(d.n_clear_obs));

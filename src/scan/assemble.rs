@@ -1,22 +1,29 @@
 //! Stage 5, assemble: the blocks' results become whole-grid layers and polygons. A pixel whose
 //! built-up score stepped is kept where the spectral change confirms it
 //! ([`crate::detect::kernel::confirmed`]); kept pixels are grouped into regions of at least the
-//! minimum mapping unit, and each region becomes a [`Detection`] dated by the lower median of its
-//! pixels' months.
+//! minimum mapping unit, and each region becomes a [`Detection`] dated by its earliest pixels and
+//! confirmed once half of it is.
 
 use std::collections::BTreeSet;
 
 use crate::detect::composite::median;
 use crate::detect::kernel::{confirmed, BlockResult, Kind, MonthCounts, PixelChange};
 use crate::detect::spectral::changed_regions;
-use crate::detect::vectorize::{self, Region};
+use crate::detect::vectorize::{self, label_regions, Region};
 use crate::error::Result;
 use crate::grid::{Grid, Projector};
 use crate::io::source::Scene;
 use crate::month::Month;
-use crate::output::report::{self, Detection};
+use crate::output::report::{self, Detection, Status};
 use crate::output::summary::MonthFigures;
 use crate::scan::config::ScanConfig;
+
+/// Share of a region's pixels that date it: the earliest tenth that shows the new surface (a
+/// compound's first roofs), not the month most of it was built.
+const FIRST_SHARE: f64 = 0.1;
+
+/// ... and at least this many pixels, so a speck does not date a region.
+const FIRST_PIXELS: usize = 5;
 
 /// The whole grid, put together from its blocks.
 #[derive(Debug, Clone)]
@@ -60,6 +67,7 @@ pub(crate) fn assemble(
 ) -> Result<Assembled> {
     let mut latest: [Vec<u16>; 4] = Default::default();
     let mut magnitude = Vec::with_capacity(grid.len());
+    let mut built_share = Vec::with_capacity(grid.len());
     let mut counts = vec![MonthCounts::default(); months.len()];
     let mut changes = Vec::new();
     let mut offset = 0;
@@ -76,6 +84,7 @@ pub(crate) fn assemble(
         }));
         offset += block.magnitude.len();
         magnitude.extend(block.magnitude);
+        built_share.extend(block.built_share);
     }
     let changed = changed_regions(&magnitude, grid.width, grid.height, &config.detect);
     let polygons = Polygons {
@@ -85,13 +94,65 @@ pub(crate) fn assemble(
         months,
         to_wgs84: Projector::new(grid.epsg, 4326)?,
         changed,
+        magnitude,
     };
+    let (construction, built) = polygons.of(&changes, Kind::Construction)?;
+    let (demolition, unbuilt) = polygons.of(&changes, Kind::Demolition)?;
+    for (count, stable) in counts.iter_mut().zip(stable_builtup(&built_share, &built, &unbuilt, months.len())) {
+        (count.stable_pixels, count.ambiguous_pixels) = stable;
+    }
     Ok(Assembled {
-        construction: polygons.of(&changes, Kind::Construction)?,
-        demolition: polygons.of(&changes, Kind::Demolition)?,
+        construction,
+        demolition,
         latest,
         months: counts,
     })
+}
+
+/// The pixels of a confirmed region, and the index of the month it is dated to.
+type Dated = (usize, Vec<usize>);
+
+/// Built-up share of a pixel's clear months above which it counts as built, when no confirmed
+/// region says otherwise ...
+const BUILT_SHARE: f32 = 0.5;
+
+/// ... and the band of shares around it whose pixels are ambiguous: the estimate's uncertainty.
+const AMBIGUOUS_SHARE: (f32, f32) = (0.3, 0.7);
+
+/// The stable built-up estimate per month: (built pixels, ambiguous pixels). A pixel of a confirmed
+/// construction region is built from the region's month on, one of a confirmed demolition region
+/// until its month; any other pixel is built in every month when it is built-up in most of its clear
+/// months (`built_share`, NaN outside the AOI). So the estimate moves from month to month by
+/// exactly the confirmed construction and demolition of that month, in pixels; seasons, clouds and
+/// partly seen months do not move it.
+fn stable_builtup(built_share: &[f32], built: &[Dated], unbuilt: &[Dated], n_months: usize) -> Vec<(u64, u64)> {
+    let mut dated = vec![false; built_share.len()];
+    let mut step = vec![0i64; n_months + 1];
+    for (month, pixels) in built {
+        for &p in pixels {
+            dated[p] = true;
+            step[*month] += 1;
+        }
+    }
+    for (month, pixels) in unbuilt {
+        for &p in pixels {
+            dated[p] = true;
+            step[0] += 1;
+            step[*month] -= 1;
+        }
+    }
+    let (mut base, mut ambiguous) = (0i64, 0u64);
+    for (&share, _) in built_share.iter().zip(&dated).filter(|(s, &d)| !d && !s.is_nan()) {
+        base += i64::from(share > BUILT_SHARE);
+        ambiguous += u64::from((AMBIGUOUS_SHARE.0..=AMBIGUOUS_SHARE.1).contains(&share));
+    }
+    step.iter()
+        .take(n_months)
+        .scan(base, |total, s| {
+            *total += s;
+            Some(((*total).max(0) as u64, ambiguous))
+        })
+        .collect()
 }
 
 /// What turns confirmed pixels into polygons.
@@ -103,36 +164,120 @@ struct Polygons<'a> {
     to_wgs84: Projector,
     /// Per grid pixel: in a region of significant spectral change.
     changed: Vec<bool>,
+    /// Per grid pixel: the spectral step magnitude (unsmoothed).
+    magnitude: Vec<f32>,
 }
 
+/// Construction grows from its roofs by at most this many pixels (30 m): the yard between a
+/// compound's rows of roofs and its walls, not the field beside it.
+const GROW_PIXELS: usize = 3;
+
+/// `mask` dilated by a (2r+1)² square.
+fn dilate(mask: &[bool], width: usize, height: usize, r: usize) -> Vec<bool> {
+    let mut rows = vec![false; mask.len()];
+    for y in 0..height {
+        for x in 0..width {
+            let (x0, x1) = (x.saturating_sub(r), (x + r).min(width - 1));
+            rows[y * width + x] = mask[y * width + x0..=y * width + x1].iter().any(|&m| m);
+        }
+    }
+    let mut out = vec![false; mask.len()];
+    for y in 0..height {
+        let (y0, y1) = (y.saturating_sub(r), (y + r).min(height - 1));
+        for x in 0..width {
+            out[y * width + x] = (y0..=y1).any(|yy| rows[yy * width + x]);
+        }
+    }
+    out
+}
+
+/// A construction region holds at least this many pixels whose built-up score stepped up (roofs) ...
+const SEED_PIXELS: usize = 4;
+
+/// ... and at least this share of its pixels: a cleared yard with a few roofs on it is a compound,
+/// a quarry floor with a speck of noise is not.
+const SEED_SHARE: f64 = 0.05;
+
 impl Polygons<'_> {
-    /// The polygons of one kind, sorted by first month and id.
-    fn of(&self, changes: &[PixelChange], kind: Kind) -> Result<Vec<Detection>> {
+    /// The polygons of one kind, sorted by first month and id, and the confirmed ones' pixels.
+    fn of(&self, changes: &[PixelChange], kind: Kind) -> Result<(Vec<Detection>, Vec<Dated>)> {
         let grid = self.grid;
         let mut at = vec![usize::MAX; grid.len()];
         for (i, c) in changes.iter().enumerate().filter(|(_, c)| c.kind == kind) {
             at[c.pixel] = i;
         }
         let stepped: Vec<bool> = at.iter().map(|&i| i != usize::MAX).collect();
-        let kept = confirmed(&stepped, &self.changed);
+        let seeds = confirmed(&stepped, &self.changed);
+        let kept = match kind {
+            Kind::Construction => self.grown(&seeds),
+            Kind::Demolition => seeds,
+        };
         let min_pixels = (self.config.min_area_m2 / (grid.res * grid.res)).ceil().max(1.0) as usize;
-        let mut found = vectorize::regions(&kept, grid, min_pixels)?
-            .iter()
-            .map(|region| {
-                let pixels: Vec<&PixelChange> = region.pixels.iter().map(|&p| &changes[at[p]]).collect();
-                self.detection(kind, region, &pixels)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut found = Vec::new();
+        let mut dated = Vec::new();
+        for region in vectorize::regions(&kept, grid, min_pixels)? {
+            let pixels: Vec<&PixelChange> = region
+                .pixels
+                .iter()
+                .filter(|&&p| at[p] != usize::MAX)
+                .map(|&p| &changes[at[p]])
+                .collect();
+            let d = self.detection(kind, &region, &pixels)?;
+            if d.status == Status::Provisional && pixels.len() < min_pixels {
+                // Provisional evidence stands alone: its own roof pixels must reach the mapping
+                // unit, without the yard grown around them.
+                continue;
+            }
+            if d.status == Status::Confirmed {
+                let month = self.months.iter().position(|&m| m == d.first_detected).expect("a month of the period");
+                dated.push((month, region.pixels));
+            }
+            found.push(d);
+        }
         found.sort_by(|a, b| (a.first_detected, &a.id).cmp(&(b.first_detected, &b.id)));
-        Ok(found)
+        Ok((found, dated))
+    }
+
+    /// Construction grown from its roofs: the connected pixels of significant spectral change
+    /// (magnitude at least `change_low`, in a changed region) within [`GROW_PIXELS`] of the roof
+    /// pixels (`seeds`), kept
+    /// where they hold enough roofs ([`SEED_PIXELS`], [`SEED_SHARE`]). A compound's cleared yard,
+    /// walls and hard-standing join its roofs in one polygon; a quarry or a cleared field with no
+    /// roof on it is not construction.
+    fn grown(&self, seeds: &[bool]) -> Vec<bool> {
+        let low = self.config.detect.change_low;
+        let near = dilate(seeds, self.grid.width, self.grid.height, GROW_PIXELS);
+        let ground: Vec<bool> = (0..seeds.len())
+            .map(|p| seeds[p] || (near[p] && self.changed[p] && self.magnitude[p] >= low))
+            .collect();
+        let (_, components) = label_regions(&ground, self.grid.width, self.grid.height);
+        let mut kept = vec![false; seeds.len()];
+        for pixels in components {
+            let n_seeds = pixels.iter().filter(|&&p| seeds[p]).count();
+            if n_seeds >= SEED_PIXELS.max((SEED_SHARE * pixels.len() as f64).ceil() as usize) {
+                for p in pixels {
+                    kept[p] = true;
+                }
+            }
+        }
+        kept
     }
 
     /// One region's polygon, dated, scored and with its evidence.
+    ///
+    /// Dated by its earliest pixels: `first_detected` is the month by which [`FIRST_SHARE`] of its
+    /// pixels (at least [`FIRST_PIXELS`]) show the new surface, `last_clear_before` that pixel's last
+    /// clear month before. Confirmed once at least half its pixels are, on the month that half was
+    /// reached; provisional before.
     fn detection(&self, kind: Kind, region: &Region, pixels: &[&PixelChange]) -> Result<Detection> {
-        let mut month_idx: Vec<usize> = pixels.iter().map(|p| p.month).collect();
-        month_idx.sort_unstable();
-        // The lower median: a region is dated when at least half of it has changed.
-        let first = month_idx[(month_idx.len() - 1) / 2];
+        let mut dated: Vec<(usize, usize)> = pixels.iter().map(|p| (p.month, p.last_before)).collect();
+        dated.sort_unstable();
+        let k = ((pixels.len() as f64 * FIRST_SHARE).ceil() as usize).clamp(FIRST_PIXELS.min(pixels.len()), pixels.len());
+        let (first, last_before) = dated[k.max(1) - 1];
+        let mut confirmed_on: Vec<usize> = pixels.iter().filter_map(|p| p.confirmed_on).collect();
+        confirmed_on.sort_unstable();
+        let half = pixels.len().div_ceil(2);
+        let confirmed_on = (confirmed_on.len() >= half).then(|| confirmed_on[half - 1]);
         let confidence = pixels.iter().map(|p| p.confidence as f64).sum::<f64>() / pixels.len() as f64;
         let mut obs: Vec<f32> = pixels.iter().map(|p| p.clear_obs as f32).collect();
         let evidence: BTreeSet<u32> = pixels.iter().flat_map(|p| p.evidence.iter().copied()).collect();
@@ -153,7 +298,14 @@ impl Polygons<'_> {
             ),
             area_m2: report::area_m2(&outline),
             outline,
+            status: if confirmed_on.is_some() {
+                Status::Confirmed
+            } else {
+                Status::Provisional
+            },
             first_detected: self.months[first],
+            last_clear_before: self.months[last_before],
+            confirmed_on: confirmed_on.map(|m| self.months[m]),
             confidence,
             n_clear_obs: median(&mut obs).round() as u32,
             scenes: evidence.into_iter().map(|s| s.id.clone()).collect(),

@@ -64,6 +64,10 @@ pub struct Score {
     pub false_beside_construction: usize,
     /// Detections that are neither real, nor on a listed change, nor beside construction.
     pub false_elsewhere: usize,
+    /// Detections with `status` "provisional" (seen in too few clear months to confirm).
+    pub provisional: usize,
+    /// Of those, real ones.
+    pub provisional_real: usize,
 }
 
 impl Score {
@@ -91,6 +95,8 @@ impl Score {
         self.false_on_change += other.false_on_change;
         self.false_beside_construction += other.false_beside_construction;
         self.false_elsewhere += other.false_elsewhere;
+        self.provisional += other.provisional;
+        self.provisional_real += other.provisional_real;
     }
 }
 
@@ -281,6 +287,10 @@ pub fn score(report: &Value, truth: &Value) -> Result<Score, FormatError> {
             } else {
                 on_change = true;
             }
+        }
+        if prop(d, "status").as_str() == Some("provisional") {
+            s.provisional += 1;
+            s.provisional_real += usize::from(real);
         }
         if real {
             s.real += 1;

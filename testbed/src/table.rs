@@ -53,9 +53,10 @@ fn row(out: &mut String, name: &str, s: &Score, seconds: Option<f64>, exit: Opti
     let errs = s.date_errors();
     let _ = writeln!(
         out,
-        "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
         ratio(s.found(), s.reportable()),
         ratio(s.real, s.detections),
+        ratio(s.real - s.provisional_real, s.detections - s.provisional),
         s.false_on_change,
         s.false_beside_construction,
         s.false_elsewhere,
@@ -79,9 +80,9 @@ pub fn summary(scenarios: &[Scenario]) -> String {
         let _ = writeln!(out, "### {split}\n");
         let _ = writeln!(
             out,
-            "| scenario | recall (found / reportable) | precision (real / detections) | false polygons on non-construction change | false polygons beside construction (pad, yard) | other false polygons | median date error (months) | dated within +-1 month | scan s | exit |"
+            "| scenario | recall (found / reportable) | precision (real / detections) | precision, confirmed only | false polygons on non-construction change | false polygons beside construction (pad, yard) | other false polygons | median date error (months) | dated within +-1 month | scan s | exit |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
         let mut pooled = Score::default();
         let mut seconds = 0.0;
         for s in scenarios.iter().filter(|s| s.split == split) {

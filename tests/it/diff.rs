@@ -115,6 +115,83 @@ fn a_later_scan_keeps_the_ids_and_lists_what_changed() {
     assert_eq!(current, ids(&report), "the diff and the report must use the same ids");
 }
 
+/// The month of a report feature's date property (`YYYY-MM-DD`), as `YYYY-MM`.
+fn month_of(f: &Value, key: &str) -> String {
+    f["properties"][key].as_str().unwrap()[..7].to_owned()
+}
+
+#[test]
+fn construction_seen_in_the_last_month_is_provisional_then_confirmed_with_the_same_id() {
+    // The full sample's polygons dated at least two months before its end: scanning only up to
+    // their first month sees each in one clear month, too few to confirm.
+    let demo = demo_scan();
+    let full = read_json(&demo.summary.report);
+    let last_month = "2023-04";
+    let candidates: Vec<&Value> = full["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| month_of(f, "first_detected").as_str() <= last_month)
+        .collect();
+    let target = candidates.last().expect("the sample has construction before 2023-05");
+    let at = month_of(target, "first_detected");
+    let out = tempfile::tempdir().unwrap().keep().join("out");
+    let source = StaticCatalog::new(sample_dir().join("catalog.json"));
+    let mut config = demo_config(&out, &demo.cache());
+    config.to = at.parse().unwrap();
+    let first = scan::run(&config, &source, &CountingReader::default(), &Silent).unwrap();
+    let first_report = read_json(&first.report);
+    let first_seen_at = |report: &Value| -> Vec<Value> {
+        report["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| month_of(f, "first_detected") == at)
+            .cloned()
+            .collect()
+    };
+    let provisional: Vec<Value> = first_seen_at(&first_report)
+        .into_iter()
+        .filter(|f| f["properties"]["status"] == "provisional")
+        .collect();
+    eprintln!(
+        "scan to {at}: {} polygons first seen in {at}, {} provisional",
+        first_seen_at(&first_report).len(),
+        provisional.len()
+    );
+    assert!(!provisional.is_empty(), "construction first seen in the last month of a scan is provisional");
+    for f in &provisional {
+        assert!(f["properties"]["confirmed_on"].is_null());
+        assert!(month_of(f, "last_clear_before") < at);
+    }
+    // The next scans, month by month, keep the id and confirm it once a second clear month shows it.
+    let second = scan::run(&demo_config(&out, &demo.cache()), &source, &CountingReader::default(), &Silent).unwrap();
+    let diff = read_json(&second.diff);
+    let report = read_json(&second.report);
+    for f in &provisional {
+        let id = f["id"].as_str().unwrap();
+        let now = diff["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == id)
+            .unwrap_or_else(|| panic!("{id} is not in the diff"));
+        let p = &now["properties"];
+        assert_eq!(p["status_prev"], "provisional", "{id}");
+        match p["status"].as_str().unwrap() {
+            "confirmed" => {
+                assert_eq!(month_of(now, "first_detected"), at, "{id} keeps its first month");
+                assert!(month_of(now, "confirmed_on") > at);
+                assert!(ids(&report).contains(id));
+            }
+            "withdrawn" => assert_eq!(p["change"], "removed"),
+            other => panic!("{id}: status {other} after five more months"),
+        }
+    }
+    let confirmed = diff["compound_watch_diff"]["counts"]["confirmed"].as_u64().unwrap();
+    assert!(confirmed >= 1, "at least one provisional polygon is confirmed later");
+}
+
 #[test]
 fn rerunning_a_scan_writes_the_same_diff_and_report() {
     let later = later_scan();

@@ -66,13 +66,24 @@ fn the_scan_writes_its_own_monthly_figures_and_a_summary_that_agrees_with_its_re
     assert_eq!(figures.months, measured, "summary.json and the scan's months differ");
     for m in &measured {
         assert_eq!(m.gap, m.clear_fraction < GAP_BELOW, "{}", m.month);
-        assert_eq!(m.gap, m.builtup_ha.is_none(), "{}", m.month);
+        assert_eq!(m.gap, m.builtup_measured_ha.is_none(), "{}", m.month);
+        assert!(m.builtup_ha.is_some(), "{}: the stable estimate holds through gaps", m.month);
+    }
+    // The stable estimate moves only by the confirmed construction of each month.
+    for pair in measured.windows(2) {
+        let jump = pair[1].builtup_ha.unwrap() - pair[0].builtup_ha.unwrap();
+        assert!(
+            jump >= -1e-9 && jump <= pair[1].new_ha * 1.05 + 0.01,
+            "{}: stable built-up moved {jump} ha with {} ha new",
+            pair[1].month,
+            pair[1].new_ha
+        );
     }
     // The synthetic monsoon leaves months the scan cannot measure; they are gaps, not zeros.
     let gaps: Vec<&MonthFigures> = measured.iter().filter(|m| m.gap).collect();
     assert!(!gaps.is_empty(), "the sample's monsoon gives gap months");
     assert!(gaps.len() < measured.len(), "most months are measured");
-    assert!(gaps.iter().all(|m| m.builtup_ha.is_none()));
+    assert!(gaps.iter().all(|m| m.builtup_measured_ha.is_none()));
     let csv = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 24);
     let html = std::fs::read_to_string(dir.join("summary.html")).unwrap();
@@ -98,6 +109,8 @@ fn counts(clear: u64, builtup: u64, obs: &[u64]) -> MonthCounts {
     MonthCounts {
         clear_pixels: clear,
         builtup_pixels: builtup,
+        stable_pixels: 40,
+        ambiguous_pixels: 5,
         clear_obs_histogram: obs.to_vec(),
     }
 }
@@ -127,24 +140,27 @@ fn month_figures_measure_clear_share_and_leave_gaps_unmeasured() {
     assert_relative_eq!(f[0].clear_fraction, 1.0);
     assert_eq!(f[0].clear_obs_median, 3.0);
     assert!(!f[0].gap);
-    assert_relative_eq!(f[0].builtup_ha.unwrap(), 0.30, epsilon = 1e-12);
+    assert_relative_eq!(f[0].builtup_measured_ha.unwrap(), 0.30, epsilon = 1e-12);
     // Exactly the threshold is measured.
     assert_relative_eq!(f[1].clear_fraction, 0.8);
     assert!(!f[1].gap);
-    assert_relative_eq!(f[1].builtup_ha.unwrap(), 0.10, epsilon = 1e-12);
+    assert_relative_eq!(f[1].builtup_measured_ha.unwrap(), 0.10, epsilon = 1e-12);
     assert_eq!(f[1].clear_obs_median, 1.0);
     // Just under it is a gap: the 50 built-up pixels are a count over part of the site.
     assert_relative_eq!(f[2].clear_fraction, 0.79);
     assert!(f[2].gap);
-    assert_eq!(f[2].builtup_ha, None);
+    assert_eq!(f[2].builtup_measured_ha, None);
+    // The stable estimate is not a single month's measurement: it is given in gaps too.
+    assert_relative_eq!(f[2].builtup_ha.unwrap(), 0.40, epsilon = 1e-12);
+    assert_relative_eq!(f[2].builtup_uncertainty_ha, 0.05, epsilon = 1e-12);
     // A month with no scene at all.
-    assert_eq!((f[3].clear_fraction, f[3].gap, f[3].builtup_ha), (0.0, true, None));
+    assert_eq!((f[3].clear_fraction, f[3].gap, f[3].builtup_measured_ha), (0.0, true, None));
     assert_eq!(f[3].clear_obs_median, 0.0);
     // 20 m pixels are four times the area; an empty AOI measures nothing.
-    assert_relative_eq!(measure(100, 20.0)[0].builtup_ha.unwrap(), 1.2, epsilon = 1e-12);
+    assert_relative_eq!(measure(100, 20.0)[0].builtup_measured_ha.unwrap(), 1.2, epsilon = 1e-12);
     let none = measure(0, 10.0);
     assert_eq!(
-        (none[0].clear_fraction, none[0].gap, none[0].builtup_ha),
+        (none[0].clear_fraction, none[0].gap, none[0].builtup_measured_ha),
         (0.0, true, None)
     );
 }

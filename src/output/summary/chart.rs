@@ -20,6 +20,12 @@ const SIZE: (u32, u32) = (960, 380);
 pub(super) const GAP_GREY: RGBColor = RGBColor(222, 222, 222);
 const LINE: RGBColor = RGBColor(31, 78, 121);
 const BAR: RGBColor = RGBColor(200, 62, 45);
+/// Provisional bars: the new construction colour, lighter.
+const BAR_LIGHT: RGBColor = RGBColor(240, 170, 160);
+/// The raw monthly measurement's dots.
+const RAW: RGBColor = RGBColor(120, 120, 120);
+/// The stable estimate's uncertainty band.
+const BAND: RGBColor = RGBColor(205, 220, 235);
 /// Colours of the AOIs in the across-AOI chart, chosen to stay apart for colour-blind readers.
 const PALETTE: [RGBColor; 8] = [
     RGBColor(0, 114, 178),
@@ -119,15 +125,26 @@ fn mesh(chart: &mut Chart<'_, '_>, months: &[Month], decimals: usize) -> DrawRes
         .draw()
 }
 
-/// Built-up hectares per month: points joined only between consecutive measured months, gaps grey.
+/// Built-up hectares per month: the stable estimate as a line with its uncertainty band, the raw
+/// measurement of each measured month as dots, gaps grey.
 pub(super) fn builtup(rows: &[MonthFigures]) -> Result<Vec<u8>> {
     let what = "the built-up chart";
     let err = drawing_error(what);
     let months: Vec<Month> = rows.iter().map(|r| r.month).collect();
-    let y = line_range(rows.iter().filter_map(|r| r.builtup_ha));
-    let legend: Vec<(Mark, String)> = std::iter::once((Mark::Line(LINE), "built-up area, ha".to_owned()))
-        .chain(gap_legend(rows))
-        .collect();
+    let y = line_range(
+        rows.iter()
+            .filter_map(|r| r.builtup_ha.map(|v| v + r.builtup_uncertainty_ha))
+            .chain(rows.iter().filter_map(|r| r.builtup_measured_ha))
+            .chain(rows.iter().filter_map(|r| r.builtup_ha.map(|v| (v - r.builtup_uncertainty_ha).max(0.0)))),
+    );
+    let legend: Vec<(Mark, String)> = [
+        (Mark::Line(LINE), "built-up, stable estimate, ha".to_owned()),
+        (Mark::Block(BAND), "its uncertainty".to_owned()),
+        (Mark::Line(RAW), "measured in the month's clear view".to_owned()),
+    ]
+    .into_iter()
+    .chain(gap_legend(rows))
+    .collect();
     canvas(what, |root| {
         let body = layout(root, "Built-up area per month (ha)", &legend).map_err(|e| err(e.to_string()))?;
         let mut chart = ChartBuilder::on(&body)
@@ -138,24 +155,26 @@ pub(super) fn builtup(rows: &[MonthFigures]) -> Result<Vec<u8>> {
             .map_err(|e| err(e.to_string()))?;
         gap_columns(&mut chart, rows, y.clone()).map_err(|e| err(e.to_string()))?;
         mesh(&mut chart, &months, if y.end - y.start < 10.0 { 1 } else { 0 }).map_err(|e| err(e.to_string()))?;
-        // One line per run of measured months, so no line is drawn across a gap.
-        let mut run: Vec<(f64, f64)> = Vec::new();
-        let mut runs = Vec::new();
-        for (i, r) in rows.iter().enumerate() {
-            match r.builtup_ha {
-                Some(v) => run.push((i as f64, v)),
-                None => runs.push(std::mem::take(&mut run)),
-            }
-        }
-        runs.push(run);
-        for run in runs.into_iter().filter(|r| !r.is_empty()) {
-            chart
-                .draw_series(LineSeries::new(run.clone(), LINE.stroke_width(2)))
-                .map_err(|e| err(e.to_string()))?;
-            chart
-                .draw_series(run.iter().map(|&p| Circle::new(p, 3, LINE.filled())))
-                .map_err(|e| err(e.to_string()))?;
-        }
+        let stable: Vec<(f64, f64, f64)> = rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.builtup_ha.map(|v| (i as f64, v, r.builtup_uncertainty_ha)))
+            .collect();
+        chart
+            .draw_series(stable.iter().map(|&(x, v, u)| {
+                Rectangle::new([(x - 0.5, (v - u).max(0.0)), (x + 0.5, v + u)], BAND.filled())
+            }))
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(LineSeries::new(stable.iter().map(|&(x, v, _)| (x, v)), LINE.stroke_width(2)))
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(
+                rows.iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| r.builtup_measured_ha.map(|v| Circle::new((i as f64, v), 3, RAW.filled()))),
+            )
+            .map_err(|e| err(e.to_string()))?;
         Ok(())
     })
 }
@@ -165,10 +184,14 @@ pub(super) fn new_construction(rows: &[MonthFigures]) -> Result<Vec<u8>> {
     let what = "the new construction chart";
     let err = drawing_error(what);
     let months: Vec<Month> = rows.iter().map(|r| r.month).collect();
-    let y = bar_range(rows.iter().map(|r| r.new_ha));
-    let legend: Vec<(Mark, String)> = std::iter::once((Mark::Block(BAR), "new construction, ha".to_owned()))
-        .chain(gap_legend(rows))
-        .collect();
+    let y = bar_range(rows.iter().map(|r| r.new_ha + r.provisional_ha));
+    let legend: Vec<(Mark, String)> = [
+        (Mark::Block(BAR), "confirmed, ha".to_owned()),
+        (Mark::Block(BAR_LIGHT), "provisional, ha".to_owned()),
+    ]
+    .into_iter()
+    .chain(gap_legend(rows))
+    .collect();
     canvas(what, |root| {
         let body =
             layout(root, "New construction by month first seen (ha)", &legend).map_err(|e| err(e.to_string()))?;
@@ -187,6 +210,14 @@ pub(super) fn new_construction(rows: &[MonthFigures]) -> Result<Vec<u8>> {
                     .filter(|(_, r)| r.new_ha > 0.0)
                     .map(|(i, r)| Rectangle::new([(i as f64 - 0.38, 0.0), (i as f64 + 0.38, r.new_ha)], BAR.filled())),
             )
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(rows.iter().enumerate().filter(|(_, r)| r.provisional_ha > 0.0).map(|(i, r)| {
+                Rectangle::new(
+                    [(i as f64 - 0.38, r.new_ha), (i as f64 + 0.38, r.new_ha + r.provisional_ha)],
+                    BAR_LIGHT.filled(),
+                )
+            }))
             .map_err(|e| err(e.to_string()))?;
         Ok(())
     })

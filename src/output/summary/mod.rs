@@ -102,19 +102,36 @@ pub struct MonthFigures {
     pub clear_obs_median: f64,
     /// Too little clear view to measure the month.
     pub gap: bool,
-    /// Built-up hectares over the month's clear pixels; `None` in a gap.
+    /// The stable built-up estimate, ha: pixels built-up in most of their clear months, plus
+    /// confirmed construction from its month on, minus confirmed demolition. It moves only by
+    /// confirmed changes, never by season or cloud. `None` when the AOI was never seen clearly.
     pub builtup_ha: Option<f64>,
-    /// Built-up ha minus the previous month's; `None` if either month is a gap or absent.
+    /// Hectares either way around `builtup_ha`: pixels built-up in 30-70% of their clear months.
+    #[serde(default)]
+    pub builtup_uncertainty_ha: f64,
+    /// The raw single-month measurement: built-up hectares over this month's clear pixels only
+    /// (it swings with season and with how much of the AOI was seen); `None` in a gap.
+    #[serde(default)]
+    pub builtup_measured_ha: Option<f64>,
+    /// `builtup_ha` minus the previous month's; `None` for the first month.
     pub builtup_change_ha: Option<f64>,
-    /// Built-up ha minus the same month a year before; `None` if either is a gap or absent.
+    /// `builtup_ha` minus the same month a year before; `None` in the first year.
     pub builtup_yoy_ha: Option<f64>,
-    /// Hectares of the report's polygons first detected in this month.
+    /// Hectares of the report's confirmed polygons first detected in this month.
     pub new_ha: f64,
-    /// Number of the report's polygons first detected in this month.
+    /// Number of the report's confirmed polygons first detected in this month.
     pub new_polygons: usize,
     /// `new_ha` summed from the first month through this one.
     pub cumulative_new_ha: f64,
-    /// Mean confidence of this month's new polygons; `None` when there are none.
+    /// Hectares of provisional polygons (seen in too few clear months to confirm yet) first
+    /// detected in this month; not in `new_ha`.
+    #[serde(default)]
+    pub provisional_ha: f64,
+    /// Number of provisional polygons first detected in this month.
+    #[serde(default)]
+    pub provisional_polygons: usize,
+    /// Mean confidence of this month's new polygons, confirmed and provisional; `None` when there
+    /// are none.
     pub mean_confidence: Option<f64>,
 }
 
@@ -136,22 +153,26 @@ impl MonthFigures {
             clear_fraction,
             clear_obs_median: counts.clear_obs_median() as f64,
             gap,
-            builtup_ha: (!gap).then_some(counts.builtup_pixels as f64 * ha_per_pixel),
+            builtup_ha: Some(counts.stable_pixels as f64 * ha_per_pixel),
+            builtup_uncertainty_ha: counts.ambiguous_pixels as f64 * ha_per_pixel,
+            builtup_measured_ha: (!gap).then_some(counts.builtup_pixels as f64 * ha_per_pixel),
             builtup_change_ha: None,
             builtup_yoy_ha: None,
             new_ha: 0.0,
             new_polygons: 0,
             cumulative_new_ha: 0.0,
+            provisional_ha: 0.0,
+            provisional_polygons: 0,
             mean_confidence: None,
         }
     }
 
-    /// The built-up area, only where the month was measured: a gap hides any value given with it.
+    /// The raw measurement, only where the month was measured: a gap hides any value given with it.
     fn measured_builtup(&self) -> Option<f64> {
         if self.gap {
             None
         } else {
-            self.builtup_ha
+            self.builtup_measured_ha
         }
     }
 }
@@ -170,6 +191,9 @@ pub struct NewPolygon {
     pub area_ha: f64,
     /// Month of first detection.
     pub first_detected: Month,
+    /// Provisional: seen in too few clear months to be confirmed yet.
+    #[serde(default)]
+    pub provisional: bool,
     /// Confidence, 0..1, as in the report.
     pub confidence: f64,
     /// Median clear observations behind it over the whole period, as in the report.
@@ -183,10 +207,16 @@ pub struct NewPolygon {
 /// Figures for the whole period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
-    /// Hectares of new construction: the sum of the report's `area_ha`.
+    /// Hectares of confirmed new construction: the sum of the confirmed polygons' `area_ha`.
     pub new_ha: f64,
-    /// Polygons of new construction: the report's feature count.
+    /// Polygons of confirmed new construction.
     pub new_polygons: usize,
+    /// Hectares of provisional polygons, not in `new_ha`.
+    #[serde(default)]
+    pub provisional_ha: f64,
+    /// Provisional polygons, not in `new_polygons`.
+    #[serde(default)]
+    pub provisional_polygons: usize,
     /// Month of the earliest new polygon.
     pub first_new: Option<Month>,
     /// Month of the latest new polygon.
@@ -319,6 +349,11 @@ fn polygons(report: &geojson::FeatureCollection) -> Result<Vec<NewPolygon>> {
                 .and_then(|d| d.get(..7))
                 .and_then(|d| d.parse::<Month>().ok())
                 .ok_or_else(|| bad("property first_detected is not a YYYY-MM-DD date"))?;
+            let provisional = match props.and_then(|p| p.get("status")).and_then(Value::as_str) {
+                Some("confirmed") => false,
+                Some("provisional") => true,
+                _ => return Err(bad("property status is not \"confirmed\" or \"provisional\"")),
+            };
             let geometry = f.geometry.clone().ok_or_else(|| bad("it has no geometry"))?;
             let shape = geo::Geometry::<f64>::try_from(geometry).map_err(|e| bad(&format!("its geometry: {e}")))?;
             let centre = shape.centroid().ok_or_else(|| bad("its geometry is empty"))?;
@@ -327,6 +362,7 @@ fn polygons(report: &geojson::FeatureCollection) -> Result<Vec<NewPolygon>> {
                 confidence: number("confidence")?,
                 n_clear_obs: number("n_clear_obs")?,
                 first_detected,
+                provisional,
                 lon: centre.x(),
                 lat: centre.y(),
                 id,
@@ -434,13 +470,14 @@ fn derive_months(measured: &[MonthFigures], polygons: &[NewPolygon]) -> Vec<Mont
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let builtup = m.measured_builtup();
+            let builtup = m.builtup_ha;
             let change_from = |back: usize| {
-                let earlier = i.checked_sub(back).and_then(|j| measured[j].measured_builtup());
+                let earlier = i.checked_sub(back).and_then(|j| measured[j].builtup_ha);
                 builtup.zip(earlier).map(|(now, then)| round(now - then, DECIMALS))
             };
             let new = per_month.get(&m.month).map(Vec::as_slice).unwrap_or_default();
-            let new_ha: f64 = new.iter().map(|p| p.area_ha).sum();
+            let (provisional, confirmed): (Vec<&NewPolygon>, Vec<&NewPolygon>) = new.iter().partition(|p| p.provisional);
+            let new_ha: f64 = confirmed.iter().map(|p| p.area_ha).sum();
             cumulative += new_ha;
             MonthFigures {
                 month: m.month,
@@ -449,11 +486,15 @@ fn derive_months(measured: &[MonthFigures], polygons: &[NewPolygon]) -> Vec<Mont
                 clear_obs_median: m.clear_obs_median,
                 gap: m.gap,
                 builtup_ha: builtup.map(|v| round(v, DECIMALS)),
+                builtup_uncertainty_ha: round(m.builtup_uncertainty_ha, DECIMALS),
+                builtup_measured_ha: m.measured_builtup().map(|v| round(v, DECIMALS)),
                 builtup_change_ha: change_from(1),
                 builtup_yoy_ha: change_from(MONTHS_PER_YEAR),
                 new_ha: round(new_ha, DECIMALS),
-                new_polygons: new.len(),
+                new_polygons: confirmed.len(),
                 cumulative_new_ha: round(cumulative, DECIMALS),
+                provisional_ha: round(provisional.iter().map(|p| p.area_ha).sum(), DECIMALS),
+                provisional_polygons: provisional.len(),
                 mean_confidence: mean(new.iter().map(|p| p.confidence)).map(|c| round(c, DECIMALS)),
             }
         })
@@ -463,10 +504,13 @@ fn derive_months(measured: &[MonthFigures], polygons: &[NewPolygon]) -> Vec<Mont
 /// Figures for the whole period, from the summary's months, the report's polygons and its
 /// provenance.
 fn totals(months: &[MonthFigures], polygons: &[NewPolygon], prov: &Provenance) -> Totals {
-    let measured: Vec<&MonthFigures> = months.iter().filter(|m| m.builtup_ha.is_some()).collect();
+    let measured: Vec<&MonthFigures> = months.iter().filter(|m| !m.gap && m.builtup_ha.is_some()).collect();
+    let (provisional, confirmed): (Vec<&NewPolygon>, Vec<&NewPolygon>) = polygons.iter().partition(|p| p.provisional);
     Totals {
-        new_ha: round(polygons.iter().map(|p| p.area_ha).sum(), DECIMALS),
-        new_polygons: polygons.len(),
+        new_ha: round(confirmed.iter().map(|p| p.area_ha).sum(), DECIMALS),
+        new_polygons: confirmed.len(),
+        provisional_ha: round(provisional.iter().map(|p| p.area_ha).sum(), DECIMALS),
+        provisional_polygons: provisional.len(),
         first_new: polygons.iter().map(|p| p.first_detected).min(),
         last_new: polygons.iter().map(|p| p.first_detected).max(),
         mean_confidence: mean(polygons.iter().map(|p| p.confidence)).map(|c| round(c, DECIMALS)),
@@ -492,11 +536,11 @@ fn site_charts() -> Vec<Picture> {
     vec![
         Picture {
             path: format!("{PICTURES}/builtup.png"),
-            caption: "Built-up area measured in each month's clear view, ha. Grey columns are gaps: months too cloudy to measure, left blank rather than drawn as zero.".into(),
+            caption: "Built-up area, ha: the stable estimate (line; it moves only by confirmed construction and demolition) and the raw measurement of each month's clear view (dots; it swings with season and cloud). Grey columns are gaps: months too cloudy to measure.".into(),
         },
         Picture {
             path: format!("{PICTURES}/new.png"),
-            caption: "New construction by the month it was first seen, ha. A building finished under cloud is counted in the first clear month after it.".into(),
+            caption: "New construction by the month it was first seen, ha: confirmed (dark) and provisional (light, not yet seen in enough clear months). A building finished under cloud is counted in the first clear month after it.".into(),
         },
     ]
 }
@@ -528,8 +572,9 @@ fn file_stem(id: &str) -> String {
 
 /// CSV header of `summary.csv`; one column per [`MonthFigures`] field, in the same order.
 pub(crate) const SITE_CSV_HEADER: &str =
-    "month,scenes,clear_fraction,clear_obs_median,gap,builtup_ha,builtup_change_ha,\
-builtup_yoy_ha,new_ha,new_polygons,cumulative_new_ha,mean_confidence";
+    "month,scenes,clear_fraction,clear_obs_median,gap,builtup_ha,builtup_uncertainty_ha,\
+builtup_measured_ha,builtup_change_ha,builtup_yoy_ha,new_ha,new_polygons,cumulative_new_ha,\
+provisional_ha,provisional_polygons,mean_confidence";
 
 /// `summary.csv`: one row per month, plain numbers, an empty field where a value is not measured.
 pub(crate) fn site_csv(f: &SiteFigures) -> String {
@@ -537,18 +582,22 @@ pub(crate) fn site_csv(f: &SiteFigures) -> String {
     let mut out = format!("{SITE_CSV_HEADER}\n");
     for m in &f.months {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             m.month,
             m.scenes,
             m.clear_fraction,
             m.clear_obs_median,
             m.gap,
             opt(m.builtup_ha),
+            m.builtup_uncertainty_ha,
+            opt(m.builtup_measured_ha),
             opt(m.builtup_change_ha),
             opt(m.builtup_yoy_ha),
             m.new_ha,
             m.new_polygons,
             m.cumulative_new_ha,
+            m.provisional_ha,
+            m.provisional_polygons,
             opt(m.mean_confidence),
         ));
     }

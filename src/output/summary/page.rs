@@ -102,14 +102,25 @@ fn what_changed(f: &SiteFigures) -> Vec<String> {
             f.aoi_name
         )),
     }
+    if t.provisional_polygons > 0 {
+        changed.push(format!(
+            "A further {} ha in {} {} provisional: seen in too few clear months after the change to confirm it yet; the next scan confirms or withdraws {}.",
+            ha(t.provisional_ha),
+            plural(t.provisional_polygons, "polygon", "polygons"),
+            if t.provisional_polygons == 1 { "is" } else { "are" },
+            if t.provisional_polygons == 1 { "it" } else { "them" },
+        ));
+    }
     if let (Some(m0), Some(a), Some(m1), Some(b)) =
         (t.first_clear, t.first_builtup_ha, t.latest_clear, t.latest_builtup_ha)
     {
         if m0 != m1 {
+            let unc = f.months.first().map_or(0.0, |m| m.builtup_uncertainty_ha);
             changed.push(format!(
-                "The built-up area measured over clear pixels went from {} ha in {m0} to {} ha in {m1}.",
+                "The stable built-up estimate went from {} ha in {m0} to {} ha in {m1} (± {} ha of pixels whose class is ambiguous); it moves only by confirmed construction and demolition.",
                 ha(a),
-                ha(b)
+                ha(b),
+                ha(unc)
             ));
         }
     }
@@ -245,15 +256,18 @@ fn month_table(rows: &[MonthFigures]) -> Table {
             "Scenes",
             "Clear view",
             "Clear obs. (median)",
-            "Built-up ha",
+            "Built-up ha (stable)",
+            "± ha",
+            "Measured this month, ha",
             "vs previous month",
             "vs a year before",
             "New ha",
             "New polygons",
             "New ha since start",
+            "Provisional ha",
             "Mean confidence",
         ],
-        cols: [[Col::Label].as_slice(), &[Col::Number; 10]].concat(),
+        cols: [[Col::Label].as_slice(), &[Col::Number; 12]].concat(),
         rows: rows
             .iter()
             .map(|r| {
@@ -262,7 +276,9 @@ fn month_table(rows: &[MonthFigures]) -> Table {
                     r.scenes.to_string(),
                     format!("{:.0}%", r.clear_fraction * 100.0),
                     format!("{}", r.clear_obs_median),
-                    r.builtup_ha.map_or_else(|| gap_word(r.scenes).to_owned(), ha),
+                    r.builtup_ha.map_or_else(String::new, ha),
+                    ha(r.builtup_uncertainty_ha),
+                    r.builtup_measured_ha.map_or_else(|| gap_word(r.scenes).to_owned(), ha),
                     signed_ha(r.builtup_change_ha),
                     signed_ha(r.builtup_yoy_ha),
                     if r.new_polygons > 0 {
@@ -276,6 +292,11 @@ fn month_table(rows: &[MonthFigures]) -> Table {
                         String::new()
                     },
                     ha(r.cumulative_new_ha),
+                    if r.provisional_polygons > 0 {
+                        ha(r.provisional_ha)
+                    } else {
+                        String::new()
+                    },
                     r.mean_confidence.map(|c| format!("{c:.2}")).unwrap_or_default(),
                 ]
             })
@@ -330,10 +351,11 @@ fn gap_sentence(t: &Totals) -> String {
 fn polygon_table(f: &SiteFigures) -> Table {
     let shown = &f.polygons[..f.polygons.len().min(POLYGONS_LISTED)];
     Table {
-        header: vec!["Polygon", "Area ha", "First seen", "Confidence", "Clear obs.", "Centre"],
+        header: vec!["Polygon", "Area ha", "First seen", "Status", "Confidence", "Clear obs.", "Centre"],
         cols: vec![
             Col::Label,
             Col::Number,
+            Col::Label,
             Col::Label,
             Col::Number,
             Col::Number,
@@ -346,6 +368,7 @@ fn polygon_table(f: &SiteFigures) -> Table {
                     p.id.clone(),
                     ha(p.area_ha),
                     p.first_detected.to_string(),
+                    if p.provisional { "provisional" } else { "confirmed" }.to_owned(),
                     format!("{:.2}", p.confidence),
                     format!("{}", p.n_clear_obs),
                     latlon(p.lat, p.lon),

@@ -17,7 +17,7 @@ fn feature(id: &str, area_ha: f64, first: &str, confidence: f64, k: f64) -> Valu
         "id": id,
         "geometry": {"type": "Polygon", "coordinates": [[[x, y], [x + 0.001, y], [x + 0.001, y + 0.001], [x, y + 0.001], [x, y]]]},
         "properties": {"id": id, "area_m2": area_ha * 1e4, "area_ha": area_ha, "first_detected": format!("{first}-01"),
-            "confidence": confidence, "aoi": "site", "n_clear_obs": 20, "scenes": []}
+            "status": "confirmed", "confidence": confidence, "aoi": "site", "n_clear_obs": 20, "scenes": []}
     })
 }
 
@@ -111,12 +111,16 @@ fn months(from: &str, builtup: &[Option<f64>]) -> Vec<MonthFigures> {
             clear_obs_median: if b.is_some() { 2.0 } else { 0.0 },
             gap: b.is_none(),
             builtup_ha: *b,
+            builtup_uncertainty_ha: 0.0,
+            builtup_measured_ha: *b,
             // Derived by the summary; what is given here is overwritten.
             builtup_change_ha: None,
             builtup_yoy_ha: None,
             new_ha: 0.0,
             new_polygons: 0,
             cumulative_new_ha: 0.0,
+            provisional_ha: 0.0,
+            provisional_polygons: 0,
             mean_confidence: None,
         })
         .collect()
@@ -150,9 +154,9 @@ fn three_polygons() -> Vec<Value> {
 fn a_gap_is_unknown_never_zero() {
     // The scan handing a value with a gap must not leak it: a gap is unmeasured.
     let mut s = site(&[Some(10.0), None, Some(12.0)], Vec::new());
-    s.months[1].builtup_ha = Some(0.0);
+    s.months[1].builtup_measured_ha = Some(0.0);
     let f = figures(&s).unwrap();
-    assert_eq!(f.months[1].builtup_ha, None);
+    assert_eq!(f.months[1].builtup_measured_ha, None);
     assert_eq!(f.totals.gap_months, vec![month("2022-02")]);
     let csv = site_csv(&f);
     let gap_row = csv.lines().nth(2).unwrap();
@@ -237,6 +241,26 @@ fn months_that_do_not_cover_the_period_or_polygons_outside_it_are_refused() {
 }
 
 #[test]
+fn provisional_polygons_are_counted_apart_from_confirmed_ones() {
+    let mut polygons = three_polygons();
+    polygons[2]["properties"]["status"] = json!("provisional");
+    let f = figures(&site(&[Some(10.0); 5], polygons)).unwrap();
+    assert_relative_eq!(f.totals.new_ha, 1.734);
+    assert_eq!((f.totals.new_polygons, f.totals.provisional_polygons), (2, 1));
+    assert_relative_eq!(f.totals.provisional_ha, 2.111);
+    let april = &f.months[3];
+    assert_eq!((april.new_polygons, april.provisional_polygons), (0, 1));
+    assert_relative_eq!(april.provisional_ha, 2.111);
+    assert_relative_eq!(f.months[4].cumulative_new_ha, 1.734);
+    assert!(f.polygons.iter().any(|p| p.id == "site-r9c2" && p.provisional));
+    // A report whose features carry no status is not one this version wrote.
+    let mut unknown = three_polygons();
+    unknown[0]["properties"]["status"] = json!("maybe");
+    let e = figures(&site(&[Some(10.0); 5], unknown)).unwrap_err().to_string();
+    assert!(e.contains("site-r1c1") && e.contains("status"), "{e}");
+}
+
+#[test]
 fn csv_parses_back_with_the_same_numbers() {
     let f = figures(&site(
         &[Some(10.25), None, Some(11.0), Some(11.5), Some(12.0)],
@@ -246,7 +270,7 @@ fn csv_parses_back_with_the_same_numbers() {
     let csv = site_csv(&f);
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    assert_eq!(header.len(), 12);
+    assert_eq!(header.len(), 16);
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
     let number = |cell: &str| (!cell.is_empty()).then(|| cell.parse::<f64>().unwrap());
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
@@ -261,6 +285,8 @@ fn csv_parses_back_with_the_same_numbers() {
         assert_eq!(row[col("new_polygons")].parse::<usize>().unwrap(), m.new_polygons);
         assert_eq!(number(row[col("cumulative_new_ha")]), Some(m.cumulative_new_ha));
         assert_eq!(number(row[col("mean_confidence")]), m.mean_confidence);
+        assert_eq!(number(row[col("builtup_measured_ha")]), m.builtup_measured_ha);
+        assert_eq!(number(row[col("provisional_ha")]), Some(m.provisional_ha));
     }
     // Months with nothing new say 0, never "-0" (a sum of no floats is -0.0 in Rust).
     assert!(!csv.contains(",-0,") && rows[0][col("new_ha")] == "0", "{csv}");
