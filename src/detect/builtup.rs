@@ -232,9 +232,14 @@ pub fn step(series: &[f32], p: &DetectParams) -> Option<Step> {
     (1..=tail)
         .rev()
         .find_map(|na| split_step(&clear, n - na, p, 1.0))
+        .filter(|s| clear[clear.len() - s.n_after..].iter().all(|&(_, v)| v >= PROVISIONAL_SCORE))
         .filter(|s| seasonal(series, &clear[clear.len() - s.n_after..], YEAR as isize, |v| v >= p.threshold) == Some(false))
         .filter(not_seasonal)
 }
+
+/// Score every month of a provisional step must reach: with one or two months of evidence, only
+/// an unambiguous new surface is reported.
+const PROVISIONAL_SCORE: f32 = 0.8;
 
 /// Months in a year: a season comes back after this many.
 const YEAR: usize = 12;
