@@ -3,7 +3,7 @@
 //!   pixels masked) and the built-up score of each composite pixel;
 //! - `step`: the persistent-step search over each pixel's monthly series;
 //! - `spectral-step`: the change stage's per-pixel search over 4-band monthly series;
-//! - `regions`: the change stage's 5 x 5 mean and hysteresis over the magnitude map (elements =
+//! - `regions`: the change stage's 3 x 3 median, 5 x 5 mean and hysteresis over the magnitude map (elements =
 //!   pixels x months here too, so the figures add up per pixel-month).
 //!
 //! Throughput is in elements = pixels x months, so "Melem/s" reads as megapixel-months per second.

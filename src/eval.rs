@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::detect::builtup::{builtup_score, DetectParams, Reflectance};
 use crate::detect::kernel::{self, Kind};
-use crate::detect::spectral::{box_mean, hysteresis, spectral_step, Normalization, SMOOTHING_RADIUS};
+use crate::detect::spectral::{hysteresis, smoothed_magnitude, spectral_step, Normalization};
 use crate::detect::vectorize::label_regions;
 use crate::error::{Error, Result};
 use crate::io::window::{warp, Target};
@@ -166,7 +166,7 @@ fn read_date(dir: &Path, target: &Target) -> Result<Vec<Vec<u16>>> {
 /// What the scan's detector says in its two-period case, before any threshold on magnitude.
 #[derive(Debug, Clone)]
 pub struct TwoPeriod {
-    /// Per-pixel spectral step magnitude, averaged over the smoothing window.
+    /// Per-pixel spectral step magnitude, smoothed as the scan smooths it (median, then mean).
     pub smoothed: Vec<f32>,
     /// Per pixel: the built-up score steps up from date 1 to date 2.
     pub builtup_step: Vec<bool>,
@@ -218,7 +218,7 @@ impl TwoPeriod {
             .map(|p| builtup_steps_up(refl(date1, p), refl(date2, p), &params))
             .collect();
         TwoPeriod {
-            smoothed: box_mean(&magnitude, width, height, SMOOTHING_RADIUS),
+            smoothed: smoothed_magnitude(&magnitude, width, height),
             builtup_step,
             width,
             height,

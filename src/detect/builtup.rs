@@ -66,7 +66,7 @@ impl Default for DetectParams {
             min_after: 2,
             persistence: 0.8,
             change_low: 1.6,
-            change_high: 4.0,
+            change_high: 3.2,
         }
     }
 }

@@ -16,9 +16,11 @@
 //!    significant). Most months on each side must be nearer their own side's median than the
 //!    other's (`persistence`), so a field cycling bare and green has no step: its "after" looks
 //!    like its "before".
-//! 3. **Regions, not pixels.** Magnitudes are averaged over a 5 x 5 window; a changed region is a
-//!    4-connected set of pixels at or above `change_low` that holds at least one pixel at or above
-//!    `change_high` (hysteresis). Speckle does not survive; the edge of a real change does.
+//! 3. **Regions, not pixels.** Magnitudes are first replaced by the median of their 3 x 3
+//!    neighbourhood (a lone strong pixel, such as a misregistered edge, is dropped; a change two
+//!    pixels wide is kept), then averaged over a 5 x 5 window; a changed region is a 4-connected set
+//!    of pixels at or above `change_low` that holds at least one pixel at or above `change_high`
+//!    (hysteresis). Speckle does not survive; the edge of a real change does.
 //!
 //! Pure functions over numbers; this module reads nothing.
 
@@ -31,7 +33,10 @@ use crate::detect::vectorize::label_regions;
 pub(crate) const BANDS: [usize; 4] = [0, 1, 2, 3];
 
 /// Radius of the square window magnitudes are averaged over (2: 5 x 5 pixels).
-pub(crate) const SMOOTHING_RADIUS: usize = 2;
+const SMOOTHING_RADIUS: usize = 2;
+
+/// Radius of the square window whose median replaces a magnitude before averaging (1: 3 x 3).
+const MEDIAN_RADIUS: usize = 1;
 
 /// Months counted per side at most when scaling a magnitude by the noise of a median.
 const MAX_MONTHS_PER_SIDE: usize = 3;
@@ -213,6 +218,36 @@ pub(crate) fn box_mean(values: &[f32], width: usize, height: usize, radius: usiz
     out
 }
 
+/// The median of `values` over a (2r+1)² window clipped to the image (the upper of the two middle
+/// values when the window holds an even count); NaN counts as 0 (no evidence).
+fn median_filter(values: &[f32], width: usize, height: usize, radius: usize) -> Vec<f32> {
+    let mut window = Vec::with_capacity((2 * radius + 1).pow(2));
+    let mut out = vec![0f32; width * height];
+    for r in 0..height {
+        let (r0, r1) = (r.saturating_sub(radius), (r + radius + 1).min(height));
+        for c in 0..width {
+            let (c0, c1) = (c.saturating_sub(radius), (c + radius + 1).min(width));
+            window.clear();
+            for rr in r0..r1 {
+                window.extend(
+                    values[rr * width + c0..rr * width + c1]
+                        .iter()
+                        .map(|&v| if v.is_nan() { 0.0 } else { v }),
+                );
+            }
+            out[r * width + c] = median_of(&mut window);
+        }
+    }
+    out
+}
+
+/// Per-pixel magnitudes (0 or NaN where a pixel has no step) smoothed as step 3 of the module
+/// documentation says: the 3 x 3 median, then the 5 x 5 mean. What the thresholds apply to.
+pub(crate) fn smoothed_magnitude(magnitude: &[f32], width: usize, height: usize) -> Vec<f32> {
+    let median = median_filter(magnitude, width, height, MEDIAN_RADIUS);
+    box_mean(&median, width, height, SMOOTHING_RADIUS)
+}
+
 /// Hysteresis: the 4-connected regions of `values >= low` that hold at least one value >= `high`.
 pub(crate) fn hysteresis(values: &[f32], width: usize, height: usize, low: f32, high: f32) -> Vec<bool> {
     let candidate: Vec<bool> = values.iter().map(|&v| v >= low).collect();
@@ -226,7 +261,7 @@ pub(crate) fn hysteresis(values: &[f32], width: usize, height: usize, low: f32, 
 
 /// The changed-region mask from per-pixel magnitudes (0 or NaN where a pixel has no step).
 pub fn changed_regions(magnitude: &[f32], width: usize, height: usize, p: &DetectParams) -> Vec<bool> {
-    let smooth = box_mean(magnitude, width, height, SMOOTHING_RADIUS);
+    let smooth = smoothed_magnitude(magnitude, width, height);
     hysteresis(&smooth, width, height, p.change_low, p.change_high)
 }
 
@@ -324,6 +359,46 @@ mod tests {
         let v = [9.0, NAN, 0.0, 0.0];
         let m = box_mean(&v, 2, 2, 1);
         assert_eq!(m, vec![2.25; 4]);
+    }
+
+    #[test]
+    fn the_median_filter_drops_a_lone_pixel_and_keeps_a_band_two_pixels_wide() {
+        #[rustfmt::skip]
+        let v = [
+            0.0, 0.0, 0.0, 5.0, 5.0, 0.0,
+            0.0, 9.0, 0.0, 5.0, 5.0, 0.0,
+            0.0, 0.0, 0.0, 5.0, 5.0, 0.0,
+            0.0, 0.0, 0.0, 5.0, 5.0, 0.0,
+            0.0, 0.0, 0.0, 5.0, 5.0, 0.0,
+        ];
+        let m = median_filter(&v, 6, 5, 1);
+        assert_eq!(m[7], 0.0, "the lone 9 is gone");
+        // Inside the band, and on the image edge (6 values: the upper middle one).
+        assert_eq!((m[15], m[16], m[3]), (5.0, 5.0, 5.0));
+        assert_eq!(m[14], 0.0, "beside the band: 3 of 9 values are 5");
+    }
+
+    #[test]
+    fn the_median_filter_counts_gaps_as_no_evidence() {
+        let v = [NAN, NAN, 1.0, NAN];
+        // Each window is the whole 2 x 2 image: {0, 0, 0, 1}, upper middle 0.
+        assert_eq!(median_filter(&v, 2, 2, 1), vec![0.0; 4]);
+    }
+
+    #[test]
+    fn a_lone_strong_pixel_is_no_region_and_a_block_of_change_is_one() {
+        let (w, h) = (16, 12);
+        let mut m = vec![0f32; w * h];
+        m[2 * w + 2] = 100.0; // alone: the mean over 5 x 5 would still be 4.0, above change_high
+        for r in 5..9 {
+            for c in 9..13 {
+                m[r * w + c] = 10.0;
+            }
+        }
+        let changed = changed_regions(&m, w, h, &DetectParams::default());
+        assert!(!changed[2 * w + 2], "the lone pixel");
+        assert!(changed[6 * w + 10] && changed[7 * w + 11], "the block");
+        assert_eq!(changed[..4 * w].iter().filter(|&&c| c).count(), 0);
     }
 
     #[test]

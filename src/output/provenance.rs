@@ -100,7 +100,7 @@ pub struct Parameters {
 pub(crate) const COMPOSITE_METHOD: &str = "per-pixel monthly median of SCL-clear observations";
 pub(crate) const SCORE_METHOD: &str =
     "product of logistic memberships: NDVI<0.45, MNDWI<0.25, blue/red>0.7, visible>0.10";
-pub(crate) const CHANGE_METHOD: &str = "spectral step of blue, green, red, NIR, standardized by the AOI's month-to-month spread, averaged over 5x5 px, hysteresis change_low/change_high";
+pub(crate) const CHANGE_METHOD: &str = "spectral step of blue, green, red, NIR, standardized by the AOI's month-to-month spread, 3x3 median then 5x5 mean, hysteresis change_low/change_high";
 
 /// A scene as used, with the decision that turned its numbers into reflectance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

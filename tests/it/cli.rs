@@ -355,7 +355,7 @@ fn readme_oscd_table() -> std::collections::BTreeMap<String, OscdRow> {
 /// The OSCD evaluation runs on the real labelled pairs in the shared data, writes maps on the label
 /// grid, and scores what the README's table states, per city and pooled, to +-0.005 (the table
 /// rounds to 0.001; the slack lets a harmless change of float order through, a change of the
-/// detector not). The fitted pair is the scan's default, 1.6/4.0, as the README says.
+/// detector not). The fitted pair is the scan's default, 1.6/3.2, as the README says.
 #[test]
 fn eval_oscd_scores_what_the_readme_states() {
     let Some(shared) = crate::common::shared() else {
@@ -421,7 +421,7 @@ fn eval_oscd_scores_what_the_readme_states() {
             (pair.0 - stated.0).abs() < 1e-4 && (pair.1 - stated.1).abs() < 1e-4,
             "{name}: leave-one-city-out fitted {pair:?}, the README states {stated:?}"
         );
-        default_pair_folds += usize::from((pair.0 - 1.6).abs() < 1e-4 && (pair.1 - 4.0).abs() < 1e-4);
+        default_pair_folds += usize::from((pair.0 - 1.6).abs() < 1e-4 && (pair.1 - 3.2).abs() < 1e-4);
         close(
             format!("{name} construction F1"),
             city["construction_scores"]["f1"].as_f64().unwrap(),
@@ -447,18 +447,18 @@ fn eval_oscd_scores_what_the_readme_states() {
         json["pooled_construction"]["f1"].as_f64().unwrap(),
         pooled.construction_f1,
     );
-    // "The scan's defaults (1.6/4.0) are the grid's best on all five cities", and "four of five
+    // "The scan's defaults (1.6/3.2) are the grid's best on all five cities", and "three of five
     // folds pick the same pair".
     let fitted: (f64, f64) = serde_json::from_value(json["fitted_on_all"].clone()).unwrap();
     assert!(
-        (fitted.0 - 1.6).abs() < 1e-4 && (fitted.1 - 4.0).abs() < 1e-4,
+        (fitted.0 - 1.6).abs() < 1e-4 && (fitted.1 - 3.2).abs() < 1e-4,
         "fitted on all five cities: {fitted:?}"
     );
     let detect = &json["parameters"];
     assert!(
         (detect["change_low"].as_f64().unwrap() - 1.6).abs() < 1e-4
-            && (detect["change_high"].as_f64().unwrap() - 4.0).abs() < 1e-4,
+            && (detect["change_high"].as_f64().unwrap() - 3.2).abs() < 1e-4,
         "the scan's defaults are not the fitted pair: {detect}"
     );
-    assert_eq!(default_pair_folds, 4, "folds that fit 1.6/4.0");
+    assert_eq!(default_pair_folds, 3, "folds that fit 1.6/3.2");
 }
