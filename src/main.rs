@@ -136,6 +136,11 @@ struct RunArgs {
     /// No line per site; only the final summary and errors.
     #[arg(short, long)]
     quiet: bool,
+    /// Machine-readable output for schedulers: one JSON object per line on stdout as each site
+    /// starts and ends (`{"event":"site",...}`, the ending one with its run.json record), then the
+    /// run's (`{"event":"run",...}`, run.json's content).
+    #[arg(long)]
+    json: bool,
 }
 
 const DIFF_EXIT_CODES: &str = "\
@@ -286,6 +291,10 @@ struct ScanArgs {
     /// `git diff --exit-code`.
     #[arg(long)]
     exit_code: bool,
+    /// Machine-readable output for schedulers: one JSON object per line on stdout, one per stage
+    /// (`{"event":"stage",...}`) and the final summary (`{"event":"summary",...}`).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -353,6 +362,7 @@ struct CliProgress {
     bar: Mutex<Option<indicatif::ProgressBar>>,
     terminal: bool,
     quiet: bool,
+    json: bool,
     abort_at: Option<AbortAt>,
 }
 
@@ -421,6 +431,12 @@ impl Progress for CliProgress {
 
 impl CliProgress {
     fn show(&self, event: Event<'_>) {
+        if self.json {
+            if let Event::Stage { name, total } = event {
+                json_line(&serde_json::json!({"event": "stage", "time": now(), "name": name, "total": total}));
+            }
+            return;
+        }
         if self.quiet {
             return;
         }
@@ -473,6 +489,16 @@ fn default_cache() -> PathBuf {
     }
 }
 
+/// One JSON object on one line of stdout (`--json`).
+fn json_line(value: &serde_json::Value) {
+    say!("{value}");
+}
+
+/// The time now, UTC, as `--json` lines carry it.
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// A usage error found after parsing (clap's own format and exit code 2).
 fn usage_error(message: String) -> ! {
     cli_command()
@@ -500,6 +526,7 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
         bar: Mutex::new(None),
         terminal: std::io::stderr().is_terminal(),
         quiet: args.quiet,
+        json: args.json,
         abort_at: AbortAt::from_env()?,
     };
     let outcome = scan::run(&config, source.as_ref(), &reader, &progress);
@@ -516,7 +543,11 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
         }
         Err(e) => Err(e),
         Ok(summary) => {
-            print_scan(&summary, &config);
+            if args.json {
+                json_line(&serde_json::json!({"event": "summary", "time": now(), "summary": summary}));
+            } else {
+                print_scan(&summary, &config);
+            }
             print_skipped(&summary.skipped);
             let new = summary.changes.added + summary.changes.grown > 0;
             Ok(ExitCode::from(if args.exit_code && new {
@@ -681,10 +712,22 @@ fn run_diff(args: DiffArgs) -> Result<ExitCode, compound_watch::Error> {
 /// A line per site on stderr as it starts and ends, nothing with --quiet.
 struct SiteLines {
     quiet: bool,
+    json: bool,
 }
 
 impl RunProgress for SiteLines {
     fn event(&self, event: RunEvent<'_>) {
+        if self.json {
+            json_line(&match event {
+                RunEvent::Started { site } => {
+                    serde_json::json!({"event": "site", "time": now(), "site": site, "state": "started"})
+                }
+                RunEvent::Finished(s) => {
+                    serde_json::json!({"event": "site", "time": now(), "site": s.name, "state": "finished", "record": s})
+                }
+            });
+            return;
+        }
         if self.quiet {
             return;
         }
@@ -727,16 +770,26 @@ fn run_watch(args: RunArgs) -> Result<ExitCode, compound_watch::Error> {
         parallel: args.parallel.unwrap_or(list.parallel).max(1),
         timeout_secs: args.timeout,
     };
-    let progress = SiteLines { quiet: args.quiet };
+    let progress = SiteLines {
+        quiet: args.quiet,
+        json: args.json,
+    };
     if let Some(shard) = args.shard {
         let (path, sites) = watch::shard::run_shard(&list, shard, &options, &progress)?;
-        say!(
-            "shard:     {}/{} scanned {} sites; recorded in {} (gather with --gather)",
-            shard.index,
-            shard.count,
-            sites.len(),
-            path.display()
-        );
+        if args.json {
+            json_line(
+                &serde_json::json!({"event": "shard", "time": now(), "index": shard.index,
+                "count": shard.count, "record": path, "sites": sites.len()}),
+            );
+        } else {
+            say!(
+                "shard:     {}/{} scanned {} sites; recorded in {} (gather with --gather)",
+                shard.index,
+                shard.count,
+                sites.len(),
+                path.display()
+            );
+        }
         let failed = sites.iter().any(|s| s.status != Status::Published);
         return Ok(ExitCode::from(if failed {
             watch::exit::REFUSED
@@ -750,6 +803,10 @@ fn run_watch(args: RunArgs) -> Result<ExitCode, compound_watch::Error> {
         watch::run(&list, &options, &progress)?
     };
     let r = &report.record;
+    if args.json {
+        json_line(&serde_json::json!({"event": "run", "time": now(), "run": r}));
+        return Ok(ExitCode::from(r.exit_code(args.exit_code)));
+    }
     let count = |status| r.sites.iter().filter(|s| s.status == status).count();
     say!(
         "run:       {} ({} sites: {} published, {} refused, {} failed) in {} s",

@@ -159,6 +159,72 @@ fn a_watch_list_mistake_names_the_file_the_key_and_the_fix() {
     );
 }
 
+/// Every line of stdout, each a JSON object.
+fn json_lines(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn json_prints_one_object_per_line_per_site_and_stage_for_schedulers() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = "[[site]]\nname = \"south\"\nbbox = [98.518, 16.670, 98.530, 16.676]\n";
+    let list = watch_list(dir.path(), "w.toml", "", site);
+    let out = Command::cargo_bin("compound-watch")
+        .unwrap()
+        .arg("run")
+        .arg(&list)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = json_lines(&out.stdout);
+    let events: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| (l["event"].as_str().unwrap(), l["state"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(events, [("site", "started"), ("site", "finished"), ("run", "")]);
+    assert_eq!(lines[1]["record"]["status"], "published");
+    assert_eq!(lines[2]["run"]["sites"][0]["name"], "south");
+    assert!(lines
+        .iter()
+        .all(|l| l["time"].as_str().is_some_and(|t| t.ends_with('Z'))));
+
+    let out = Command::cargo_bin("compound-watch")
+        .unwrap()
+        .args([
+            "scan",
+            "--bbox",
+            "98.518,16.670,98.530,16.676",
+            "--from",
+            "2021-07",
+            "--to",
+            "2023-06",
+            "--json",
+        ])
+        .arg("--source")
+        .arg(sample_dir().join("catalog.json"))
+        .arg("--out")
+        .arg(dir.path().join("scan"))
+        .arg("--cache")
+        .arg(cache())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = json_lines(&out.stdout);
+    let stages: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["event"] == "stage")
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert!(stages.starts_with(&["search", "fetch"]), "{stages:?}");
+    let last = lines.last().unwrap();
+    assert_eq!(last["event"], "summary");
+    assert!(last["summary"]["scenes_used"].as_u64().unwrap() > 100, "{last}");
+}
+
 /// A webhook that records the alerts it is sent.
 fn hook_server(failing: bool) -> (Server, Arc<Mutex<Vec<Value>>>) {
     let server = Server::start();
