@@ -12,7 +12,7 @@ OUT    ?= out/myawaddy
 SHARED ?= ../shared
 SKIPS  := target/test-skips
 
-.PHONY: demo test gdal shapely qgis shared prerequisites sample bench clean-demo accuracy
+.PHONY: demo test gdal shapely qgis shared prerequisites sample bench clean-demo accuracy deploy-check
 
 gdal:
 	@if pkg-config --exists gdal 2>/dev/null; then \
@@ -133,3 +133,12 @@ fuzz-smoke: fuzz-build
 
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do fuzz/run.sh $$t -E $(FUZZ_EXECS) || exit 1; done
+
+# The deploy recipes, offline: the Kubernetes manifests against the API schemas (kubernetes-validate
+# from PyPI, in a venv under target/), the Slurm script's syntax. Building the image needs a
+# container runtime and is not done here.
+deploy-check:
+	@[ -x target/deploy-venv/bin/kubernetes-validate ] || { python3 -m venv target/deploy-venv && \
+	  target/deploy-venv/bin/pip install -q kubernetes-validate; }
+	target/deploy-venv/bin/kubernetes-validate --strict deploy/k8s/job.yaml deploy/k8s/gather.yaml
+	bash -n deploy/slurm/submit.sh

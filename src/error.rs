@@ -98,6 +98,16 @@ pub enum Error {
         /// What is wrong and how to fix it.
         reason: String,
     },
+    /// A watch list (`compound-watch run`) that cannot be used, naming the key and the fix.
+    #[error("watch list {path}, {key}: {reason}")]
+    WatchList {
+        /// The watch list file.
+        path: PathBuf,
+        /// The key concerned, e.g. `site[2] (kk_park).aoi`.
+        key: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// A configuration value that makes no sense, named by its flag or field.
     #[error("{field}: {reason}")]
     Config {

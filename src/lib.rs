@@ -12,6 +12,8 @@
 //! - `scan`: the orchestration: search -> fetch -> offsets -> detect -> assemble -> publish, with
 //!   its configuration, progress, state and the all-or-nothing publication of the outputs.
 //! - `output`: GeoJSON and COG writing, the diff, QGIS styles and project, the summary pages.
+//! - `watch`: many sites from a watch list: runs, shards and their gather, the run's record and
+//!   the alerts. Above `scan`, which it runs once per site.
 //! - `sample` and `eval`: leaves that generate test scenes and measure detections against truth
 //!   and labels; nothing in the pipeline imports them.
 //!
@@ -32,6 +34,7 @@ mod output;
 pub mod sample;
 pub mod scan;
 mod scene;
+pub mod watch;
 
 pub use error::{Error, Result};
 pub use grid::{srs, Grid, Projector};

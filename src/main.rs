@@ -16,6 +16,7 @@ use compound_watch::sample::{self, SampleSpec, Scenario};
 use compound_watch::scan::{self, Event, Progress, ScanConfig, ScanSummary};
 use compound_watch::source::{self, Skipped};
 use compound_watch::summary;
+use compound_watch::watch::{self, RunEvent, RunOptions, RunProgress, Shard, Status};
 use compound_watch::window::GdalReader;
 use compound_watch::Cache;
 use compound_watch::{Http, RetryPolicy};
@@ -45,7 +46,8 @@ Exit codes:
   3  finished and wrote the report, but some scenes were skipped (listed on stderr and in the
      report's compound_watch.skipped)
   4  refused: the source had no scene, or too few could be used (--min-scenes, --min-used-share);
-     the previous outputs are untouched and the attempt is logged in .compound-watch/attempts.jsonl";
+     the previous outputs are untouched and the attempt is logged in .compound-watch/attempts.jsonl
+  5  with --exit-code: finished, and the diff has added or grown polygons";
 
 /// Watch scam compounds grow from space: Sentinel-2 L2A change detection of new built-up area.
 #[derive(Parser)]
@@ -73,6 +75,72 @@ enum Command {
     /// Compare two reports of the same site: write what was added, grew, shrank, stayed or went.
     #[command(after_help = DIFF_EXIT_CODES)]
     Diff(DiffArgs),
+    /// Scan every site of a watch list (TOML, see watch/border.toml), each into OUT/<name>/, then
+    /// write OUT/run.json, run.md, the across-sites summary (across.*) and the alerts (alerts.json,
+    /// alerts.md, and the webhook if set).
+    #[command(after_help = RUN_EXIT_CODES)]
+    Run(RunArgs),
+}
+
+const RUN_EXIT_CODES: &str = "\
+Exit codes:
+  0  every site was scanned and published; every scene found was used
+  1  failed: the watch list or the output root cannot be used (the message says which key or file)
+  2  the command line is wrong (see --help)
+  3  every site was published, but some scenes were skipped (run.json says where)
+  4  at least one site failed or was refused; the others were published (run.json says which and why)
+  5  with --exit-code: something new was found (alerts.md) and no site failed";
+
+#[derive(Args)]
+struct RunArgs {
+    /// The watch list: a TOML file naming the sites, the source, the period and the output root.
+    #[arg(value_name = "WATCHLIST")]
+    watchlist: PathBuf,
+    /// Output root instead of the watch list's `out`.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Window cache shared by every site [default: the watch list's `cache`, else as for `scan --cache`].
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Source of every site instead of the watch list's (any `scan --source` value; `{name}` is the
+    /// site's name, e.g. `samples/{name}/catalog.json`).
+    #[arg(long, value_name = "SOURCE")]
+    source: Option<String>,
+    /// First month of every site instead of the watch list's, YYYY-MM.
+    #[arg(long, value_name = "YYYY-MM")]
+    from: Option<Month>,
+    /// Last month of every site instead of the watch list's, YYYY-MM.
+    #[arg(long, value_name = "YYYY-MM")]
+    to: Option<Month>,
+    /// Sites scanned at once [default: the watch list's `parallel`, else 1].
+    #[arg(long, value_name = "N")]
+    parallel: Option<usize>,
+    /// Scan only shard I of N (I from 0 to N-1; sites balanced by area x months) and record it in
+    /// OUT/.compound-watch/shards/; `--gather` then writes what a whole run writes.
+    #[arg(long, value_name = "I/N", conflicts_with = "gather")]
+    shard: Option<Shard>,
+    /// Merge the records of the shards (every I of the latest N) into run.json, run.md, the
+    /// across-sites summary and the alerts, as a whole run writes them. Scans nothing.
+    #[arg(long)]
+    gather: bool,
+    /// Exit with 5 when something new was found (added or grown polygons not alerted before), like
+    /// `git diff --exit-code`.
+    #[arg(long)]
+    exit_code: bool,
+    /// Seconds before an HTTP request is given up (and retried).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    timeout: u64,
+    /// Worker threads [default: all cores].
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// No line per site; only the final summary and errors.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Machine-readable output for schedulers: one JSON object per line on stdout as each site
+    /// starts and ends (`{"event":"site",...}`, the ending one with its run.json record), then the
+    /// run's (`{"event":"run",...}`, run.json's content).
+    #[arg(long)]
+    json: bool,
 }
 
 const DIFF_EXIT_CODES: &str = "\
@@ -217,8 +285,16 @@ struct ScanArgs {
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
     /// No progress output; only the final summary and errors.
-    #[arg(long)]
+    #[arg(short, long)]
     quiet: bool,
+    /// Exit with 5 when the diff against the previous report has added or grown polygons, like
+    /// `git diff --exit-code`.
+    #[arg(long)]
+    exit_code: bool,
+    /// Machine-readable output for schedulers: one JSON object per line on stdout, one per stage
+    /// (`{"event":"stage",...}`) and the final summary (`{"event":"summary",...}`).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -286,6 +362,7 @@ struct CliProgress {
     bar: Mutex<Option<indicatif::ProgressBar>>,
     terminal: bool,
     quiet: bool,
+    json: bool,
     abort_at: Option<AbortAt>,
 }
 
@@ -354,6 +431,12 @@ impl Progress for CliProgress {
 
 impl CliProgress {
     fn show(&self, event: Event<'_>) {
+        if self.json {
+            if let Event::Stage { name, total } = event {
+                json_line(&serde_json::json!({"event": "stage", "time": now(), "name": name, "total": total}));
+            }
+            return;
+        }
         if self.quiet {
             return;
         }
@@ -406,6 +489,16 @@ fn default_cache() -> PathBuf {
     }
 }
 
+/// One JSON object on one line of stdout (`--json`).
+fn json_line(value: &serde_json::Value) {
+    say!("{value}");
+}
+
+/// The time now, UTC, as `--json` lines carry it.
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// A usage error found after parsing (clap's own format and exit code 2).
 fn usage_error(message: String) -> ! {
     cli_command()
@@ -433,6 +526,7 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
         bar: Mutex::new(None),
         terminal: std::io::stderr().is_terminal(),
         quiet: args.quiet,
+        json: args.json,
         abort_at: AbortAt::from_env()?,
     };
     let outcome = scan::run(&config, source.as_ref(), &reader, &progress);
@@ -449,13 +543,18 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
         }
         Err(e) => Err(e),
         Ok(summary) => {
-            print_scan(&summary, &config);
-            print_skipped(&summary.skipped);
-            Ok(if summary.skipped.is_empty() {
-                ExitCode::SUCCESS
+            if args.json {
+                json_line(&serde_json::json!({"event": "summary", "time": now(), "summary": summary}));
             } else {
-                ExitCode::from(3)
-            })
+                print_scan(&summary, &config);
+            }
+            print_skipped(&summary.skipped);
+            let new = summary.changes.added + summary.changes.grown > 0;
+            Ok(ExitCode::from(if args.exit_code && new {
+                watch::exit::NEW_FOUND
+            } else {
+                watch::scan_exit_code(Ok(&summary))
+            }))
         }
     }
 }
@@ -610,6 +709,125 @@ fn run_diff(args: DiffArgs) -> Result<ExitCode, compound_watch::Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A line per site on stderr as it starts and ends, nothing with --quiet.
+struct SiteLines {
+    quiet: bool,
+    json: bool,
+}
+
+impl RunProgress for SiteLines {
+    fn event(&self, event: RunEvent<'_>) {
+        if self.json {
+            json_line(&match event {
+                RunEvent::Started { site } => {
+                    serde_json::json!({"event": "site", "time": now(), "site": site, "state": "started"})
+                }
+                RunEvent::Finished(s) => {
+                    serde_json::json!({"event": "site", "time": now(), "site": s.name, "state": "finished", "record": s})
+                }
+            });
+            return;
+        }
+        if self.quiet {
+            return;
+        }
+        let time = chrono::Utc::now().format("%H:%M:%SZ");
+        match event {
+            RunEvent::Started { site } => eprintln!("compound-watch: {time} {site}: scanning"),
+            RunEvent::Finished(s) if s.status == Status::Published => eprintln!(
+                "compound-watch: {time} {}: published in {} s (exit {}): {} polygons; {} added, {} grown, {} removed",
+                s.name, s.duration_s, s.exit_code, s.detections, s.polygons.added, s.polygons.grown, s.polygons.removed
+            ),
+            RunEvent::Finished(s) => eprintln!(
+                "compound-watch: {time} {}: {} (exit {}): {}",
+                s.name,
+                s.status.name(),
+                s.exit_code,
+                s.reason
+            ),
+        }
+    }
+}
+
+fn run_watch(args: RunArgs) -> Result<ExitCode, compound_watch::Error> {
+    let mut list = watch::load(&args.watchlist, chrono::Utc::now().date_naive())?;
+    if let Some(out) = &args.out {
+        list.out.clone_from(out);
+    }
+    if let Some(source) = &args.source {
+        list.set_source(source);
+    }
+    list.set_period(args.from, args.to)?;
+    if let Some(jobs) = args.jobs {
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global();
+    }
+    let options = RunOptions {
+        cache: args
+            .cache
+            .clone()
+            .or_else(|| list.cache.clone())
+            .unwrap_or_else(default_cache),
+        parallel: args.parallel.unwrap_or(list.parallel).max(1),
+        timeout_secs: args.timeout,
+    };
+    let progress = SiteLines {
+        quiet: args.quiet,
+        json: args.json,
+    };
+    if let Some(shard) = args.shard {
+        let (path, sites) = watch::shard::run_shard(&list, shard, &options, &progress)?;
+        if args.json {
+            json_line(
+                &serde_json::json!({"event": "shard", "time": now(), "index": shard.index,
+                "count": shard.count, "record": path, "sites": sites.len()}),
+            );
+        } else {
+            say!(
+                "shard:     {}/{} scanned {} sites; recorded in {} (gather with --gather)",
+                shard.index,
+                shard.count,
+                sites.len(),
+                path.display()
+            );
+        }
+        let failed = sites.iter().any(|s| s.status != Status::Published);
+        return Ok(ExitCode::from(if failed {
+            watch::exit::REFUSED
+        } else {
+            watch::exit::OK
+        }));
+    }
+    let report = if args.gather {
+        watch::shard::gather(&list)?
+    } else {
+        watch::run(&list, &options, &progress)?
+    };
+    let r = &report.record;
+    if args.json {
+        json_line(&serde_json::json!({"event": "run", "time": now(), "run": r}));
+        return Ok(ExitCode::from(r.exit_code(args.exit_code)));
+    }
+    let count = |status| r.sites.iter().filter(|s| s.status == status).count();
+    say!(
+        "run:       {} ({} sites: {} published, {} refused, {} failed) in {} s",
+        list.out.join("run.json").display(),
+        r.sites.len(),
+        count(Status::Published),
+        count(Status::Refused),
+        count(Status::Failed),
+        r.duration_s
+    );
+    say!(
+        "alerts:    {} new ({})",
+        report.alerts.len(),
+        list.out.join("alerts.md").display()
+    );
+    if let Some(d) = &r.webhook {
+        say!("webhook:   {}", d.summary());
+    }
+    Ok(ExitCode::from(r.exit_code(args.exit_code)))
+}
+
 fn run_sample(args: SampleArgs) -> Result<ExitCode, compound_watch::Error> {
     let default = SampleSpec::default();
     let spec = SampleSpec {
@@ -687,6 +905,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => run_eval(args),
         Command::Summary(args) => run_summary(args),
         Command::Diff(args) => run_diff(args),
+        Command::Run(args) => run_watch(args),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("compound-watch: error: {e}");

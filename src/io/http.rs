@@ -78,6 +78,11 @@ impl Http {
         })
     }
 
+    /// POST a JSON body and return the answer's body as text, whatever it holds (a webhook).
+    pub fn post(&self, url: &str, body: &Value) -> Result<String> {
+        self.with_retry(url, || self.agent.post(url).send_json(body))
+    }
+
     fn json(
         &self,
         url: &str,

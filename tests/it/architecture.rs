@@ -19,6 +19,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "scan",
         &["aoi", "detect", "error", "grid", "io", "month", "output", "scene"],
     ),
+    // Many sites: runs `scan` per site, reads what it published (diffs, summaries).
+    ("watch", &["aoi", "error", "io", "month", "output", "scan"]),
     ("sample", &["detect", "error", "grid", "io", "month", "output", "scene"]),
     (
         "eval",

@@ -15,3 +15,4 @@ mod scan;
 mod scenarios;
 mod stac_api;
 mod summary;
+mod watch;
