@@ -13,7 +13,7 @@
 #![allow(missing_docs)]
 
 use compound_watch::detect::{
-    changed_regions, monthly_median, scores, spectral_step, step, DetectParams, Normalization,
+    changed_regions, monthly_median, scores, spectral_step, step, DetectParams, Normalization, RoofModel,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ndarray::{Array1, Array2};
@@ -55,7 +55,7 @@ fn bench(c: &mut Criterion) {
         let masks: Vec<_> = clear.iter().map(|m| m.view()).collect();
         b.iter(|| {
             (0..months)
-                .map(|_| scores(monthly_median(&views, &masks, 6, pixels, 1).bands.view()).len())
+                .map(|_| scores(monthly_median(&views, &masks, 6, pixels, 1).bands.view(), RoofModel::default()).len())
                 .sum::<usize>()
         })
     });

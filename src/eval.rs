@@ -23,7 +23,7 @@ use geo::{Area, BooleanOps, MultiPolygon};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::detect::builtup::{builtup_score, DetectParams, Reflectance};
+use crate::detect::builtup::{roof_score, DetectParams, Reflectance};
 use crate::detect::kernel::{self, Kind};
 use crate::detect::spectral::{hysteresis, smoothed_magnitude, spectral_step, Normalization};
 use crate::detect::vectorize::label_regions;
@@ -245,7 +245,7 @@ impl TwoPeriod {
 fn builtup_steps_up(before: Option<Reflectance>, after: Option<Reflectance>, params: &DetectParams) -> bool {
     match (before, after) {
         (Some(a), Some(b)) => matches!(
-            kernel::built_change(&[builtup_score(a), builtup_score(b)], params),
+            kernel::built_change(&[roof_score(a, params.roofs), roof_score(b, params.roofs)], params),
             Some((Kind::Construction, _))
         ),
         _ => false,

@@ -50,6 +50,9 @@ pub struct DetectParams {
     pub min_after: usize,
     /// Fraction of the months on each side that must agree with that side.
     pub persistence: f32,
+    /// Which surfaces the built-up score calls roofs (see [`RoofModel`]).
+    #[serde(default)]
+    pub roofs: RoofModel,
     /// Spectral change: a changed region is made of pixels whose smoothed change magnitude is at
     /// least this (fitted on OSCD, see the README).
     pub change_low: f32,
@@ -67,6 +70,32 @@ impl Default for DetectParams {
             persistence: 0.8,
             change_low: 1.6,
             change_high: 3.2,
+            roofs: RoofModel::default(),
+        }
+    }
+}
+
+/// The built-up score's model of a roof.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoofModel {
+    /// Bright and spectrally flat or blue: concrete, galvanized, white and blue roofs. Robust to
+    /// haze over red-roofed towns; misses red, green and dark roofs (see the README's Accuracy).
+    #[default]
+    BrightFlat,
+    /// Any roof material: not vegetation, not water, not bare soil or rock, not dark (see the
+    /// module documentation). Finds red, green and dark roofs too; haze over old red roofs can look
+    /// like construction.
+    AnyMaterial,
+}
+
+impl std::str::FromStr for RoofModel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "bright-flat" => Ok(RoofModel::BrightFlat),
+            "any-material" => Ok(RoofModel::AnyMaterial),
+            other => Err(format!("{other:?} is not a roof model: give bright-flat or any-material")),
         }
     }
 }
@@ -101,7 +130,29 @@ pub(crate) struct Reflectance {
     pub swir22: f32,
 }
 
-/// The built-up score in 0..1 (see the module documentation); NaN in gives NaN out.
+/// The built-up score in 0..1 of a pixel under a roof model.
+pub(crate) fn roof_score(r: Reflectance, model: RoofModel) -> f32 {
+    match model {
+        RoofModel::BrightFlat => bright_flat_score(r),
+        RoofModel::AnyMaterial => builtup_score(r),
+    }
+}
+
+/// The built-up score in 0..1 of the bright-flat roof model: not vegetation, not water, blue/red
+/// above about 0.7, mean visible reflectance above about 0.10.
+pub(crate) fn bright_flat_score(r: Reflectance) -> f32 {
+    let ndvi = normalized_difference(r.nir, r.red);
+    let mndwi = normalized_difference(r.green, r.swir16);
+    let flat = r.blue / r.red.max(1e-3);
+    let visible = (r.blue + r.green + r.red) / 3.0;
+    logistic((0.45 - ndvi) / 0.06)
+        * logistic((0.25 - mndwi) / 0.08)
+        * logistic((flat - 0.7) / 0.08)
+        * logistic((visible - 0.10) / 0.02)
+}
+
+/// The built-up score in 0..1 of the any-material roof model (see the module documentation); NaN
+/// in gives NaN out.
 pub(crate) fn builtup_score(r: Reflectance) -> f32 {
     let ndvi = normalized_difference(r.nir, r.red);
     let mndwi = normalized_difference(r.green, r.swir16);
@@ -123,7 +174,7 @@ pub(crate) fn builtup_score(r: Reflectance) -> f32 {
 
 /// The built-up score of every pixel of a composite, shape (6 bands, pixels) in the order blue,
 /// green, red, nir, swir16, swir22; NaN where the composite is a gap.
-pub fn scores(bands: ndarray::ArrayView2<f32>) -> Vec<f32> {
+pub fn scores(bands: ndarray::ArrayView2<f32>, model: RoofModel) -> Vec<f32> {
     bands
         .columns()
         .into_iter()
@@ -131,14 +182,14 @@ pub fn scores(bands: ndarray::ArrayView2<f32>) -> Vec<f32> {
             if b[0].is_nan() {
                 f32::NAN
             } else {
-                builtup_score(Reflectance {
+                roof_score(Reflectance {
                     blue: b[0],
                     green: b[1],
                     red: b[2],
                     nir: b[3],
                     swir16: b[4],
                     swir22: b[5],
-                })
+                }, model)
             }
         })
         .collect()

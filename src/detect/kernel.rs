@@ -181,6 +181,9 @@ pub struct MonthCounts {
     /// months): the stable estimate's uncertainty, either way.
     #[serde(default)]
     pub ambiguous_pixels: u64,
+    /// AOI pixels of confirmed demolition dated to this month (set when the blocks are assembled).
+    #[serde(default)]
+    pub demolished_pixels: u64,
     /// Histogram of clear observations per AOI pixel (index = observations, the last bin holds
     /// that many or more).
     pub clear_obs_histogram: Vec<u64>,
@@ -267,7 +270,7 @@ pub(crate) fn detect_block(
     params: &DetectParams,
     norm: &Normalization,
 ) -> BlockResult {
-    let (series, latest, months) = monthly(c, inside, params.threshold);
+    let (series, latest, months) = monthly(c, inside, params);
     let n_months = c.months.len();
     let mut changes = Vec::new();
     let mut magnitude = vec![0f32; inside.len()];
@@ -333,7 +336,7 @@ fn seen_enough(c: &Composites, p: usize, score: &[f32], from: usize) -> bool {
 }
 
 /// The scores, spectra and counts of every month of a block, and its latest clear composite.
-fn monthly(c: &Composites, inside: &[bool], threshold: f32) -> (Series, [Vec<u16>; 4], Vec<MonthCounts>) {
+fn monthly(c: &Composites, inside: &[bool], params: &DetectParams) -> (Series, [Vec<u16>; 4], Vec<MonthCounts>) {
     let (pixels, n_months) = (inside.len(), c.months.len());
     let mut series = Series {
         score: Array2::from_elem((n_months, pixels), f32::NAN),
@@ -349,7 +352,7 @@ fn monthly(c: &Composites, inside: &[bool], threshold: f32) -> (Series, [Vec<u16
             count.clear_obs_histogram[0] = inside.iter().filter(|&&i| i).count() as u64;
             continue;
         };
-        let month_scores = scores(comp.bands.view());
+        let month_scores = scores(comp.bands.view(), params.roofs);
         for p in 0..pixels {
             series.clear_obs[p] += comp.clear_obs[p] as u32;
             if inside[p] {
@@ -360,7 +363,7 @@ fn monthly(c: &Composites, inside: &[bool], threshold: f32) -> (Series, [Vec<u16
             }
             if inside[p] {
                 count.clear_pixels += 1;
-                count.builtup_pixels += (month_scores[p] >= threshold) as u64;
+                count.builtup_pixels += (month_scores[p] >= params.threshold) as u64;
             }
             series.score[(m, p)] = month_scores[p];
             let b = comp.bands.index_axis(Axis(1), p);

@@ -13,7 +13,7 @@ pub(crate) mod reflectance;
 pub(crate) mod spectral;
 pub(crate) mod vectorize;
 
-pub use builtup::{scores, step, DetectParams};
+pub use builtup::{scores, step, DetectParams, RoofModel};
 pub use composite::monthly_median;
 pub use kernel::MonthCounts;
 pub use spectral::{changed_regions, spectral_step, Normalization};

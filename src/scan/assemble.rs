@@ -101,6 +101,9 @@ pub(crate) fn assemble(
     for (count, stable) in counts.iter_mut().zip(stable_builtup(&built_share, &built, &unbuilt, months.len())) {
         (count.stable_pixels, count.ambiguous_pixels) = stable;
     }
+    for (month, pixels) in &unbuilt {
+        counts[*month].demolished_pixels += pixels.len() as u64;
+    }
     Ok(Assembled {
         construction,
         demolition,
@@ -310,5 +313,37 @@ impl Polygons<'_> {
             n_clear_obs: median(&mut obs).round() as u32,
             scenes: evidence.into_iter().map(|s| s.id.clone()).collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dilation_reaches_r_pixels_in_every_direction_and_stops_at_the_edges() {
+        // 7 x 5 grid, one pixel at row 2, column 3.
+        let mut mask = vec![false; 35];
+        mask[2 * 7 + 3] = true;
+        let d = dilate(&mask, 7, 5, 1);
+        let on: Vec<usize> = (0..35).filter(|&p| d[p]).collect();
+        assert_eq!(on, vec![9, 10, 11, 16, 17, 18, 23, 24, 25]);
+        let corner = dilate(&[true, false, false, false], 2, 2, 3);
+        assert!(corner.iter().all(|&v| v));
+    }
+
+    #[test]
+    fn the_stable_estimate_moves_only_by_confirmed_construction_and_demolition() {
+        // Six pixels: two built most of the time, one ambiguous (half), one never built, one
+        // built by construction in month 2, one demolished in month 3; NaN is outside the AOI.
+        let share = [0.9, 0.8, 0.5, 0.0, 0.0, 1.0, f32::NAN];
+        let built = vec![(2, vec![4])];
+        let unbuilt = vec![(3, vec![5])];
+        let stable = stable_builtup(&share, &built, &unbuilt, 5);
+        let pixels: Vec<u64> = stable.iter().map(|s| s.0).collect();
+        // Base: pixels 0 and 1 (0.5 is not "most"); pixel 5 until month 3; pixel 4 from month 2.
+        assert_eq!(pixels, vec![3, 3, 4, 3, 3]);
+        // Pixel 2 (half its months) is the uncertainty; dated pixels are not ambiguous.
+        assert!(stable.iter().all(|s| s.1 == 1));
     }
 }

@@ -118,13 +118,14 @@ fn haze_and_unflagged_cloud_edges_give_no_polygon() {
     );
 }
 
-/// The one polygon lies on the building: most of it inside the building's outline.
+/// The one polygon lies on the building: it covers most of the building, and the building is a
+/// large part of it (the rest is the building's cleared yard, which the polygon holds too).
 fn assert_on_the_building(found: &geojson::Feature, building: &geojson::Feature) {
     use geo::{Area, BooleanOps};
     let (d, t) = (report::multipolygon_of(found), report::multipolygon_of(building));
     let overlap = d.intersection(&t).unsigned_area();
     assert!(
-        overlap >= 0.5 * d.unsigned_area() && overlap >= 0.3 * t.unsigned_area(),
+        overlap >= 0.3 * d.unsigned_area() && overlap >= 0.9 * t.unsigned_area(),
         "the polygon covers {:.0}% of itself and {:.0}% of the building",
         100.0 * overlap / d.unsigned_area(),
         100.0 * overlap / t.unsigned_area()

@@ -123,6 +123,10 @@ pub struct MonthFigures {
     pub new_polygons: usize,
     /// `new_ha` summed from the first month through this one.
     pub cumulative_new_ha: f64,
+    /// Hectares of confirmed demolition dated to this month (`demolition.geojson`), in pixels of
+    /// the grid: with `new_ha`, what moves `builtup_ha`.
+    #[serde(default)]
+    pub demolished_ha: f64,
     /// Hectares of provisional polygons (seen in too few clear months to confirm yet) first
     /// detected in this month; not in `new_ha`.
     #[serde(default)]
@@ -161,6 +165,7 @@ impl MonthFigures {
             new_ha: 0.0,
             new_polygons: 0,
             cumulative_new_ha: 0.0,
+            demolished_ha: counts.demolished_pixels as f64 * ha_per_pixel,
             provisional_ha: 0.0,
             provisional_polygons: 0,
             mean_confidence: None,
@@ -493,6 +498,7 @@ fn derive_months(measured: &[MonthFigures], polygons: &[NewPolygon]) -> Vec<Mont
                 new_ha: round(new_ha, DECIMALS),
                 new_polygons: confirmed.len(),
                 cumulative_new_ha: round(cumulative, DECIMALS),
+                demolished_ha: round(m.demolished_ha, DECIMALS),
                 provisional_ha: round(provisional.iter().map(|p| p.area_ha).sum(), DECIMALS),
                 provisional_polygons: provisional.len(),
                 mean_confidence: mean(new.iter().map(|p| p.confidence)).map(|c| round(c, DECIMALS)),
@@ -574,7 +580,7 @@ fn file_stem(id: &str) -> String {
 pub(crate) const SITE_CSV_HEADER: &str =
     "month,scenes,clear_fraction,clear_obs_median,gap,builtup_ha,builtup_uncertainty_ha,\
 builtup_measured_ha,builtup_change_ha,builtup_yoy_ha,new_ha,new_polygons,cumulative_new_ha,\
-provisional_ha,provisional_polygons,mean_confidence";
+demolished_ha,provisional_ha,provisional_polygons,mean_confidence";
 
 /// `summary.csv`: one row per month, plain numbers, an empty field where a value is not measured.
 pub(crate) fn site_csv(f: &SiteFigures) -> String {
@@ -582,7 +588,7 @@ pub(crate) fn site_csv(f: &SiteFigures) -> String {
     let mut out = format!("{SITE_CSV_HEADER}\n");
     for m in &f.months {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             m.month,
             m.scenes,
             m.clear_fraction,
@@ -596,6 +602,7 @@ pub(crate) fn site_csv(f: &SiteFigures) -> String {
             m.new_ha,
             m.new_polygons,
             m.cumulative_new_ha,
+            m.demolished_ha,
             m.provisional_ha,
             m.provisional_polygons,
             opt(m.mean_confidence),

@@ -119,6 +119,7 @@ fn months(from: &str, builtup: &[Option<f64>]) -> Vec<MonthFigures> {
             new_ha: 0.0,
             new_polygons: 0,
             cumulative_new_ha: 0.0,
+            demolished_ha: 0.0,
             provisional_ha: 0.0,
             provisional_polygons: 0,
             mean_confidence: None,
@@ -270,7 +271,7 @@ fn csv_parses_back_with_the_same_numbers() {
     let csv = site_csv(&f);
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    assert_eq!(header.len(), 16);
+    assert_eq!(header.len(), 17);
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
     let number = |cell: &str| (!cell.is_empty()).then(|| cell.parse::<f64>().unwrap());
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
