@@ -55,7 +55,13 @@ fn bench(c: &mut Criterion) {
         let masks: Vec<_> = clear.iter().map(|m| m.view()).collect();
         b.iter(|| {
             (0..months)
-                .map(|_| scores(monthly_median(&views, &masks, 6, pixels, 1).bands.view(), RoofModel::default()).len())
+                .map(|_| {
+                    scores(
+                        monthly_median(&views, &masks, 6, pixels, 1).bands.view(),
+                        RoofModel::default(),
+                    )
+                    .len()
+                })
                 .sum::<usize>()
         })
     });

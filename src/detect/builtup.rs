@@ -95,7 +95,9 @@ impl std::str::FromStr for RoofModel {
         match s {
             "bright-flat" => Ok(RoofModel::BrightFlat),
             "any-material" => Ok(RoofModel::AnyMaterial),
-            other => Err(format!("{other:?} is not a roof model: give bright-flat or any-material")),
+            other => Err(format!(
+                "{other:?} is not a roof model: give bright-flat or any-material"
+            )),
         }
     }
 }
@@ -182,14 +184,17 @@ pub fn scores(bands: ndarray::ArrayView2<f32>, model: RoofModel) -> Vec<f32> {
             if b[0].is_nan() {
                 f32::NAN
             } else {
-                roof_score(Reflectance {
-                    blue: b[0],
-                    green: b[1],
-                    red: b[2],
-                    nir: b[3],
-                    swir16: b[4],
-                    swir22: b[5],
-                }, model)
+                roof_score(
+                    Reflectance {
+                        blue: b[0],
+                        green: b[1],
+                        red: b[2],
+                        nir: b[3],
+                        swir16: b[4],
+                        swir22: b[5],
+                    },
+                    model,
+                )
             }
         })
         .collect()
@@ -283,8 +288,16 @@ pub fn step(series: &[f32], p: &DetectParams) -> Option<Step> {
     (1..=tail)
         .rev()
         .find_map(|na| split_step(&clear, n - na, p, 1.0))
-        .filter(|s| clear[clear.len() - s.n_after..].iter().all(|&(_, v)| v >= PROVISIONAL_SCORE))
-        .filter(|s| seasonal(series, &clear[clear.len() - s.n_after..], YEAR as isize, |v| v >= p.threshold) == Some(false))
+        .filter(|s| {
+            clear[clear.len() - s.n_after..]
+                .iter()
+                .all(|&(_, v)| v >= PROVISIONAL_SCORE)
+        })
+        .filter(|s| {
+            seasonal(series, &clear[clear.len() - s.n_after..], YEAR as isize, |v| {
+                v >= p.threshold
+            }) == Some(false)
+        })
         .filter(not_seasonal)
 }
 
@@ -382,12 +395,21 @@ mod tests {
             ("sand", refl(0.11, 0.14, 0.18, 0.22, 0.30, 0.26)),
             ("dry grass", refl(0.08, 0.11, 0.14, 0.25, 0.34, 0.25)),
             ("burnt ground", refl(0.03, 0.035, 0.04, 0.06, 0.10, 0.09)),
-            ("cleared soil half under plants", refl(0.05, 0.085, 0.115, 0.29, 0.26, 0.19)),
+            (
+                "cleared soil half under plants",
+                refl(0.05, 0.085, 0.115, 0.29, 0.26, 0.19),
+            ),
             ("rock half under plants", refl(0.105, 0.14, 0.145, 0.32, 0.28, 0.21)),
             ("harvested paddy", refl(0.094, 0.127, 0.15, 0.255, 0.211, 0.168)),
-            ("bank edge half in water", refl(0.058, 0.075, 0.075, 0.083, 0.081, 0.058)),
+            (
+                "bank edge half in water",
+                refl(0.058, 0.075, 0.075, 0.083, 0.081, 0.058),
+            ),
             ("bank edge mostly water", refl(0.069, 0.088, 0.084, 0.078, 0.087, 0.071)),
-            ("water beside land, SWIR blurred", refl(0.063, 0.079, 0.071, 0.072, 0.17, 0.099)),
+            (
+                "water beside land, SWIR blurred",
+                refl(0.063, 0.079, 0.071, 0.072, 0.17, 0.099),
+            ),
         ];
         for (name, r) in ground {
             assert!(builtup_score(r) < 0.3, "{name}: {}", builtup_score(r));
@@ -426,7 +448,10 @@ mod tests {
         }
         s[16] = 0.1;
         s[17] = 0.1;
-        assert!(step(&s, &p).is_some(), "high months 22-23 never seen a year before are a step");
+        assert!(
+            step(&s, &p).is_some(),
+            "high months 22-23 never seen a year before are a step"
+        );
         s[10] = 0.9;
         s[11] = 0.9;
         s[12] = 0.9;

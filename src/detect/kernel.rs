@@ -288,7 +288,10 @@ pub(crate) fn detect_block(
                 // A provisional step is too recent for the spectral step's own `min_after`: its
                 // magnitude is measured over the same tail (scaled by the larger noise of a median of
                 // fewer months, so it must be larger to count).
-                let tail = DetectParams { min_after: 1, ..*params };
+                let tail = DetectParams {
+                    min_after: 1,
+                    ..*params
+                };
                 magnitude[p] = spectral_step(spectra, norm, &tail).map_or(0.0, |s| s.magnitude);
             }
             changes.push(PixelChange {
@@ -306,7 +309,12 @@ pub(crate) fn detect_block(
     let built_share = (0..inside.len())
         .map(|p| {
             let clear = series.score.column(p).iter().filter(|v| !v.is_nan()).count();
-            let built = series.score.column(p).iter().filter(|&&v| v >= params.threshold).count();
+            let built = series
+                .score
+                .column(p)
+                .iter()
+                .filter(|&&v| v >= params.threshold)
+                .count();
             if inside[p] && clear > 0 {
                 built as f32 / clear as f32
             } else {
@@ -330,9 +338,11 @@ const PROVISIONAL_OBS: u16 = 3;
 /// Whether every clear month of pixel `p` from `from` on was seen in at least [`PROVISIONAL_OBS`]
 /// clear observations.
 fn seen_enough(c: &Composites, p: usize, score: &[f32], from: usize) -> bool {
-    (from..score.len())
-        .filter(|&m| !score[m].is_nan())
-        .all(|m| c.months[m].as_ref().is_some_and(|comp| comp.clear_obs[p] >= PROVISIONAL_OBS))
+    (from..score.len()).filter(|&m| !score[m].is_nan()).all(|m| {
+        c.months[m]
+            .as_ref()
+            .is_some_and(|comp| comp.clear_obs[p] >= PROVISIONAL_OBS)
+    })
 }
 
 /// The scores, spectra and counts of every month of a block, and its latest clear composite.

@@ -381,7 +381,9 @@ fn successor(
     let merged = ids_of(&mut inherited.iter().skip(1).map(|(j, _)| *j));
     let split_from = ids_of(&mut list.iter().filter(|(j, _)| !inherits(*j)).map(|(j, _)| *j));
     let prev_ids = ids_of(&mut list.iter().map(|(j, _)| *j));
-    let status_prev = inherited.first().map(|(j, _)| prev[*j].status.as_deref().unwrap_or(CONFIRMED));
+    let status_prev = inherited
+        .first()
+        .map(|(j, _)| prev[*j].status.as_deref().unwrap_or(CONFIRMED));
     let f = diff_feature(
         feature,
         &m.ids[i],

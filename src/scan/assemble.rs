@@ -98,7 +98,10 @@ pub(crate) fn assemble(
     };
     let (construction, built) = polygons.of(&changes, Kind::Construction)?;
     let (demolition, unbuilt) = polygons.of(&changes, Kind::Demolition)?;
-    for (count, stable) in counts.iter_mut().zip(stable_builtup(&built_share, &built, &unbuilt, months.len())) {
+    for (count, stable) in counts
+        .iter_mut()
+        .zip(stable_builtup(&built_share, &built, &unbuilt, months.len()))
+    {
         (count.stable_pixels, count.ambiguous_pixels) = stable;
     }
     for (month, pixels) in &unbuilt {
@@ -232,7 +235,11 @@ impl Polygons<'_> {
                 continue;
             }
             if d.status == Status::Confirmed {
-                let month = self.months.iter().position(|&m| m == d.first_detected).expect("a month of the period");
+                let month = self
+                    .months
+                    .iter()
+                    .position(|&m| m == d.first_detected)
+                    .expect("a month of the period");
                 dated.push((month, region.pixels));
             }
             found.push(d);
@@ -275,7 +282,8 @@ impl Polygons<'_> {
     fn detection(&self, kind: Kind, region: &Region, pixels: &[&PixelChange]) -> Result<Detection> {
         let mut dated: Vec<(usize, usize)> = pixels.iter().map(|p| (p.month, p.last_before)).collect();
         dated.sort_unstable();
-        let k = ((pixels.len() as f64 * FIRST_SHARE).ceil() as usize).clamp(FIRST_PIXELS.min(pixels.len()), pixels.len());
+        let k =
+            ((pixels.len() as f64 * FIRST_SHARE).ceil() as usize).clamp(FIRST_PIXELS.min(pixels.len()), pixels.len());
         let (first, last_before) = dated[k.max(1) - 1];
         let mut confirmed_on: Vec<usize> = pixels.iter().filter_map(|p| p.confirmed_on).collect();
         confirmed_on.sort_unstable();

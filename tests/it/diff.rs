@@ -159,13 +159,22 @@ fn construction_seen_in_the_last_month_is_provisional_then_confirmed_with_the_sa
         first_seen_at(&first_report).len(),
         provisional.len()
     );
-    assert!(!provisional.is_empty(), "construction first seen in the last month of a scan is provisional");
+    assert!(
+        !provisional.is_empty(),
+        "construction first seen in the last month of a scan is provisional"
+    );
     for f in &provisional {
         assert!(f["properties"]["confirmed_on"].is_null());
         assert!(month_of(f, "last_clear_before") < at);
     }
     // The next scans, month by month, keep the id and confirm it once a second clear month shows it.
-    let second = scan::run(&demo_config(&out, &demo.cache()), &source, &CountingReader::default(), &Silent).unwrap();
+    let second = scan::run(
+        &demo_config(&out, &demo.cache()),
+        &source,
+        &CountingReader::default(),
+        &Silent,
+    )
+    .unwrap();
     let diff = read_json(&second.diff);
     let report = read_json(&second.report);
     for f in &provisional {

@@ -276,7 +276,11 @@ fn the_scan_summary_adds_up_to_its_report() {
             .filter(|s| s["datetime"].as_str().unwrap().starts_with(month))
             .count();
         assert_eq!(m["scenes"].as_u64().unwrap() as usize, n, "{month}");
-        assert_eq!(m["gap"].as_bool().unwrap(), m["builtup_measured_ha"].is_null(), "{month}");
+        assert_eq!(
+            m["gap"].as_bool().unwrap(),
+            m["builtup_measured_ha"].is_null(),
+            "{month}"
+        );
     }
     for q in summary["quicklooks"].as_array().unwrap() {
         assert!(dir.join(q["path"].as_str().unwrap()).is_file());

@@ -67,7 +67,11 @@ fn the_scan_writes_its_own_monthly_figures_and_a_summary_that_agrees_with_its_re
     for m in &measured {
         assert_eq!(m.gap, m.clear_fraction < GAP_BELOW, "{}", m.month);
         assert_eq!(m.gap, m.builtup_measured_ha.is_none(), "{}", m.month);
-        assert!(m.builtup_ha.is_some(), "{}: the stable estimate holds through gaps", m.month);
+        assert!(
+            m.builtup_ha.is_some(),
+            "{}: the stable estimate holds through gaps",
+            m.month
+        );
     }
     // The stable estimate moves only by the confirmed construction and demolition of each month
     // (pixels against geodesic polygon areas: within 5 % and 0.01 ha).
@@ -156,7 +160,10 @@ fn month_figures_measure_clear_share_and_leave_gaps_unmeasured() {
     assert_relative_eq!(f[2].builtup_ha.unwrap(), 0.40, epsilon = 1e-12);
     assert_relative_eq!(f[2].builtup_uncertainty_ha, 0.05, epsilon = 1e-12);
     // A month with no scene at all.
-    assert_eq!((f[3].clear_fraction, f[3].gap, f[3].builtup_measured_ha), (0.0, true, None));
+    assert_eq!(
+        (f[3].clear_fraction, f[3].gap, f[3].builtup_measured_ha),
+        (0.0, true, None)
+    );
     assert_eq!(f[3].clear_obs_median, 0.0);
     // 20 m pixels are four times the area; an empty AOI measures nothing.
     assert_relative_eq!(measure(100, 20.0)[0].builtup_measured_ha.unwrap(), 1.2, epsilon = 1e-12);

@@ -135,7 +135,10 @@ pub(super) fn builtup(rows: &[MonthFigures]) -> Result<Vec<u8>> {
         rows.iter()
             .filter_map(|r| r.builtup_ha.map(|v| v + r.builtup_uncertainty_ha))
             .chain(rows.iter().filter_map(|r| r.builtup_measured_ha))
-            .chain(rows.iter().filter_map(|r| r.builtup_ha.map(|v| (v - r.builtup_uncertainty_ha).max(0.0)))),
+            .chain(
+                rows.iter()
+                    .filter_map(|r| r.builtup_ha.map(|v| (v - r.builtup_uncertainty_ha).max(0.0))),
+            ),
     );
     let legend: Vec<(Mark, String)> = [
         (Mark::Line(LINE), "built-up, stable estimate, ha".to_owned()),
@@ -161,19 +164,23 @@ pub(super) fn builtup(rows: &[MonthFigures]) -> Result<Vec<u8>> {
             .filter_map(|(i, r)| r.builtup_ha.map(|v| (i as f64, v, r.builtup_uncertainty_ha)))
             .collect();
         chart
-            .draw_series(stable.iter().map(|&(x, v, u)| {
-                Rectangle::new([(x - 0.5, (v - u).max(0.0)), (x + 0.5, v + u)], BAND.filled())
-            }))
-            .map_err(|e| err(e.to_string()))?;
-        chart
-            .draw_series(LineSeries::new(stable.iter().map(|&(x, v, _)| (x, v)), LINE.stroke_width(2)))
-            .map_err(|e| err(e.to_string()))?;
-        chart
             .draw_series(
-                rows.iter()
-                    .enumerate()
-                    .filter_map(|(i, r)| r.builtup_measured_ha.map(|v| Circle::new((i as f64, v), 3, RAW.filled()))),
+                stable
+                    .iter()
+                    .map(|&(x, v, u)| Rectangle::new([(x - 0.5, (v - u).max(0.0)), (x + 0.5, v + u)], BAND.filled())),
             )
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(LineSeries::new(
+                stable.iter().map(|&(x, v, _)| (x, v)),
+                LINE.stroke_width(2),
+            ))
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(rows.iter().enumerate().filter_map(|(i, r)| {
+                r.builtup_measured_ha
+                    .map(|v| Circle::new((i as f64, v), 3, RAW.filled()))
+            }))
             .map_err(|e| err(e.to_string()))?;
         Ok(())
     })
@@ -212,12 +219,20 @@ pub(super) fn new_construction(rows: &[MonthFigures]) -> Result<Vec<u8>> {
             )
             .map_err(|e| err(e.to_string()))?;
         chart
-            .draw_series(rows.iter().enumerate().filter(|(_, r)| r.provisional_ha > 0.0).map(|(i, r)| {
-                Rectangle::new(
-                    [(i as f64 - 0.38, r.new_ha), (i as f64 + 0.38, r.new_ha + r.provisional_ha)],
-                    BAR_LIGHT.filled(),
-                )
-            }))
+            .draw_series(
+                rows.iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.provisional_ha > 0.0)
+                    .map(|(i, r)| {
+                        Rectangle::new(
+                            [
+                                (i as f64 - 0.38, r.new_ha),
+                                (i as f64 + 0.38, r.new_ha + r.provisional_ha),
+                            ],
+                            BAR_LIGHT.filled(),
+                        )
+                    }),
+            )
             .map_err(|e| err(e.to_string()))?;
         Ok(())
     })

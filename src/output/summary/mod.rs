@@ -481,7 +481,8 @@ fn derive_months(measured: &[MonthFigures], polygons: &[NewPolygon]) -> Vec<Mont
                 builtup.zip(earlier).map(|(now, then)| round(now - then, DECIMALS))
             };
             let new = per_month.get(&m.month).map(Vec::as_slice).unwrap_or_default();
-            let (provisional, confirmed): (Vec<&NewPolygon>, Vec<&NewPolygon>) = new.iter().partition(|p| p.provisional);
+            let (provisional, confirmed): (Vec<&NewPolygon>, Vec<&NewPolygon>) =
+                new.iter().partition(|p| p.provisional);
             let new_ha: f64 = confirmed.iter().map(|p| p.area_ha).sum();
             cumulative += new_ha;
             MonthFigures {

@@ -351,7 +351,15 @@ fn gap_sentence(t: &Totals) -> String {
 fn polygon_table(f: &SiteFigures) -> Table {
     let shown = &f.polygons[..f.polygons.len().min(POLYGONS_LISTED)];
     Table {
-        header: vec!["Polygon", "Area ha", "First seen", "Status", "Confidence", "Clear obs.", "Centre"],
+        header: vec![
+            "Polygon",
+            "Area ha",
+            "First seen",
+            "Status",
+            "Confidence",
+            "Clear obs.",
+            "Centre",
+        ],
         cols: vec![
             Col::Label,
             Col::Number,
