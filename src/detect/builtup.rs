@@ -502,9 +502,7 @@ mod tests {
         assert!(first.confidence < next.confidence);
         // Without a clear view of that season a year before, one month is not enough.
         let mut unseen = s.clone();
-        for m in 1..=3 {
-            unseen[m] = NAN;
-        }
+        unseen[1..=3].fill(NAN);
         assert_eq!(step(&unseen, &p), None);
         // A last month that is not high is no step at all, provisional or not.
         assert_eq!(step(&[0.1, 0.1, 0.1, 0.1, 0.9, 0.2], &p), None);
