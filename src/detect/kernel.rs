@@ -274,12 +274,18 @@ pub(crate) fn detect_block(
     let n_months = c.months.len();
     let mut changes = Vec::new();
     let mut magnitude = vec![0f32; inside.len()];
+    let mut built_share = vec![f32::NAN; inside.len()];
     for p in (0..inside.len()).filter(|&p| inside[p]) {
         let spectra = &series.spectra[p * n_months..(p + 1) * n_months];
         if let Some(s) = spectral_step(spectra, norm, params) {
             magnitude[p] = s.magnitude;
         }
         let score: Vec<f32> = series.score.column(p).to_vec();
+        let clear = score.iter().filter(|v| !v.is_nan()).count();
+        if clear > 0 {
+            let built = score.iter().filter(|&&v| v >= params.threshold).count();
+            built_share[p] = built as f32 / clear as f32;
+        }
         if let Some((kind, st)) = built_change(&score, params) {
             if st.provisional() && !seen_enough(c, p, &score, st.index) {
                 continue;
@@ -306,22 +312,6 @@ pub(crate) fn detect_block(
             });
         }
     }
-    let built_share = (0..inside.len())
-        .map(|p| {
-            let clear = series.score.column(p).iter().filter(|v| !v.is_nan()).count();
-            let built = series
-                .score
-                .column(p)
-                .iter()
-                .filter(|&&v| v >= params.threshold)
-                .count();
-            if inside[p] && clear > 0 {
-                built as f32 / clear as f32
-            } else {
-                f32::NAN
-            }
-        })
-        .collect();
     BlockResult {
         changes,
         magnitude,

@@ -40,26 +40,32 @@ pub(crate) fn clear_mask(scl: ArrayView2<u16>, valid: ArrayView2<bool>, buffer: 
     if buffer == 0 {
         return clear;
     }
-    // Grow the cloud/shadow set with a separable max filter: first along rows, then columns.
-    let cloudy = scl.mapv(scl_is_cloud_or_shadow);
-    let mut horizontal = Array2::from_elem((rows, cols), false);
-    for r in 0..rows {
-        for c in 0..cols {
-            let lo = c.saturating_sub(buffer);
-            let hi = (c + buffer + 1).min(cols);
-            horizontal[(r, c)] = (lo..hi).any(|k| cloudy[(r, k)]);
-        }
-    }
-    for r in 0..rows {
-        let lo = r.saturating_sub(buffer);
-        let hi = (r + buffer + 1).min(rows);
-        for c in 0..cols {
-            if clear[(r, c)] && (lo..hi).any(|k| horizontal[(k, c)]) {
-                clear[(r, c)] = false;
-            }
-        }
+    let cloudy: Vec<bool> = scl.iter().map(|&s| scl_is_cloud_or_shadow(s)).collect();
+    let near_cloud = dilate(&cloudy, cols, rows, buffer);
+    for (c, &near) in clear.iter_mut().zip(&near_cloud) {
+        *c &= !near;
     }
     clear
+}
+
+/// `mask` (row-major, `width` x `height`) grown by `r` pixels in a square neighbourhood: a separable
+/// max filter, first along rows, then along columns.
+pub(crate) fn dilate(mask: &[bool], width: usize, height: usize, r: usize) -> Vec<bool> {
+    let mut rows = vec![false; mask.len()];
+    for y in 0..height {
+        let row = &mask[y * width..(y + 1) * width];
+        for x in 0..width {
+            rows[y * width + x] = row[x.saturating_sub(r)..(x + r + 1).min(width)].iter().any(|&m| m);
+        }
+    }
+    let mut out = vec![false; mask.len()];
+    for y in 0..height {
+        let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(height));
+        for x in 0..width {
+            out[y * width + x] = (y0..y1).any(|yy| rows[yy * width + x]);
+        }
+    }
+    out
 }
 
 /// A scene is mostly clear when at most this share of it is cloud, cirrus or shadow.
@@ -131,6 +137,18 @@ pub(crate) fn unflag_surfaces(scl: &mut [u16], surface: &[bool]) {
 mod tests {
     use super::*;
     use ndarray::array;
+
+    #[test]
+    fn dilation_reaches_r_pixels_in_every_direction_and_stops_at_the_edges() {
+        // 7 x 5 grid, one pixel at row 2, column 3.
+        let mut mask = vec![false; 35];
+        mask[2 * 7 + 3] = true;
+        let d = dilate(&mask, 7, 5, 1);
+        let on: Vec<usize> = (0..35).filter(|&p| d[p]).collect();
+        assert_eq!(on, vec![9, 10, 11, 16, 17, 18, 23, 24, 25]);
+        let corner = dilate(&[true, false, false, false], 2, 2, 3);
+        assert!(corner.iter().all(|&v| v));
+    }
 
     #[test]
     fn clouds_shadows_and_no_data_are_not_clear() {

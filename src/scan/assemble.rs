@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use crate::detect::composite::median;
 use crate::detect::kernel::{confirmed, BlockResult, Kind, MonthCounts, PixelChange};
+use crate::detect::mask::dilate;
 use crate::detect::spectral::changed_regions;
 use crate::detect::vectorize::{self, label_regions, Region};
 use crate::error::Result;
@@ -178,25 +179,6 @@ struct Polygons<'a> {
 /// compound's rows of roofs and its walls, not the field beside it.
 const GROW_PIXELS: usize = 3;
 
-/// `mask` dilated by a (2r+1)² square.
-fn dilate(mask: &[bool], width: usize, height: usize, r: usize) -> Vec<bool> {
-    let mut rows = vec![false; mask.len()];
-    for y in 0..height {
-        for x in 0..width {
-            let (x0, x1) = (x.saturating_sub(r), (x + r).min(width - 1));
-            rows[y * width + x] = mask[y * width + x0..=y * width + x1].iter().any(|&m| m);
-        }
-    }
-    let mut out = vec![false; mask.len()];
-    for y in 0..height {
-        let (y0, y1) = (y.saturating_sub(r), (y + r).min(height - 1));
-        for x in 0..width {
-            out[y * width + x] = (y0..=y1).any(|yy| rows[yy * width + x]);
-        }
-    }
-    out
-}
-
 /// A construction region holds at least this many pixels whose built-up score stepped up (roofs) ...
 const SEED_PIXELS: usize = 4;
 
@@ -327,18 +309,6 @@ impl Polygons<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dilation_reaches_r_pixels_in_every_direction_and_stops_at_the_edges() {
-        // 7 x 5 grid, one pixel at row 2, column 3.
-        let mut mask = vec![false; 35];
-        mask[2 * 7 + 3] = true;
-        let d = dilate(&mask, 7, 5, 1);
-        let on: Vec<usize> = (0..35).filter(|&p| d[p]).collect();
-        assert_eq!(on, vec![9, 10, 11, 16, 17, 18, 23, 24, 25]);
-        let corner = dilate(&[true, false, false, false], 2, 2, 3);
-        assert!(corner.iter().all(|&v| v));
-    }
 
     #[test]
     fn the_stable_estimate_moves_only_by_confirmed_construction_and_demolition() {
