@@ -315,6 +315,16 @@ struct SampleArgs {
     /// Box the scenes must cover, W,S,E,N degrees [default: the aoi/myawaddy.geojson box].
     #[arg(long, value_name = "W,S,E,N", value_parser = aoi::parse_bbox)]
     bbox: Option<[f64; 4]>,
+    /// First acquisition date, YYYY-MM-DD [default: 2021-07-02].
+    #[arg(long, value_name = "DATE")]
+    first: Option<chrono::NaiveDate>,
+    /// Last acquisition date, YYYY-MM-DD [default: 2023-06-30].
+    #[arg(long, value_name = "DATE")]
+    last: Option<chrono::NaiveDate>,
+    /// Days between acquisitions [default: 5, Sentinel-2A and -2B together]; benchmarks of large
+    /// AOIs use more to keep the sample small.
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(i64).range(1..=366))]
+    revisit_days: Option<i64>,
 }
 
 /// `--scenario`: the scenarios' names, each with its line of help, parsed by `Scenario`'s `FromStr`.
@@ -634,11 +644,19 @@ fn print_scan(summary: &ScanSummary, config: &ScanConfig) {
             summary.no_data.len()
         );
     }
+    if !summary.cloudy.is_empty() {
+        say!(
+            "cloudy:    {} scenes show nothing clear over the AOI in their classification band (not used, \
+             their other bands not read)",
+            summary.cloudy.len()
+        );
+    }
     say!(
-        "windows:   {} read from the source, {} from the cache ({})",
+        "windows:   {} read from the source, {} from the cache ({}), {} left unread (cloudy or no data)",
         summary.windows_fetched,
         summary.windows_cached,
-        config.cache_dir.display()
+        config.cache_dir.display(),
+        summary.windows_scouted
     );
 }
 
@@ -839,8 +857,17 @@ fn run_sample(args: SampleArgs) -> Result<ExitCode, compound_watch::Error> {
         seed: args.seed,
         scenario: args.scenario,
         bbox: args.bbox.unwrap_or(default.bbox),
+        first: args.first.unwrap_or(default.first),
+        last: args.last.unwrap_or(default.last),
+        revisit_days: args.revisit_days.unwrap_or(default.revisit_days),
         ..default
     };
+    if spec.last < spec.first {
+        return Err(compound_watch::Error::Config {
+            field: "--last".into(),
+            reason: format!("{} is before --first {}; give a later date", spec.last, spec.first),
+        });
+    }
     let summary = sample::generate(&args.out, &spec)?;
     say!(
         "sample:    {} (SYNTHETIC: {} scenes, {} events)",

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use ndarray::{Array1, Array2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::detect::builtup::{scores, step, DetectParams, Step};
@@ -74,23 +74,27 @@ pub(crate) fn observe(scene: usize, mut read: SceneRows, at: Rows, buffer: usize
         unflag_surfaces(&mut read.scl, surface);
     }
     let read_rows = read.scl.len() / at.width;
-    let scl = Array2::from_shape_vec((read_rows, at.width), read.scl).expect("rows x width");
-    let valid = Array2::from_shape_fn((read_rows, at.width), |(r, c)| {
-        read.dns.iter().all(|d| d[r * at.width + c] != 0)
-    });
-    let clear = clear_mask(scl.view(), valid.view(), buffer);
+    let mut valid = vec![true; read.scl.len()];
+    for dns in &read.dns {
+        valid.iter_mut().zip(dns).for_each(|(v, &dn)| *v &= dn != 0);
+    }
+    let shape = (read_rows, at.width);
+    let scl = ArrayView2::from_shape(shape, &read.scl).expect("rows x width");
+    let valid = ArrayView2::from_shape(shape, &valid).expect("rows x width");
+    let clear = clear_mask(scl, valid, buffer);
     let start = at.halo_top * at.width;
     let pixels = at.rows * at.width;
-    let mut refl = Array2::zeros((REFLECTANCE_BANDS, pixels));
-    for (b, d) in read.dns.iter().enumerate() {
-        for (p, &dn) in d[start..start + pixels].iter().enumerate() {
-            refl[(b, p)] = reflectance(dn, read.subtract_dn);
+    let mut refl = vec![0f32; REFLECTANCE_BANDS * pixels];
+    for (band, dns) in refl.chunks_exact_mut(pixels).zip(&read.dns) {
+        for (r, &dn) in band.iter_mut().zip(&dns[start..start + pixels]) {
+            *r = reflectance(dn, read.subtract_dn);
         }
     }
+    let clear = clear.as_slice().expect("a new mask is contiguous");
     Observation {
         scene,
-        reflectance: refl,
-        clear: clear.iter().skip(start).take(pixels).copied().collect(),
+        reflectance: Array2::from_shape_vec((REFLECTANCE_BANDS, pixels), refl).expect("bands x pixels"),
+        clear: Array1::from(clear[start..start + pixels].to_vec()),
     }
 }
 
@@ -112,30 +116,47 @@ impl Composites {
     }
 }
 
-/// The monthly medians of a block: `months[m]` holds the observations of month `m` over `pixels`
-/// pixels, `scenes` is how many scenes the scan has in all. Pixels with fewer than
-/// `min_clear_obs` clear observations in a month are gaps in it.
-pub(crate) fn composites(months: &[Vec<Observation>], pixels: usize, scenes: usize, min_clear_obs: u16) -> Composites {
-    let words = scenes.div_ceil(64).max(1);
-    let mut seen = vec![0u64; pixels * words];
-    for o in months.iter().flatten() {
-        for (p, _) in o.clear.iter().enumerate().filter(|(_, &c)| c) {
-            seen[p * words + o.scene / 64] |= 1 << (o.scene % 64);
+impl Composites {
+    /// No month yet, over `pixels` pixels of a scan of `scenes` scenes.
+    pub(crate) fn new(pixels: usize, scenes: usize) -> Composites {
+        let words = scenes.div_ceil(64).max(1);
+        Composites {
+            months: Vec::new(),
+            scenes: Vec::new(),
+            seen: vec![0u64; pixels * words],
+            words,
         }
     }
-    let composite = |obs: &Vec<Observation>| {
-        (!obs.is_empty()).then(|| {
+
+    /// Adds the next month's composite from its observations (none: a month without scenes).
+    /// Pixels with fewer than `min_clear_obs` clear observations are gaps in it. The observations
+    /// can be dropped afterwards: a block holds one month's scenes at a time.
+    pub(crate) fn push_month(&mut self, obs: &[Observation], min_clear_obs: u16) {
+        let (words, pixels) = (self.words, self.seen.len() / self.words);
+        for o in obs {
+            for (p, _) in o.clear.iter().enumerate().filter(|(_, &c)| c) {
+                self.seen[p * words + o.scene / 64] |= 1 << (o.scene % 64);
+            }
+        }
+        let composite = (!obs.is_empty()).then(|| {
             let views: Vec<_> = obs.iter().map(|o| o.reflectance.view()).collect();
             let masks: Vec<_> = obs.iter().map(|o| o.clear.view()).collect();
             monthly_median(&views, &masks, REFLECTANCE_BANDS, pixels, min_clear_obs)
-        })
-    };
-    Composites {
-        months: months.iter().map(composite).collect(),
-        scenes: months.iter().map(|obs| obs.iter().map(|o| o.scene).collect()).collect(),
-        seen,
-        words,
+        });
+        self.months.push(composite);
+        self.scenes.push(obs.iter().map(|o| o.scene).collect());
     }
+}
+
+/// The monthly medians of a block: `months[m]` holds the observations of month `m` over `pixels`
+/// pixels, `scenes` is how many scenes the scan has in all (see [`Composites::push_month`]).
+#[cfg(test)]
+pub(crate) fn composites(months: &[Vec<Observation>], pixels: usize, scenes: usize, min_clear_obs: u16) -> Composites {
+    let mut c = Composites::new(pixels, scenes);
+    for obs in months {
+        c.push_month(obs, min_clear_obs);
+    }
+    c
 }
 
 /// Which way a pixel's built-up score moved for good.

@@ -41,6 +41,9 @@ pub(crate) fn clear_mask(scl: ArrayView2<u16>, valid: ArrayView2<bool>, buffer: 
         return clear;
     }
     let cloudy: Vec<bool> = scl.iter().map(|&s| scl_is_cloud_or_shadow(s)).collect();
+    if !cloudy.contains(&true) {
+        return clear;
+    }
     let near_cloud = dilate(&cloudy, cols, rows, buffer);
     for (c, &near) in clear.iter_mut().zip(&near_cloud) {
         *c &= !near;

@@ -5,21 +5,27 @@
 //! Planetary Computer is a signature that changes with every token), the item's acquisition time,
 //! the band and the grid. The key's hash names the file, so two scenes never share an entry however
 //! their ids are spelled, and a catalog whose hrefs point elsewhere never reuses another source's
-//! windows. Each entry is a deflate-compressed 16-bit TIFF of strips written by the pure-Rust `tiff`
-//! crate (GDAL is for foreign rasters; these are our own), followed by a trailer holding the full
-//! key and a CRC-32 of the TIFF bytes: an entry copied from another scene, truncated or damaged on
-//! disk fails [`Cache::holds`], is deleted and is read again from the source. Entries are published
+//! windows. Each entry is an uncompressed 16-bit TIFF of one strip written by the pure-Rust `tiff`
+//! crate (GDAL and QGIS open it; GDAL is for foreign rasters, these are our own), followed by a
+//! trailer holding the full key, a CRC-32 of the TIFF bytes and where the pixels start: rows are
+//! read with one positioned read and no decoding, at the speed of the page cache (a scan reads
+//! each window several times: the offset decision, the blocks and the quicklooks). Uncompressed
+//! entries take about twice the disk of the deflate ones the cache held before; entries of that
+//! older format are converted in place the first time a scan finds them, without a refetch. An
+//! entry copied from another scene, truncated or damaged on disk fails [`Cache::holds`], is
+//! deleted and is read again from the source. Entries are published
 //! atomically (a temp file in the same directory, then a rename), so a scan killed at any moment
 //! never leaves a half entry. Scans hold a shared lock on the cache and `prune` an exclusive one, so
 //! a prune never deletes what a running scan is writing or about to read.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{BufReader, Cursor};
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use tiff::decoder::{Decoder, DecodingResult};
-use tiff::encoder::{colortype, compression::DeflateLevel, Compression, TiffEncoder};
+use tiff::encoder::{colortype, Compression, TiffEncoder};
+use tiff::tags::Tag;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -28,9 +34,6 @@ use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::io::atomic;
 use crate::io::source::{Band, Scene};
-
-/// Rows per TIFF strip: small enough that a block of rows reads little more than it needs.
-const ROWS_PER_STRIP: u32 = 16;
 
 /// A cache directory.
 #[derive(Debug, Clone)]
@@ -115,9 +118,12 @@ impl Cache {
         let Ok(bytes) = std::fs::read(path) else {
             return false;
         };
-        let sound = split_trailer(&bytes).is_some_and(|(tiff, trailer)| {
-            trailer.key == EntryKey::of(scene, band, grid) && crc32fast::hash(tiff) == trailer.crc32
-        });
+        let key = EntryKey::of(scene, band, grid);
+        let sound = match split_trailer(&bytes) {
+            Some((tiff, trailer)) => trailer.key == key && crc32fast::hash(tiff) == trailer.crc32,
+            // An entry of the older deflate format is converted rather than read again.
+            None => legacy_pixels(&bytes, &key).is_some_and(|data| self.store(path, scene, band, grid, &data).is_ok()),
+        };
         if !sound {
             let _ = std::fs::remove_file(path);
         }
@@ -140,21 +146,24 @@ impl Cache {
         {
             let mut encoder = TiffEncoder::new(Cursor::new(&mut bytes))
                 .map_err(encode)?
-                .with_compression(Compression::Deflate(DeflateLevel::Fast));
+                .with_compression(Compression::Uncompressed);
             let mut image = encoder
                 .new_image::<colortype::Gray16>(grid.width as u32, grid.height as u32)
                 .map_err(encode)?;
-            image.rows_per_strip(ROWS_PER_STRIP).map_err(encode)?;
+            image.rows_per_strip(grid.height as u32).map_err(encode)?;
             image.write_data(data).map_err(encode)?;
         }
+        let data_offset = strip_offset(&bytes).map_err(encode)?;
         let trailer = Trailer {
             key: EntryKey::of(scene, band, grid),
             crc32: crc32fast::hash(&bytes),
             tiff_len: bytes.len() as u64,
+            data_offset,
         };
         let json = serde_json::to_vec(&trailer).expect("a trailer serializes");
         bytes.extend_from_slice(&json);
         bytes.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&data_offset.to_le_bytes());
         bytes.extend_from_slice(TRAILER_MAGIC);
         atomic::write(path, &bytes).map_err(|e| Error::Cache {
             path: path.to_path_buf(),
@@ -229,36 +238,44 @@ impl Cache {
         Ok(removed)
     }
 
-    /// Reads rows `rows` of a cached window (row-major, `grid.width` values a row).
+    /// Reads rows `rows` of a cached window (row-major, `grid.width` values a row): one positioned
+    /// read of the entry's pixels, no decoding. The entry's soundness is [`Cache::holds`]'s check.
     pub fn read_rows(path: &Path, grid: &Grid, rows: Range<usize>) -> Result<Vec<u16>> {
         let bad = |reason: String| Error::Cache {
             path: path.to_path_buf(),
             reason,
         };
-        let file = File::open(path).map_err(Error::io(path))?;
-        let mut decoder = Decoder::new(BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
-        let (w, h) = decoder.dimensions().map_err(|e| bad(e.to_string()))?;
-        if (w as usize, h as usize) != (grid.width, grid.height) {
+        let mut file = File::open(path).map_err(Error::io(path))?;
+        let len = file.metadata().map_err(Error::io(path))?.len();
+        let mut tail = [0u8; TAIL];
+        if len < TAIL as u64 {
+            return Err(bad("is truncated; delete it to refetch".into()));
+        }
+        file.seek(SeekFrom::End(-(TAIL as i64)))
+            .and_then(|_| file.read_exact(&mut tail))
+            .map_err(Error::io(path))?;
+        if &tail[12..] != TRAILER_MAGIC {
+            return Err(bad(
+                "is not a compound-watch cache entry of this version; delete it to refetch".into(),
+            ));
+        }
+        let data_offset = u64::from_le_bytes(tail[4..12].try_into().expect("8 bytes"));
+        let row_bytes = (grid.width * 2) as u64;
+        if rows.end > grid.height || data_offset + grid.height as u64 * row_bytes > len {
             return Err(bad(format!(
-                "is {w}x{h}, the grid {}x{}; delete it to refetch",
+                "holds fewer rows than the grid's {} x {}; delete it to refetch",
                 grid.width, grid.height
             )));
         }
-        let strip_rows = decoder.chunk_dimensions().1 as usize;
-        let mut out = Vec::with_capacity(rows.len() * grid.width);
-        let first = rows.start / strip_rows;
-        let last = rows.end.div_ceil(strip_rows);
-        for strip in first..last {
-            let chunk = match decoder.read_chunk(strip as u32).map_err(|e| bad(e.to_string()))? {
-                DecodingResult::U16(v) => v,
-                _ => return Err(bad("is not a 16-bit image".into())),
-            };
-            let strip_start = strip * strip_rows;
-            let lo = rows.start.max(strip_start) - strip_start;
-            let hi = rows.end.min(strip_start + strip_rows) - strip_start;
-            out.extend_from_slice(&chunk[lo * grid.width..hi * grid.width]);
+        let mut values = vec![0u16; rows.len() * grid.width];
+        file.seek(SeekFrom::Start(data_offset + rows.start as u64 * row_bytes))
+            .and_then(|_| file.read_exact(bytemuck::cast_slice_mut(&mut values)))
+            .map_err(Error::io(path))?;
+        // The pixels are little-endian, as written; nothing to do on the machines that wrote them.
+        if cfg!(target_endian = "big") {
+            values.iter_mut().for_each(|v| *v = u16::from_le(*v));
         }
-        Ok(out)
+        Ok(values)
     }
 }
 
@@ -298,26 +315,68 @@ impl EntryKey {
     }
 }
 
-/// Written after the TIFF bytes of an entry (TIFF readers ignore what follows the image).
+/// Written after the TIFF bytes of an entry (TIFF readers ignore what follows the image), then
+/// its length (u32), where the pixels start (u64, little-endian like the TIFF) and the magic.
 #[derive(Debug, Serialize, Deserialize)]
 struct Trailer {
     key: EntryKey,
     crc32: u32,
     tiff_len: u64,
+    data_offset: u64,
 }
 
-const TRAILER_MAGIC: &[u8; 4] = b"CWC1";
+const TRAILER_MAGIC: &[u8; 4] = b"CWC2";
+/// Bytes after the trailer's JSON: its length, the pixels' offset and the magic.
+const TAIL: usize = 16;
 
 /// The TIFF bytes and the trailer of an entry, or None when it has no sound trailer.
 fn split_trailer(bytes: &[u8]) -> Option<(&[u8], Trailer)> {
     let n = bytes.len();
-    if n < 8 || &bytes[n - 4..] != TRAILER_MAGIC {
+    if n < TAIL || &bytes[n - 4..] != TRAILER_MAGIC {
+        return None;
+    }
+    let json_len = u32::from_le_bytes(bytes[n - TAIL..n - 12].try_into().ok()?) as usize;
+    let data_offset = u64::from_le_bytes(bytes[n - 12..n - 4].try_into().ok()?);
+    let json_start = (n - TAIL).checked_sub(json_len)?;
+    let trailer: Trailer = serde_json::from_slice(&bytes[json_start..n - TAIL]).ok()?;
+    (trailer.tiff_len == json_start as u64 && trailer.data_offset == data_offset)
+        .then_some((&bytes[..json_start], trailer))
+}
+
+/// Where the one strip of an uncompressed little-endian TIFF starts.
+fn strip_offset(tiff: &[u8]) -> tiff::TiffResult<u64> {
+    if !tiff.starts_with(b"II") {
+        return Err(tiff::TiffError::FormatError(
+            tiff::TiffFormatError::TiffSignatureInvalid,
+        ));
+    }
+    Decoder::new(Cursor::new(tiff))?.get_tag_unsigned(Tag::StripOffsets)
+}
+
+/// The pixels of an entry of the first format (a deflate TIFF of strips, then its key's JSON, its
+/// length and `CWC1`), when it is sound and holds `key`.
+fn legacy_pixels(bytes: &[u8], key: &EntryKey) -> Option<Vec<u16>> {
+    #[derive(Deserialize)]
+    struct Legacy {
+        key: EntryKey,
+        crc32: u32,
+        tiff_len: u64,
+    }
+    let n = bytes.len();
+    if n < 8 || &bytes[n - 4..] != b"CWC1" {
         return None;
     }
     let json_len = u32::from_le_bytes(bytes[n - 8..n - 4].try_into().ok()?) as usize;
     let json_start = (n - 8).checked_sub(json_len)?;
-    let trailer: Trailer = serde_json::from_slice(&bytes[json_start..n - 8]).ok()?;
-    (trailer.tiff_len == json_start as u64).then_some((&bytes[..json_start], trailer))
+    let trailer: Legacy = serde_json::from_slice(&bytes[json_start..n - 8]).ok()?;
+    let tiff = &bytes[..json_start];
+    if trailer.tiff_len != json_start as u64 || crc32fast::hash(tiff) != trailer.crc32 || &trailer.key != key {
+        return None;
+    }
+    match Decoder::new(Cursor::new(tiff)).ok()?.read_image().ok()? {
+        DecodingResult::U16(v) => Some(v),
+        _ => None,
+    }
 }
 
 /// How much a cache holds (or a prune removed).
@@ -428,6 +487,57 @@ mod tests {
         std::fs::write(&pa, &bytes).unwrap();
         assert!(!cache.holds(&pa, &a, Band::Red, &g), "one flipped bit");
         assert!(!pa.exists());
+    }
+
+    #[test]
+    fn an_entry_of_the_older_deflate_format_is_converted_without_a_refetch() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        let g = grid(7, 40);
+        let s = scene("S2A_X", "https://x/red.tif", "2022-03-01");
+        let data: Vec<u16> = (0..g.len() as u16).map(|v| v * 3).collect();
+        // The first format: a deflate TIFF of 16-row strips, its key as JSON, the length, CWC1.
+        let mut bytes = Vec::new();
+        {
+            let mut encoder = TiffEncoder::new(Cursor::new(&mut bytes))
+                .unwrap()
+                .with_compression(Compression::Deflate(tiff::encoder::compression::DeflateLevel::Fast));
+            let mut image = encoder.new_image::<colortype::Gray16>(7, 40).unwrap();
+            image.rows_per_strip(16).unwrap();
+            image.write_data(&data).unwrap();
+        }
+        let key = EntryKey::of(&s, Band::Red, &g);
+        let json = serde_json::json!({"key": key, "crc32": crc32fast::hash(&bytes), "tiff_len": bytes.len()});
+        let json = serde_json::to_vec(&json).unwrap();
+        bytes.extend_from_slice(&json);
+        bytes.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(b"CWC1");
+        let path = cache.entry(&s, Band::Red, &g);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(
+            Cache::read_rows(&path, &g, 0..1).is_err(),
+            "not readable before conversion"
+        );
+        assert!(cache.holds(&path, &s, Band::Red, &g));
+        assert_eq!(Cache::read_rows(&path, &g, 3..40).unwrap(), data[3 * 7..]);
+        let other = scene("S2A_Y", "https://x/other.tif", "2022-03-01");
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(!cache.holds(&path, &other, Band::Red, &g), "another scene's old entry");
+    }
+
+    #[test]
+    fn entries_open_as_plain_tiffs() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        let g = grid(5, 9);
+        let s = scene("S2A_X", "https://x/red.tif", "2022-03-01");
+        let data: Vec<u16> = (0..g.len() as u16).collect();
+        let path = cache.entry(&s, Band::Red, &g);
+        cache.store(&path, &s, Band::Red, &g, &data).unwrap();
+        let mut decoder = Decoder::new(std::io::BufReader::new(File::open(&path).unwrap())).unwrap();
+        assert_eq!(decoder.dimensions().unwrap(), (5, 9));
+        assert!(matches!(decoder.read_image().unwrap(), DecodingResult::U16(v) if v == data));
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub struct Provenance {
     /// Items read without error that hold no data over the AOI.
     #[serde(default)]
     pub no_data: Vec<String>,
+    /// Items whose classification band showed nothing clear over the AOI: not read further, not
+    /// used (their other bands were never fetched).
+    #[serde(default)]
+    pub cloudy: Vec<String>,
 }
 
 /// The site, as the report records it.

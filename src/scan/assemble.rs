@@ -40,20 +40,20 @@ pub(crate) struct Assembled {
 }
 
 impl Assembled {
-    /// The monthly counts, taken out, as the summary's measured months: `by_month[m]` are the
-    /// scenes of `months[m]`, over an AOI of `aoi_pixels` pixels of `res` metres.
+    /// The monthly counts, taken out, as the summary's measured months: `scenes[m]` scenes were
+    /// acquired in `months[m]`, over an AOI of `aoi_pixels` pixels of `res` metres.
     pub(crate) fn month_figures(
         &mut self,
         months: &[Month],
-        by_month: &[Vec<usize>],
+        scenes: &[usize],
         aoi_pixels: u64,
         res: f64,
     ) -> Vec<MonthFigures> {
         months
             .iter()
             .zip(std::mem::take(&mut self.months))
-            .zip(by_month)
-            .map(|((&month, counts), ids)| MonthFigures::measured(month, ids.len(), &counts, aoi_pixels, res))
+            .zip(scenes)
+            .map(|((&month, counts), &n)| MonthFigures::measured(month, n, &counts, aoi_pixels, res))
             .collect()
     }
 }

@@ -2,6 +2,9 @@
 //! a halo for the cloud buffer) are read from the cache and handed to the pure kernel of
 //! [`crate::detect::kernel`]; memory grows with the block, not the AOI.
 
+use std::ops::Range;
+use std::path::PathBuf;
+
 use rayon::prelude::*;
 
 use crate::detect::kernel::{self, BlockResult, Composites, Observation, Rows, SceneRows};
@@ -25,7 +28,8 @@ const NORMALIZATION_EVERY: usize = 64;
 pub(crate) struct SceneSet<'a> {
     pub(crate) config: &'a ScanConfig,
     pub(crate) grid: &'a Grid,
-    pub(crate) cache: &'a Cache,
+    /// Per scene: its cache entries, in the order of [`Band::ALL`].
+    pub(crate) entries: &'a [[PathBuf; 7]],
     pub(crate) scenes: &'a [Scene],
     pub(crate) decisions: &'a [OffsetDecision],
     pub(crate) mostly_clear: &'a [bool],
@@ -40,7 +44,13 @@ pub(crate) fn detect(
     aoi_mask: &[bool],
     progress: &dyn Progress,
 ) -> Result<(Vec<BlockResult>, Normalization)> {
-    let (grid, rows) = (set.grid, set.config.block_rows);
+    let grid = set.grid;
+    let rows = block_rows(
+        set.config.block_rows,
+        grid,
+        set.by_month.len(),
+        rayon::current_num_threads(),
+    );
     let blocks: Vec<(usize, usize)> = (0..grid.height)
         .step_by(rows)
         .map(|r0| (r0, (r0 + rows).min(grid.height)))
@@ -63,81 +73,124 @@ pub(crate) fn detect(
     Ok((results, norm))
 }
 
+/// Pixel-months a block holds at most: its composites and series take about 50 bytes each, so a
+/// block stays near 100 MB however long the period or wide the AOI.
+const BLOCK_PIXEL_MONTHS: usize = 2 << 20;
+/// Blocks per thread at least, where the grid has the rows: small blocks keep every thread busy
+/// to the end (a thread finishing its last block idles while another computes a large one).
+const BLOCKS_PER_THREAD: usize = 4;
+
+/// Rows per block: at most `max_rows`, at most [`BLOCK_PIXEL_MONTHS`], and few enough for
+/// [`BLOCKS_PER_THREAD`] blocks per thread; never fewer than 8 (the halo read above and below a
+/// block would then cost more than the block).
+fn block_rows(max_rows: usize, grid: &Grid, months: usize, threads: usize) -> usize {
+    let by_memory = BLOCK_PIXEL_MONTHS / (grid.width * months.max(1)).max(1);
+    let by_threads = grid.height.div_ceil(threads.max(1) * BLOCKS_PER_THREAD);
+    max_rows.min(by_memory).min(by_threads).max(8)
+}
+
 /// The monthly composites of rows `r0..r1`.
 pub(crate) fn composites(set: &SceneSet<'_>, r0: usize, r1: usize) -> Result<Composites> {
-    let config = set.config;
+    composites_window(set, r0..r1, 0..set.grid.width).map(|(c, _)| c)
+}
+
+/// The monthly composites of a window of the grid, and the columns they cover: `cols` and up to
+/// a cloud buffer either side (the composites' pixels are rows `rows` x the returned columns).
+/// Each scene's rows are read once (with a halo of a cloud buffer above and below), its classes
+/// serving rule 4 and the mask alike.
+pub(crate) fn composites_window(
+    set: &SceneSet<'_>,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) -> Result<(Composites, Range<usize>)> {
+    let (config, grid) = (set.config, set.grid);
     let halo = config.cloud_buffer;
-    let (h0, h1) = (r0.saturating_sub(halo), (r1 + halo).min(set.grid.height));
+    let (h0, h1) = (rows.start.saturating_sub(halo), (rows.end + halo).min(grid.height));
+    let read_cols = cols.start.saturating_sub(halo)..(cols.end + halo).min(grid.width);
+    let window = Window {
+        rows: h0..h1,
+        cols: read_cols.clone(),
+    };
+    // Classes first, for every scene: rule 4 looks at all of them before any is masked.
+    let mut classes: Vec<Option<Vec<u16>>> = vec![None; set.scenes.len()];
+    for &s in set.by_month.iter().flatten() {
+        classes[s] = Some(read_band(set, s, Band::Scl, &window)?);
+    }
     let mut surfaces = if config.persistent_cloud_is_surface {
-        surfaces(set, h0, h1)?
+        surfaces(set, &classes)
     } else {
         vec![None; set.scenes.len()]
     };
     let at = Rows {
-        width: set.grid.width,
-        halo_top: r0 - h0,
-        rows: r1 - r0,
+        width: read_cols.len(),
+        halo_top: rows.start - h0,
+        rows: rows.len(),
     };
-    let months: Vec<Vec<Observation>> = set
-        .by_month
-        .iter()
-        .map(|ids| {
-            ids.iter()
-                .map(|&s| {
-                    let read = scene_rows(set, s, h0..h1, surfaces[s].take())?;
-                    Ok(kernel::observe(s, read, at, halo))
-                })
-                .collect::<Result<_>>()
-        })
-        .collect::<Result<_>>()?;
-    Ok(kernel::composites(
-        &months,
-        at.rows * at.width,
-        set.scenes.len(),
-        config.min_clear_obs,
-    ))
+    // Then one month at a time: a block holds one month's reflectance, whatever the period.
+    let mut composites = Composites::new(at.rows * at.width, set.scenes.len());
+    for ids in set.by_month {
+        let month = ids
+            .iter()
+            .map(|&s| {
+                let read = SceneRows {
+                    scl: classes[s].take().expect("each scene is in one month"),
+                    dns: Band::REFLECTANCE
+                        .iter()
+                        .map(|&b| read_band(set, s, b, &window))
+                        .collect::<Result<_>>()?,
+                    surface: surfaces[s].take(),
+                    subtract_dn: set.decisions[s].subtract_dn,
+                };
+                Ok(kernel::observe(s, read, at, halo))
+            })
+            .collect::<Result<Vec<Observation>>>()?;
+        composites.push_month(&month, config.min_clear_obs);
+    }
+    Ok((composites, read_cols))
 }
 
-/// One scene's classes and digital numbers over `rows`, from the cache.
-fn scene_rows(
-    set: &SceneSet<'_>,
-    s: usize,
-    rows: std::ops::Range<usize>,
-    surface: Option<Vec<bool>>,
-) -> Result<SceneRows> {
-    let read = |band: Band| Cache::read_rows(&set.cache.entry(&set.scenes[s], band, set.grid), set.grid, rows.clone());
-    Ok(SceneRows {
-        scl: read(Band::Scl)?,
-        dns: Band::REFLECTANCE.iter().map(|&b| read(b)).collect::<Result<_>>()?,
-        surface,
-        subtract_dn: set.decisions[s].subtract_dn,
-    })
+/// Rows and columns of the grid read for a block.
+struct Window {
+    rows: Range<usize>,
+    cols: Range<usize>,
 }
 
-/// Rule 4 of [`crate::detect::mask`] over rows `h0..h1`: per scene, the pixels whose cloud flag
-/// is a persistent bright surface (None for scenes with none, and for scenes not mostly clear).
-fn surfaces(set: &SceneSet<'_>, h0: usize, h1: usize) -> Result<Vec<Option<Vec<bool>>>> {
-    let mut order: Vec<usize> = set
-        .by_month
-        .iter()
-        .flatten()
+/// One band of one scene over a window, from the cache.
+fn read_band(set: &SceneSet<'_>, s: usize, band: Band, window: &Window) -> Result<Vec<u16>> {
+    let (grid, cols) = (set.grid, &window.cols);
+    let entry = &set.entries[s][Band::ALL.iter().position(|&b| b == band).expect("a band of ALL")];
+    let all = Cache::read_rows(entry, grid, window.rows.clone())?;
+    if cols.len() == grid.width {
+        return Ok(all);
+    }
+    Ok(all
+        .chunks_exact(grid.width)
+        .flat_map(|row| &row[cols.clone()])
         .copied()
-        .filter(|&s| set.mostly_clear[s])
-        .collect();
+        .collect())
+}
+
+/// Rule 4 of [`crate::detect::mask`] over the rows read: per scene, the pixels whose cloud flag
+/// is a persistent bright surface (None for scenes with none, and for scenes not mostly clear,
+/// which do not count; the others count in time order).
+fn surfaces(set: &SceneSet<'_>, classes: &[Option<Vec<u16>>]) -> Vec<Option<Vec<bool>>> {
     let scenes = set.scenes;
+    let mut order: Vec<usize> = (0..scenes.len())
+        .filter(|&s| set.mostly_clear[s] && classes[s].is_some())
+        .collect();
     order.sort_by(|&a, &b| (scenes[a].datetime, &scenes[a].id).cmp(&(scenes[b].datetime, &scenes[b].id)));
     let cloud: Vec<Vec<bool>> = order
         .iter()
         .map(|&s| {
-            let scl = Cache::read_rows(&set.cache.entry(&scenes[s], Band::Scl, set.grid), set.grid, h0..h1)?;
-            Ok(scl.into_iter().map(scl_is_cloud).collect())
+            let scl = classes[s].as_ref().expect("filtered on being read");
+            scl.iter().map(|&c| scl_is_cloud(c)).collect()
         })
-        .collect::<Result<_>>()?;
+        .collect();
     let mut by_scene = vec![None; scenes.len()];
     for (s, surface) in order.into_iter().zip(persistent_surfaces(&cloud)) {
         by_scene[s] = surface;
     }
-    Ok(by_scene)
+    by_scene
 }
 
 /// The spectral-change normalization, measured on a sample of the AOI's rows.
@@ -168,4 +221,33 @@ fn normalization(set: &SceneSet<'_>, aoi_mask: &[bool]) -> Result<Normalization>
         .map(|m| parts.iter().flat_map(|part| part[m].iter().copied()).collect())
         .collect::<Vec<Vec<[f32; 4]>>>();
     Ok(Normalization::measure(&months))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid(width: usize, height: usize) -> Grid {
+        Grid {
+            epsg: 32647,
+            x0: 0.0,
+            y0: 0.0,
+            width,
+            height,
+            res: 10.0,
+        }
+    }
+
+    #[test]
+    fn blocks_keep_both_threads_busy_and_memory_bounded_by_the_block() {
+        // A 3 km AOI: 4 blocks a thread, not 5 blocks of 64 rows for 2 threads.
+        assert_eq!(block_rows(64, &grid(300, 300), 30, 2), 38);
+        // A 900 km2 AOI over 36 months: few rows a block, and the same pixel-months over 12.
+        let wide = grid(3000, 3000);
+        assert_eq!(block_rows(64, &wide, 36, 2), 19);
+        assert!(block_rows(64, &wide, 12, 2) * 12 <= 64 * 36);
+        // Never below 8 rows, never above the configured maximum.
+        assert_eq!(block_rows(64, &grid(100_000, 300), 36, 2), 8);
+        assert_eq!(block_rows(16, &grid(300, 3000), 12, 1), 16);
+    }
 }

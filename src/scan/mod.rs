@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::io::cache::Cache;
-use crate::io::source::{SceneSearch, Skipped};
+use crate::io::source::{Band, Scene, SceneSearch, Skipped};
 use crate::io::window::WindowReader;
 use crate::output::diff;
 use crate::output::provenance::{self, AoiRecord, Parameters, Period, Provenance, SceneRecord};
@@ -51,6 +51,11 @@ pub struct ScanSummary {
     pub skipped: Vec<Skipped>,
     /// Scenes read without error that hold no data over the AOI (not used, not an error).
     pub no_data: Vec<String>,
+    /// Scenes whose classification band showed nothing clear over the AOI: their six reflectance
+    /// bands were not read (not used, not an error).
+    pub cloudy: Vec<String>,
+    /// Scene bands not read because their scene was cloudy or without data over the AOI.
+    pub windows_scouted: usize,
     /// Months in the period with at least one usable scene.
     pub months_with_scenes: usize,
     /// Polygons in the report.
@@ -136,7 +141,7 @@ pub fn run(
 }
 
 /// Why a scan must not replace the outputs: too few scenes to stand behind any figure.
-fn refusal(config: &ScanConfig, found: usize, used: usize, skipped: &[Skipped]) -> Option<String> {
+fn refusal(config: &ScanConfig, found: usize, readable: usize, used: usize, skipped: &[Skipped]) -> Option<String> {
     let period = format!("{}..{}", config.from, config.to);
     if found == 0 {
         return Some(format!(
@@ -153,7 +158,7 @@ fn refusal(config: &ScanConfig, found: usize, used: usize, skipped: &[Skipped]) 
             config.min_scenes
         ));
     }
-    if (used as f64) < config.min_used_share * found as f64 {
+    if (used as f64) < config.min_used_share * readable as f64 {
         return Some(format!(
             "only {used} of the {found} scenes found in {period} could be used ({} skipped), less than \
              --min-used-share {}; the source or the cache is failing",
@@ -179,17 +184,31 @@ fn scan_locked(
     let found = search::search(config, grid, source, previous.as_ref(), progress)?;
     let fetched = fetch::fetch(config, grid, &cache, reader, &found.scenes, progress)?;
     let skipped = [found.rejected.as_slice(), fetched.skipped.as_slice()].concat();
-    let decided = offsets::offsets(grid, &cache, fetched.scenes.clone(), progress)?;
-    if let Some(reason) = refusal(config, found.found, decided.scenes.len(), &skipped) {
+    let mut decided = offsets::offsets(grid, &cache, fetched.scenes.clone(), progress)?;
+    decided.no_data.extend(fetched.no_data.iter().map(|s| s.id.clone()));
+    // Scenes seen to hold nothing clear or no data are not failures: the share used is of the others.
+    let readable = found.found.saturating_sub(fetched.cloudy.len() + decided.no_data.len());
+    if let Some(reason) = refusal(config, found.found, readable, decided.scenes.len(), &skipped) {
         let out = config.out_dir.clone();
         return Err(Error::Refused { out, reason, skipped });
     }
     let months = config.from.through(config.to);
     let by_month = decided.by_month(&months);
+    // A month's figures count every scene acquired in it, the cloudy ones left unread too.
+    let acquired: Vec<usize> = months
+        .iter()
+        .zip(&by_month)
+        .map(|(m, used)| used.len() + fetched.cloudy.iter().filter(|s| s.month() == *m).count())
+        .collect();
+    let entries: Vec<[PathBuf; 7]> = decided
+        .scenes
+        .iter()
+        .map(|s| Band::ALL.map(|b| cache.entry(s, b, grid)))
+        .collect();
     let set = blocks::SceneSet {
         config,
         grid,
-        cache: &cache,
+        entries: &entries,
         scenes: &decided.scenes,
         decisions: &decided.decisions,
         mostly_clear: &decided.mostly_clear,
@@ -201,9 +220,9 @@ fn scan_locked(
         total: 1,
     });
     let mut assembled = assemble::assemble(config, grid, results, &decided.scenes, &months)?;
-    let provenance = provenance_of(config, grid, source, &decided, norm, &found, &skipped);
+    let provenance = provenance_of(config, grid, source, &decided, norm, &found, &skipped, &fetched.cloudy);
     let aoi_pixels = aoi_mask.iter().filter(|&&m| m).count() as u64;
-    let months = assembled.month_figures(&months, &by_month, aoi_pixels, grid.res);
+    let months = assembled.month_figures(&months, &acquired, aoi_pixels, grid.res);
     let staging = publish::Staging::begin(&config.out_dir)?;
     let outputs = write::Outputs {
         set,
@@ -215,7 +234,7 @@ fn scan_locked(
     let written = write::write(&staging, outputs)?;
     progress.event(Event::Advance(1));
     staging.publish(progress)?;
-    let months_with_scenes = by_month.iter().filter(|s| !s.is_empty()).count();
+    let months_with_scenes = acquired.iter().filter(|&&n| n > 0).count();
     Ok(ScanSummary {
         scenes_new: found.new,
         scenes_found: found.found,
@@ -224,6 +243,8 @@ fn scan_locked(
         windows_cached: fetched.windows_cached,
         skipped,
         no_data: decided.no_data,
+        cloudy: fetched.cloudy.iter().map(|s| s.id.clone()).collect(),
+        windows_scouted: fetched.windows_scouted,
         months_with_scenes,
         detections: assembled.construction.len(),
         demolitions: assembled.demolition.len(),
@@ -245,6 +266,8 @@ impl ScanSummary {
             windows_cached: 0,
             skipped: Vec::new(),
             no_data: Vec::new(),
+            cloudy: Vec::new(),
+            windows_scouted: 0,
             months_with_scenes: 0,
             detections: 0,
             report: out.join("report.geojson"),
@@ -270,6 +293,7 @@ fn provenance_of(
     normalization: crate::detect::Normalization,
     found: &search::Searched,
     skipped: &[Skipped],
+    cloudy: &[Scene],
 ) -> Provenance {
     let aoi = &config.aoi;
     Provenance {
@@ -318,5 +342,6 @@ fn provenance_of(
         skipped: skipped.to_vec(),
         superseded: found.superseded.clone(),
         no_data: decided.no_data.clone(),
+        cloudy: cloudy.iter().map(|s| s.id.clone()).collect(),
     }
 }

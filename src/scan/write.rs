@@ -202,14 +202,15 @@ fn chip(set: &SceneSet<'_>, d: &Detection, to_grid: &Projector) -> Result<Option
     if c1 <= c0 || r1 <= r0 {
         return Ok(None);
     }
-    let block = blocks::composites(set, r0, r1)?;
+    let (block, cols) = blocks::composites_window(set, r0..r1, c0..c1)?;
+    let width = cols.len();
     let rgb = block
         .months
         .iter()
         .map(|comp| {
             comp.as_ref().map(|comp| {
                 (0..r1 - r0)
-                    .flat_map(|r| (c0..c1).map(move |c| r * grid.width + c))
+                    .flat_map(|r| (c0..c1).map(move |c| r * width + c - cols.start))
                     .map(|p| TRUE_COLOUR.map(|b| comp.bands[(b, p)]))
                     .collect()
             })

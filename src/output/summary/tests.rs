@@ -94,6 +94,7 @@ fn provenance_member() -> Value {
         }],
         superseded: Vec::new(),
         no_data: Vec::new(),
+        cloudy: Vec::new(),
     }
     .to_value()
     .unwrap()
