@@ -54,19 +54,37 @@ pub(crate) fn clear_mask(scl: ArrayView2<u16>, valid: ArrayView2<bool>, buffer: 
 /// `mask` (row-major, `width` x `height`) grown by `r` pixels in a square neighbourhood: a separable
 /// max filter, first along rows, then along columns.
 pub(crate) fn dilate(mask: &[bool], width: usize, height: usize, r: usize) -> Vec<bool> {
+    // Each pass slides a window of 2r + 1 along its axis, counting the set pixels in it.
     let mut rows = vec![false; mask.len()];
-    for y in 0..height {
-        let row = &mask[y * width..(y + 1) * width];
+    for (row, out) in mask.chunks_exact(width).zip(rows.chunks_exact_mut(width)) {
+        let mut count = row[..r.min(width)].iter().filter(|&&m| m).count();
         for x in 0..width {
-            rows[y * width + x] = row[x.saturating_sub(r)..(x + r + 1).min(width)].iter().any(|&m| m);
+            if x + r < width {
+                count += row[x + r] as usize;
+            }
+            if x > r {
+                count -= row[x - r - 1] as usize;
+            }
+            out[x] = count > 0;
         }
     }
     let mut out = vec![false; mask.len()];
+    let mut counts = vec![0u32; width];
+    let row = |y: usize| &rows[y * width..(y + 1) * width];
+    for y in 0..r.min(height) {
+        counts.iter_mut().zip(row(y)).for_each(|(c, &m)| *c += m as u32);
+    }
     for y in 0..height {
-        let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(height));
-        for x in 0..width {
-            out[y * width + x] = (y0..y1).any(|yy| rows[yy * width + x]);
+        if y + r < height {
+            counts.iter_mut().zip(row(y + r)).for_each(|(c, &m)| *c += m as u32);
         }
+        if y > r {
+            counts.iter_mut().zip(row(y - r - 1)).for_each(|(c, &m)| *c -= m as u32);
+        }
+        out[y * width..(y + 1) * width]
+            .iter_mut()
+            .zip(&counts)
+            .for_each(|(o, &c)| *o = c > 0);
     }
     out
 }
@@ -140,6 +158,28 @@ pub(crate) fn unflag_surfaces(scl: &mut [u16], surface: &[bool]) {
 mod tests {
     use super::*;
     use ndarray::array;
+
+    #[test]
+    fn sliding_dilation_equals_the_neighbourhood_definition() {
+        let (w, h) = (13, 9);
+        let mut state = 7u32;
+        let mask: Vec<bool> = (0..w * h)
+            .map(|_| {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                (state >> 16) % 9 == 0
+            })
+            .collect();
+        for r in 0..5 {
+            let got = dilate(&mask, w, h, r);
+            for y in 0..h {
+                for x in 0..w {
+                    let near = (y.saturating_sub(r)..(y + r + 1).min(h))
+                        .any(|yy| (x.saturating_sub(r)..(x + r + 1).min(w)).any(|xx| mask[yy * w + xx]));
+                    assert_eq!(got[y * w + x], near, "r {r} at ({x}, {y})");
+                }
+            }
+        }
+    }
 
     #[test]
     fn dilation_reaches_r_pixels_in_every_direction_and_stops_at_the_edges() {

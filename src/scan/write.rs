@@ -2,6 +2,8 @@
 //! then swaps in as one set. The report's ids continue from the previous report, which is read
 //! before anything replaces it; the diff compares against it.
 
+use rayon::prelude::*;
+
 use crate::detect::kernel::TRUE_COLOUR;
 use crate::error::Result;
 use crate::grid::{Grid, Projector};
@@ -64,14 +66,19 @@ pub(crate) fn write(staging: &Staging, o: Outputs<'_>) -> Result<Written> {
     let changes = diff::diff(&previous, &collection);
     let demolition = report::feature_collection(slug, &o.assembled.demolition, o.provenance)?;
     write_layers(staging, &collection, &demolition, &changes.collection, config)?;
-    write_composite(staging, o.set.grid, &o.assembled.latest, config)?;
+    // The composite goes through GDAL on one thread while the quicklooks' windows are composited.
+    let (composite, quicklooks) = rayon::join(
+        || write_composite(staging, o.set.grid, &o.assembled.latest, config),
+        || quicklooks(&o.set, &o.assembled.construction),
+    );
+    composite?;
     let site = summary::SiteSummary {
         aoi_name: config.aoi.name.clone(),
         aoi_slug: slug.clone(),
         period: o.provenance.period,
         months: o.months,
         report: collection.clone(),
-        quicklooks: quicklooks(&o.set, &o.assembled.construction)?,
+        quicklooks: quicklooks?,
         synthetic: o.set.scenes.iter().any(|s| s.synthetic),
     };
     let figures = summary::figures(&site)?;
@@ -161,25 +168,26 @@ fn write_composite(
     )
 }
 
-/// Before/after quicklooks of the largest new polygons, largest first.
+/// Before/after quicklooks of the largest new polygons, largest first, made in parallel.
 fn quicklooks(set: &SceneSet<'_>, detections: &[Detection]) -> Result<Vec<Quicklook>> {
     let mut largest: Vec<&Detection> = detections.iter().collect();
     largest.sort_by(|a, b| b.area_m2.total_cmp(&a.area_m2).then(a.id.cmp(&b.id)));
     let to_grid = Projector::new(4326, set.grid.epsg)?;
-    let mut out = Vec::new();
-    for d in largest.into_iter().take(QUICKLOOKS) {
-        if let Some(chip) = chip(set, d, &to_grid)? {
-            out.extend(summary::quicklook(&chip));
-        }
-    }
-    Ok(out)
+    let rings: Vec<(&Detection, Vec<(f64, f64)>)> = largest
+        .into_iter()
+        .take(QUICKLOOKS)
+        .map(|d| Ok((d, grid_ring(set.grid, d, &to_grid)?)))
+        .collect::<Result<_>>()?;
+    let chips: Vec<Option<Chip>> = rings
+        .par_iter()
+        .map(|(d, ring)| chip(set, d, ring))
+        .collect::<Result<_>>()?;
+    Ok(chips.iter().flatten().flat_map(summary::quicklook).collect())
 }
 
-/// The window of the monthly composites around one polygon, with a margin.
-fn chip(set: &SceneSet<'_>, d: &Detection, to_grid: &Projector) -> Result<Option<Chip>> {
-    let grid = set.grid;
-    let ring: Vec<(f64, f64)> = d
-        .outline
+/// A polygon's outline in grid columns and rows (fractional).
+fn grid_ring(grid: &Grid, d: &Detection, to_grid: &Projector) -> Result<Vec<(f64, f64)>> {
+    d.outline
         .exterior()
         .coords()
         .map(|c| {
@@ -187,7 +195,13 @@ fn chip(set: &SceneSet<'_>, d: &Detection, to_grid: &Projector) -> Result<Option
                 .coord(*c)
                 .map(|g| ((g.x - grid.x0) / grid.res, (grid.y0 - g.y) / grid.res))
         })
-        .collect::<Result<_>>()?;
+        .collect()
+}
+
+/// The window of the monthly composites around one polygon (`ring`, in grid columns and rows),
+/// with a margin.
+fn chip(set: &SceneSet<'_>, d: &Detection, ring: &[(f64, f64)]) -> Result<Option<Chip>> {
+    let grid = set.grid;
     let span = |f: fn(&(f64, f64)) -> f64| {
         ring.iter()
             .map(f)
