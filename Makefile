@@ -94,8 +94,13 @@ test: prerequisites
 	for f in $(SKIPS)/*; do [ -f "$$f" ] && echo "skipped $$(basename $$f): $$(cat $$f)"; done; \
 	echo "skipped tests: $$n"
 
+# Per-stage criterion benches (the kernels, the window cache), then whole scans: cold and warm, 300 x
+# 300 and 1200 x 1200 px, one and two threads (benches/scan.sh; RUNS, SIZES, PEER: see its header).
 bench: gdal
 	$(CARGO) bench --bench detect
+	$(CARGO) bench --bench cache
+	$(CARGO) build --release --quiet
+	benches/scan.sh
 
 clean-demo:
 	rm -rf $(SAMPLE) out

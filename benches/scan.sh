@@ -6,7 +6,8 @@
 #
 #   benches/scan.sh                       # small (300 x 300 px) and large (1200 x 1200 px)
 #   RUNS=5 PEER=~/.venvs/peer/bin/python benches/scan.sh    # and the Python peer, alternating
-#   SIZES=huge MONTHS=36 benches/scan.sh  # 900 km2 (3000 x 3000 px), memory over 36 months
+#   SIZES=huge SAMPLE_MONTHS=36 MONTHS=12 benches/scan.sh   # 900 km2 (3000 x 3000 px): memory
+#   SIZES=huge SAMPLE_MONTHS=36 MONTHS=36 benches/scan.sh   # over 12 and 36 months of one sample
 #
 # Throughput is Mpixel-scenes/s: grid pixels x scenes used / wall seconds / 1e6. With PEER set,
 # ../shared/peer/peer_scan.py runs on the same sample right after each of our warm runs (2
@@ -20,6 +21,8 @@ WORK=${WORK:-target/bench}
 RUNS=${RUNS:-3}
 SIZES=${SIZES:-small large}
 MONTHS=${MONTHS:-30}
+# Months the generated sample covers (its events need at least 14); scans read the first MONTHS.
+SAMPLE_MONTHS=${SAMPLE_MONTHS:-$(( MONTHS > 14 ? MONTHS : 14 ))}
 PEER_SCRIPT=${PEER_SCRIPT:-../shared/peer/peer_scan.py}
 [ -x "$BIN" ] || cargo build --release --quiet
 mkdir -p "$WORK"
@@ -30,7 +33,7 @@ box() { # size -> "W,S,E,N revisit_days"
   case $1 in
     small) echo "98.500,16.680,98.5282,16.7071 12" ;;
     large) echo "98.500,16.680,98.6128,16.7884 30" ;;
-    huge)  echo "98.400,16.600,98.6820,16.8710 15" ;;
+    huge)  echo "98.400,16.600,98.6820,16.8710 20" ;;
     *) echo "unknown size $1 (small, large, huge)" >&2; exit 2 ;;
   esac
 }
@@ -43,10 +46,10 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 printf '%-6s %-5s %-4s %7s %9s %13s %8s\n' size mode jobs wall_s "Mpx·sc/s" "peak_RSS_MB" scenes
 for size in $SIZES; do
   read -r bbox revisit <<<"$(box "$size")"
-  sample="$WORK/$size-$MONTHS"
+  sample="$WORK/$size-$SAMPLE_MONTHS"
   if [ ! -f "$sample/catalog.json" ]; then
     "$BIN" -q sample --out "$sample" --bbox "$bbox" --seed 11 \
-      --first 2021-07-02 --last "$(last_day "$MONTHS")" --revisit-days "$revisit" >/dev/null
+      --first 2021-07-02 --last "$(last_day "$SAMPLE_MONTHS")" --revisit-days "$revisit" >/dev/null
   fi
   to=$(to_month "$MONTHS")
   for jobs in 1 2; do
@@ -76,7 +79,7 @@ for size in $SIZES; do
       kb=$(printf '%s\n' "${rss[@]}" | median)
       read -r pixels scenes < <(python3 -c "
 import json,sys
-s=json.load(open(sys.argv[1]))
+s=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])['summary']
 print(s['aoi_pixels'], s['scenes_used'])" "$WORK/scan.json")
       printf '%-6s %-5s %-4s %7.2f %9.1f %13.0f %8s\n' "$size" "$mode" "$jobs" "$wall" \
         "$(python3 -c "print($pixels*$scenes/$wall/1e6)")" "$(python3 -c "print($kb/1024)")" "$scenes"

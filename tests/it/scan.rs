@@ -286,3 +286,80 @@ fn the_scan_summary_adds_up_to_its_report() {
         assert!(dir.join(q["path"].as_str().unwrap()).is_file());
     }
 }
+
+/// A scene whose classification band shows nothing clear over the AOI is scouted out: its six
+/// reflectance bands are never read, it is listed as cloudy (not as skipped), and it still counts
+/// in its month's scenes.
+#[test]
+fn a_scene_all_cloud_in_its_classes_is_not_downloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = dir.path().join("sample");
+    crate::common::copy_dir(sample_dir(), &sample);
+    let item = "S2A_47QNU_20220118_0_L2A";
+    let scl = sample.join("items").join(item).join("SCL.tif");
+    overcast(&scl);
+    let config = demo_config(&dir.path().join("out"), &dir.path().join("cache"));
+    let reader = CountingReader::default();
+    let summary = scan::run(
+        &config,
+        &StaticCatalog::new(sample.join("catalog.json")),
+        &reader,
+        &Silent,
+    )
+    .unwrap();
+    assert_eq!(summary.cloudy, vec![item.to_owned()]);
+    assert!(summary.skipped.is_empty(), "{:?}", summary.skipped);
+    assert_eq!(summary.windows_scouted, 6);
+    assert_eq!(reader.reads.load(Ordering::SeqCst), 7 * summary.scenes_used + 1);
+    assert_eq!(summary.scenes_used + 1, summary.scenes_found);
+    let january = |months: &[compound_watch::summary::MonthFigures]| {
+        months.iter().find(|m| m.month.to_string() == "2022-01").unwrap().scenes
+    };
+    assert_eq!(
+        january(&summary.months),
+        january(&demo_scan().summary.months),
+        "the cloudy scene still counts in its month"
+    );
+    let report = read_json(&summary.report);
+    let provenance = &report["compound_watch"];
+    assert_eq!(provenance["cloudy"], serde_json::json!([item]));
+    assert!(provenance["scenes"].as_array().unwrap().iter().all(|s| s["id"] != item));
+    // A rerun finds the classes in the cache and scouts the scene out again, reading nothing.
+    let again = CountingReader::default();
+    let config = demo_config(&dir.path().join("out"), &dir.path().join("cache"));
+    let rerun = scan::run(
+        &config,
+        &StaticCatalog::new(sample.join("catalog.json")),
+        &again,
+        &Silent,
+    )
+    .unwrap();
+    assert_eq!(again.reads.load(Ordering::SeqCst), 0);
+    assert_eq!(rerun.cloudy, vec![item.to_owned()]);
+}
+
+/// Rewrites a classification band as cloud (high probability) everywhere it has data.
+fn overcast(path: &std::path::Path) {
+    let (size, transform, srs, values) = {
+        let ds = gdal::Dataset::open(path).unwrap();
+        let band = ds.rasterband(1).unwrap();
+        let size = ds.raster_size();
+        let values: Vec<u16> = band
+            .read_as::<u16>((0, 0), size, size, None)
+            .unwrap()
+            .data()
+            .iter()
+            .map(|&v| if v == 0 { 0 } else { 9 })
+            .collect();
+        (size, ds.geo_transform().unwrap(), ds.spatial_ref().unwrap(), values)
+    };
+    std::fs::remove_file(path).unwrap();
+    let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+    let mut ds = driver.create_with_band_type::<u16, _>(path, size.0, size.1, 1).unwrap();
+    ds.set_geo_transform(&transform).unwrap();
+    ds.set_spatial_ref(&srs).unwrap();
+    let mut band = ds.rasterband(1).unwrap();
+    band.set_no_data_value(Some(0.0)).unwrap();
+    band.write((0, 0), size, &mut gdal::raster::Buffer::new(size, values))
+        .unwrap();
+}
