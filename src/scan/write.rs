@@ -174,15 +174,7 @@ fn write_composite(
 /// The latest composite with the AOI and every polygon (construction) in its pixel coordinates.
 fn location_map(grid: &Grid, aoi: &crate::aoi::Aoi, assembled: &Assembled) -> Result<LocationMap> {
     let to_grid = Projector::new(4326, grid.epsg)?;
-    let pixels = |ring: &geo::LineString<f64>| -> Result<Vec<(f64, f64)>> {
-        ring.coords()
-            .map(|c| {
-                to_grid
-                    .coord(*c)
-                    .map(|g| ((g.x - grid.x0) / grid.res, (grid.y0 - g.y) / grid.res))
-            })
-            .collect()
-    };
+    let pixels = |ring: &geo::LineString<f64>| grid_pixels(ring, grid, &to_grid);
     let latest = &assembled.latest;
     Ok(LocationMap {
         composite: summary::true_colour([&latest[0], &latest[1], &latest[2]], grid.width, grid.height),
@@ -198,6 +190,17 @@ fn location_map(grid: &Grid, aoi: &crate::aoi::Aoi, assembled: &Assembled) -> Re
             .map(|d| Ok((d.id.clone(), pixels(d.outline.exterior())?)))
             .collect::<Result<_>>()?,
     })
+}
+
+/// A WGS84 ring in the grid's pixel coordinates: x right, y down, (0, 0) the grid's top-left corner.
+fn grid_pixels(ring: &geo::LineString<f64>, grid: &Grid, to_grid: &Projector) -> Result<Vec<(f64, f64)>> {
+    ring.coords()
+        .map(|c| {
+            to_grid
+                .coord(*c)
+                .map(|g| ((g.x - grid.x0) / grid.res, (grid.y0 - g.y) / grid.res))
+        })
+        .collect()
 }
 
 /// Before/after quicklooks of every new polygon, largest first.
@@ -217,16 +220,7 @@ fn quicklooks(set: &SceneSet<'_>, detections: &[Detection]) -> Result<Vec<Quickl
 /// The window of the monthly composites around one polygon, with a margin.
 fn chip(set: &SceneSet<'_>, d: &Detection, to_grid: &Projector) -> Result<Option<Chip>> {
     let grid = set.grid;
-    let ring: Vec<(f64, f64)> = d
-        .outline
-        .exterior()
-        .coords()
-        .map(|c| {
-            to_grid
-                .coord(*c)
-                .map(|g| ((g.x - grid.x0) / grid.res, (grid.y0 - g.y) / grid.res))
-        })
-        .collect::<Result<_>>()?;
+    let ring = grid_pixels(d.outline.exterior(), grid, to_grid)?;
     let span = |f: fn(&(f64, f64)) -> f64| {
         ring.iter()
             .map(f)

@@ -620,7 +620,7 @@ pub(super) fn site_markdown(f: &SiteFigures) -> String {
         out += &md_table(&polygon_table(f));
     }
     out += &format!(
-        "\n## Provenance\n\n- software: {} {}\n- source: {}\n- period: {} to {}\n- scenes used: {} ({})\n- parameters:\n\n```json\n{}\n```\n",
+        "\n## Provenance\n\n- software: {} {}\n- source: {}\n- period: {} to {}\n- scenes used: {} ({})\n\n<details><summary>Parameters</summary>\n\n```json\n{}\n```\n\n</details>\n",
         md_text(&f.software),
         md_text(&f.version),
         md_code(&f.source),
@@ -693,7 +693,9 @@ tr:nth-child(even) td{background:#f6f8fa}
 td[style*=right],th[style*=right]{font-variant-numeric:tabular-nums}
 td em{color:#8a949c}
 main>table:first-of-type td{font-size:1.4em;color:#c83e2d;font-weight:bold;background:#f8fafc}
-pre{background:#f6f8fa;border:1px solid #e3e7eb;padding:8px;font-size:.8em;overflow:auto}
+pre{background:#f6f8fa;border:1px solid #e3e7eb;padding:8px;font-size:.8em;overflow:auto;max-height:30em}
+pre code{background:none;padding:0}
+summary{cursor:pointer;color:#1f4e79}
 ";
 
 /// How a page's pictures are referenced: by their path beside it, or carried inside it.
