@@ -72,7 +72,7 @@ pub(crate) fn write(staging: &Staging, o: Outputs<'_>) -> Result<Written> {
         months: o.months,
         report: collection.clone(),
         quicklooks: quicklooks(&o.set, &o.assembled.construction)?,
-        location: Some(location_map(o.set.grid, &config.aoi, &o.assembled)?),
+        location: Some(location_map(o.set.grid, &config.aoi, o.assembled)?),
         // The day only: a rerun the same day writes the same pages.
         generated: chrono::Utc::now().date_naive(),
         synthetic: o.set.scenes.iter().any(|s| s.synthetic),
