@@ -620,13 +620,13 @@ pub(super) fn site_markdown(f: &SiteFigures) -> String {
         out += &md_table(&polygon_table(f));
     }
     out += &format!(
-        "\n## Provenance\n\n- software: {} {}\n- source: {}\n- period: {} to {}\n- scenes used: {} ({})\n\n<details><summary>Parameters</summary>\n\n```json\n{}\n```\n\n</details>\n",
+        "\n## Provenance\n\n- software: {} {}\n- source: {}\n- period: {} to {}\n\n<details><summary>{} used</summary>\n\n{}\n\n</details>\n\n<details><summary>Parameters</summary>\n\n```json\n{}\n```\n\n</details>\n",
         md_text(&f.software),
         md_text(&f.version),
         md_code(&f.source),
         f.period.from,
         f.period.to,
-        f.scenes.len(),
+        plural(f.scenes.len(), "scene", "scenes"),
         f.scenes.iter().map(|s| md_text(s)).collect::<Vec<_>>().join(", "),
         serde_json::to_string_pretty(&f.parameters).unwrap_or_default()
     );
