@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   builds compound-watch, writes the SYNTHETIC sample and scans it  -> out/myawaddy/
 #   make test   format check, clippy, the whole test suite, the benches once, the docs (what CI runs)
+# `make install` puts compound-watch on the PATH (cargo install: ~/.cargo/bin/compound-watch).
 # Both first install GDAL's development files if pkg-config cannot find them. `make test` also
 # installs what its tests use (shapely for python3, headless QGIS) and looks for $(SHARED), the
 # read-only data and tools beside the clone. A test whose prerequisite is still missing fails when
@@ -12,7 +13,7 @@ OUT    ?= out/myawaddy
 SHARED ?= ../shared
 SKIPS  := target/test-skips
 
-.PHONY: demo test gdal shapely qgis shared prerequisites sample bench clean-demo accuracy deploy-check
+.PHONY: demo test gdal shapely qgis shared prerequisites sample bench clean-demo accuracy deploy-check install demo-map
 
 gdal:
 	@if pkg-config --exists gdal 2>/dev/null; then \
@@ -42,6 +43,16 @@ demo: gdal $(SAMPLE)/catalog.json
 	$(CARGO) run --release --quiet -- scan --aoi aoi/myawaddy.geojson --source $(SAMPLE)/catalog.json \
 	  --from 2021-07 --to 2023-06 --out $(OUT) --cache out/cache
 	@echo "Open $(OUT)/project.qgs in QGIS, or $(OUT)/summary.html in a browser."
+
+# The binary into ~/.cargo/bin (on the PATH rustup sets up), for the commands typed by hand and cron.
+install: gdal
+	$(CARGO) install --locked --path .
+	@echo "Installed $$(command -v compound-watch || echo $${CARGO_HOME:-$$HOME/.cargo}/bin/compound-watch)"
+
+# The README's picture: the demo's own project.qgs rendered by headless QGIS, every polygon shown
+# (docs/render_project.py; needs `make qgis`).
+demo-map: demo
+	QT_QPA_PLATFORM=offscreen /usr/bin/python3 docs/render_project.py $(OUT)/project.qgs docs/demo-map.png --width 1000
 
 # Prerequisites of the tests. Outside CI a missing one is reported here and its tests are skipped
 # (and counted); with CI set, make stops here with the reason.

@@ -69,10 +69,12 @@ pub mod diff {
 /// The monthly summary pages, for one site and across sites.
 pub mod summary {
     pub use crate::output::summary::{
-        across_figures, read_site, write_across, write_site, AcrossFigures, MonthFigures, Period, SiteSummary,
-        GAP_BELOW, QUICKLOOKS,
+        across_figures, read_site, write_across, write_site, AcrossFigures, LocationMap, MonthFigures, Period,
+        SiteSummary, GAP_BELOW,
     };
 }
+
+pub use output::plural;
 
 /// A scan's record in its output folder.
 pub mod state {

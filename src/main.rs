@@ -18,7 +18,7 @@ use compound_watch::source::{self, Skipped};
 use compound_watch::summary;
 use compound_watch::watch::{self, RunEvent, RunOptions, RunProgress, Shard, Status};
 use compound_watch::window::GdalReader;
-use compound_watch::Cache;
+use compound_watch::{plural, Cache};
 use compound_watch::{Http, RetryPolicy};
 use std::time::Duration;
 
@@ -613,14 +613,14 @@ fn scan_config(args: &ScanArgs) -> Result<ScanConfig, compound_watch::Error> {
 /// What a finished scan wrote and read, on stdout.
 fn print_scan(summary: &ScanSummary, config: &ScanConfig) {
     say!(
-        "report:    {} ({} polygons of new construction)",
+        "report:    {} ({} of new construction)",
         summary.report.display(),
-        summary.detections
+        plural(summary.detections, "polygon", "polygons")
     );
     say!(
-        "demolition: {} ({} polygons, reported apart: never counted as construction)",
+        "demolition: {} ({}, reported apart: never counted as construction)",
         summary.demolition.display(),
-        summary.demolitions
+        plural(summary.demolitions, "polygon", "polygons")
     );
     say!("composite: {}", summary.composite.display());
     say!("diff:      {} ({})", summary.diff.display(), summary.changes);
@@ -630,18 +630,21 @@ fn print_scan(summary: &ScanSummary, config: &ScanConfig) {
         summary.summary_page.display()
     );
     say!(
-        "scenes:    {} found ({} new since the last scan of this output), {} used, {} skipped; {} months of {} had scenes",
+        "scenes:    {} found ({} new since the last scan of this output), {} used, {} skipped; {} of {} had scenes",
         summary.scenes_found,
         summary.scenes_new,
         summary.scenes_used,
         summary.skipped.len(),
         summary.months_with_scenes,
-        config.from.until(config.to) + 1
+        plural((config.from.until(config.to) + 1) as usize, "month", "months")
     );
     if !summary.no_data.is_empty() {
         say!(
-            "no data:   {} scenes hold no pixel over the AOI (not used, not an error)",
-            summary.no_data.len()
+            "no data:   {} no pixel over the AOI (not used, not an error)",
+            match summary.no_data.len() {
+                1 => "1 scene holds".to_owned(),
+                n => format!("{n} scenes hold"),
+            }
         );
     }
     if !summary.cloudy.is_empty() {
@@ -674,19 +677,19 @@ fn run_cache(args: CacheArgs) -> Result<ExitCode, compound_watch::Error> {
             let u = cache.usage()?;
             say!("cache:     {}", cache.root().display());
             say!(
-                "windows:   {} ({:.1} MB in {} files)",
+                "windows:   {} ({:.1} MB in {})",
                 u.windows,
                 u.bytes as f64 / 1e6,
-                u.files
+                plural(u.files as usize, "file", "files")
             );
         }
         CacheAction::Prune { older_than_days } => {
             let u = cache.prune(Duration::from_secs(older_than_days * 86_400))?;
             say!(
-                "pruned:    {} windows ({:.1} MB in {} files) from {}",
-                u.windows,
+                "pruned:    {} ({:.1} MB in {}) from {}",
+                plural(u.windows as usize, "window", "windows"),
                 u.bytes as f64 / 1e6,
-                u.files,
+                plural(u.files as usize, "file", "files"),
                 cache.root().display()
             );
         }
@@ -715,10 +718,10 @@ fn run_summary(args: SummaryArgs) -> Result<ExitCode, compound_watch::Error> {
     let written = summary::write_across(&args.out, &sites)?;
     let totals = summary::across_figures(&sites);
     say!(
-        "summary:   {} AOIs, {:.2} ha of new construction in {} polygons",
-        sites.len(),
+        "summary:   {}, {:.2} ha of new construction in {}",
+        plural(sites.len(), "AOI", "AOIs"),
         totals.new_ha,
-        totals.new_polygons
+        plural(totals.new_polygons, "polygon", "polygons")
     );
     for path in written {
         say!("written:   {}", path.display());
@@ -758,8 +761,14 @@ impl RunProgress for SiteLines {
         match event {
             RunEvent::Started { site } => eprintln!("compound-watch: {time} {site}: scanning"),
             RunEvent::Finished(s) if s.status == Status::Published => eprintln!(
-                "compound-watch: {time} {}: published in {} s (exit {}): {} polygons; {} added, {} grown, {} removed",
-                s.name, s.duration_s, s.exit_code, s.detections, s.polygons.added, s.polygons.grown, s.polygons.removed
+                "compound-watch: {time} {}: published in {} s (exit {}): {}; {} added, {} grown, {} removed",
+                s.name,
+                s.duration_s,
+                s.exit_code,
+                plural(s.detections, "polygon", "polygons"),
+                s.polygons.added,
+                s.polygons.grown,
+                s.polygons.removed
             ),
             RunEvent::Finished(s) => eprintln!(
                 "compound-watch: {time} {}: {} (exit {}): {}",
@@ -806,10 +815,10 @@ fn run_watch(args: RunArgs) -> Result<ExitCode, compound_watch::Error> {
             );
         } else {
             say!(
-                "shard:     {}/{} scanned {} sites; recorded in {} (gather with --gather)",
+                "shard:     {}/{} scanned {}; recorded in {} (gather with --gather)",
                 shard.index,
                 shard.count,
-                sites.len(),
+                plural(sites.len(), "site", "sites"),
                 path.display()
             );
         }
@@ -832,9 +841,9 @@ fn run_watch(args: RunArgs) -> Result<ExitCode, compound_watch::Error> {
     }
     let count = |status| r.sites.iter().filter(|s| s.status == status).count();
     say!(
-        "run:       {} ({} sites: {} published, {} refused, {} failed) in {} s",
+        "run:       {} ({}: {} published, {} refused, {} failed) in {} s",
         list.out.join("run.json").display(),
-        r.sites.len(),
+        plural(r.sites.len(), "site", "sites"),
         count(Status::Published),
         count(Status::Refused),
         count(Status::Failed),
@@ -870,10 +879,10 @@ fn run_sample(args: SampleArgs) -> Result<ExitCode, compound_watch::Error> {
     }
     let summary = sample::generate(&args.out, &spec)?;
     say!(
-        "sample:    {} (SYNTHETIC: {} scenes, {} events)",
+        "sample:    {} (SYNTHETIC: {}, {})",
         summary.catalog.display(),
-        summary.scenes,
-        summary.events
+        plural(summary.scenes, "scene", "scenes"),
+        plural(summary.events, "event", "events")
     );
     say!("truth:     {}", summary.truth.display());
     Ok(ExitCode::SUCCESS)

@@ -13,3 +13,19 @@ pub(crate) fn round(v: f64, decimals: i32) -> f64 {
     let s = 10f64.powi(decimals);
     (v * s).round() / s + 0.0
 }
+
+/// "1 polygon", "2 polygons": a count with its noun in the right number, for every sentence a
+/// person reads (pages, alerts, the command's lines).
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_is_singular_and_every_other_count_plural() {
+        assert_eq!(super::plural(1, "polygon", "polygons"), "1 polygon");
+        assert_eq!(super::plural(0, "polygon", "polygons"), "0 polygons");
+        assert_eq!(super::plural(2, "AOI", "AOIs"), "2 AOIs");
+    }
+}

@@ -13,7 +13,7 @@ use crate::output::diff;
 use crate::output::provenance::Provenance;
 use crate::output::qgis::{project, style};
 use crate::output::report::{self, Detection};
-use crate::output::summary::{self, Chip, MonthFigures, Quicklook, QUICKLOOKS};
+use crate::output::summary::{self, Chip, LocationMap, MonthFigures, Quicklook};
 use crate::scan::assemble::Assembled;
 use crate::scan::blocks::{self, SceneSet};
 use crate::scan::publish::Staging;
@@ -49,9 +49,9 @@ pub(crate) fn write(staging: &Staging, o: Outputs<'_>) -> Result<Written> {
     let (out, slug) = (&config.out_dir, &config.aoi.slug);
     let mut collection = report::feature_collection(slug, &o.assembled.construction, o.provenance)?;
     // With no previous report, the diff lists every polygon as added.
-    let (previous, keep) = match state::previous_report(out, &o.provenance.period)? {
-        Some(p) => (p.report, p.keep),
-        None => (empty_collection(), None),
+    let (previous, keep, first_scan) = match state::previous_report(out, &o.provenance.period)? {
+        Some(p) => (p.report, p.keep, false),
+        None => (empty_collection(), None, true),
     };
     if let Some(bytes) = keep {
         atomic::write(&staging.path(state::PREVIOUS_REPORT_FILE), &bytes)?;
@@ -79,6 +79,9 @@ pub(crate) fn write(staging: &Staging, o: Outputs<'_>) -> Result<Written> {
         months: o.months,
         report: collection.clone(),
         quicklooks: quicklooks?,
+        location: Some(location_map(o.set.grid, &config.aoi, o.assembled)?),
+        // The day only: a rerun the same day writes the same pages.
+        generated: chrono::Utc::now().date_naive(),
         synthetic: o.set.scenes.iter().any(|s| s.synthetic),
     };
     let figures = summary::figures(&site)?;
@@ -86,7 +89,14 @@ pub(crate) fn write(staging: &Staging, o: Outputs<'_>) -> Result<Written> {
     let title = format!("compound-watch: {} {}..{}", config.aoi.name, config.from, config.to);
     project::write(
         &staging.path("project.qgs"),
-        &project::of_scan(title, o.set.grid, &collection, &demolition),
+        &project::of_scan(
+            title,
+            o.set.grid,
+            &o.provenance.period,
+            &collection,
+            &demolition,
+            first_scan,
+        ),
     )?;
     atomic::write_json(
         &staging.path(state::STATE_FILE),
@@ -168,28 +178,30 @@ fn write_composite(
     )
 }
 
-/// Before/after quicklooks of the largest new polygons, largest first, made in parallel.
-fn quicklooks(set: &SceneSet<'_>, detections: &[Detection]) -> Result<Vec<Quicklook>> {
-    let mut largest: Vec<&Detection> = detections.iter().collect();
-    largest.sort_by(|a, b| b.area_m2.total_cmp(&a.area_m2).then(a.id.cmp(&b.id)));
-    let to_grid = Projector::new(4326, set.grid.epsg)?;
-    let rings: Vec<(&Detection, Vec<(f64, f64)>)> = largest
-        .into_iter()
-        .take(QUICKLOOKS)
-        .map(|d| Ok((d, grid_ring(set.grid, d, &to_grid)?)))
-        .collect::<Result<_>>()?;
-    let chips: Vec<Option<Chip>> = rings
-        .par_iter()
-        .map(|(d, ring)| chip(set, d, ring))
-        .collect::<Result<_>>()?;
-    Ok(chips.iter().flatten().flat_map(summary::quicklook).collect())
+/// The latest composite with the AOI and every polygon (construction) in its pixel coordinates.
+fn location_map(grid: &Grid, aoi: &crate::aoi::Aoi, assembled: &Assembled) -> Result<LocationMap> {
+    let to_grid = Projector::new(4326, grid.epsg)?;
+    let pixels = |ring: &geo::LineString<f64>| grid_pixels(ring, grid, &to_grid);
+    let latest = &assembled.latest;
+    Ok(LocationMap {
+        composite: summary::true_colour([&latest[0], &latest[1], &latest[2]], grid.width, grid.height),
+        metres_per_pixel: grid.res,
+        aoi: aoi
+            .geometry
+            .iter()
+            .map(|p| pixels(p.exterior()))
+            .collect::<Result<_>>()?,
+        polygons: assembled
+            .construction
+            .iter()
+            .map(|d| Ok((d.id.clone(), pixels(d.outline.exterior())?)))
+            .collect::<Result<_>>()?,
+    })
 }
 
-/// A polygon's outline in grid columns and rows (fractional).
-fn grid_ring(grid: &Grid, d: &Detection, to_grid: &Projector) -> Result<Vec<(f64, f64)>> {
-    d.outline
-        .exterior()
-        .coords()
+/// A WGS84 ring in the grid's pixel coordinates: x right, y down, (0, 0) the grid's top-left corner.
+fn grid_pixels(ring: &geo::LineString<f64>, grid: &Grid, to_grid: &Projector) -> Result<Vec<(f64, f64)>> {
+    ring.coords()
         .map(|c| {
             to_grid
                 .coord(*c)
@@ -198,7 +210,23 @@ fn grid_ring(grid: &Grid, d: &Detection, to_grid: &Projector) -> Result<Vec<(f64
         .collect()
 }
 
-/// The window of the monthly composites around one polygon (`ring`, in grid columns and rows),
+/// Before/after quicklooks of every new polygon, largest first, made in parallel.
+fn quicklooks(set: &SceneSet<'_>, detections: &[Detection]) -> Result<Vec<Quicklook>> {
+    let mut largest: Vec<&Detection> = detections.iter().collect();
+    largest.sort_by(|a, b| b.area_m2.total_cmp(&a.area_m2).then(a.id.cmp(&b.id)));
+    let to_grid = Projector::new(4326, set.grid.epsg)?;
+    let rings: Vec<(&Detection, Vec<(f64, f64)>)> = largest
+        .into_iter()
+        .map(|d| Ok((d, grid_pixels(d.outline.exterior(), set.grid, &to_grid)?)))
+        .collect::<Result<_>>()?;
+    let chips: Vec<Option<Chip>> = rings
+        .par_iter()
+        .map(|(d, ring)| chip(set, d, ring))
+        .collect::<Result<_>>()?;
+    Ok(chips.iter().flatten().flat_map(summary::quicklook).collect())
+}
+
+/// The window of the monthly composites around one polygon (`ring`, in grid pixel coordinates),
 /// with a margin.
 fn chip(set: &SceneSet<'_>, d: &Detection, ring: &[(f64, f64)]) -> Result<Option<Chip>> {
     let grid = set.grid;

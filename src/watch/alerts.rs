@@ -20,7 +20,7 @@ use super::{SiteRecord, WatchList};
 use crate::error::{Error, Result};
 use crate::io::atomic;
 use crate::io::http::{Http, RetryPolicy};
-use crate::output::report;
+use crate::output::{plural, report};
 
 /// One added or grown polygon, as `alerts.json` and the webhook carry it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -226,17 +226,18 @@ fn markdown(root: &Path, alerts: &[Alert]) -> String {
         by_site.entry(&a.site).or_default().push(a);
     }
     let mut md = format!(
-        "compound-watch: {} new or grown polygon{} of construction in {} site{}.\n\
-         Paths are relative to {}.\n",
-        alerts.len(),
-        if alerts.len() == 1 { "" } else { "s" },
-        by_site.len(),
-        if by_site.len() == 1 { "" } else { "s" },
+        "compound-watch: {} of construction in {}.\nPaths are relative to {}.\n",
+        plural(alerts.len(), "new or grown polygon", "new or grown polygons"),
+        plural(by_site.len(), "site", "sites"),
         root.display()
     );
     for (site, list) in by_site {
         let ha: f64 = list.iter().map(|a| a.gained_ha).sum();
-        let _ = write!(md, "\n## {site}: {} polygon(s), {ha:.2} ha new\n\n", list.len());
+        let _ = write!(
+            md,
+            "\n## {site}: {}, {ha:.2} ha new\n\n",
+            plural(list.len(), "polygon", "polygons")
+        );
         for a in &list {
             let confidence = a.confidence.map(|c| format!(", confidence {c:.2}")).unwrap_or_default();
             let _ = writeln!(
@@ -316,7 +317,7 @@ mod tests {
         let md = markdown(Path::new("out/border"), &[a]);
         for needle in [
             "1 new or grown polygon",
-            "## s: 1 polygon(s), 2.50 ha new",
+            "## s: 1 polygon, 2.50 ha new",
             "first detected 2022-10",
             "confidence 0.88",
             "s/report.geojson",

@@ -305,6 +305,66 @@ fn qgis_opens_the_project_with_every_layer_valid_even_after_a_move() {
     );
 }
 
+/// The project's temporal controller steps through the months: rendered by headless QGIS at two
+/// months (docs/render_project.py), the report layer shows the polygons first detected by each,
+/// as the report dates them. The PNGs are kept in target/qgis-maps/ to be looked at.
+#[test]
+fn qgis_steps_the_project_through_the_months_by_first_detected() {
+    let scan = &demo_scan().summary;
+    let report = read_json(&scan.report);
+    let dates: Vec<&str> = report["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["properties"]["first_detected"].as_str().unwrap())
+        .collect();
+    let maps = crate::common::root().join("target/qgis-maps");
+    std::fs::create_dir_all(&maps).unwrap();
+    let script = crate::common::root().join("docs/render_project.py");
+    let mut shown = Vec::new();
+    for month in ["2022-01", "2022-10"] {
+        let png = maps.join(format!("project-{month}.png"));
+        let args = [
+            scan.project.as_os_str(),
+            png.as_os_str(),
+            "--month".as_ref(),
+            month.as_ref(),
+            "--width".as_ref(),
+            "800".as_ref(),
+        ];
+        let Some(out) = crate::common::qgis_python(&script, &args) else {
+            return;
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && !stdout.contains("render error"),
+            "render_project.py {month}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("temporal report: "))
+            .unwrap_or_else(|| panic!("the report layer is not temporal: {stdout}"));
+        let n: usize = line["temporal report: ".len()..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let first_day = format!("{month}-01");
+        let expected = dates.iter().filter(|&&d| d <= first_day.as_str()).count();
+        assert_eq!(n, expected, "{month}: {line}");
+        assert!(line.contains(&format!("of {} features", dates.len())), "{line}");
+        shown.push((n, std::fs::read(&png).unwrap()));
+        eprintln!("{month}: {} ({line})", png.display());
+    }
+    assert!(
+        0 < shown[0].0 && shown[0].0 < shown[1].0,
+        "the two months show different polygons"
+    );
+    assert_ne!(shown[0].1, shown[1].1, "the two maps differ");
+}
+
 fn cli() -> Command {
     Command::cargo_bin("compound-watch").unwrap()
 }

@@ -94,6 +94,9 @@ fn the_scan_writes_its_own_monthly_figures_and_a_summary_that_agrees_with_its_re
     let html = std::fs::read_to_string(dir.join("summary.html")).unwrap();
     assert!(!html.contains("http://") && !html.contains("https://"));
     assert!(html.contains("SYNTHETIC DATA"));
+    // The Markdown is rendered, not shown: no backtick reaches the page.
+    assert!(!html.contains('`'), "a backtick in summary.html");
+    assert!(html.contains("<code>compound-watch sample</code>"));
     let pictures: Vec<&str> = html
         .split("src=\"")
         .skip(1)
@@ -101,13 +104,74 @@ fn the_scan_writes_its_own_monthly_figures_and_a_summary_that_agrees_with_its_re
         .collect();
     assert_eq!(
         pictures.len(),
-        2 + n.min(summary::QUICKLOOKS),
-        "two charts and a quicklook of each of the largest polygons"
+        1 + 2 + n,
+        "the location map, two charts and a quicklook of every polygon: {pictures:?}"
     );
-    for p in pictures {
+    assert_eq!(figures.quicklooks.len(), n, "a quicklook for every polygon");
+    assert_eq!(pictures[0], "summary/location.png");
+    for p in &pictures {
         let img = image::open(dir.join(p)).unwrap();
-        assert!(img.width() >= 512, "{p} is {}x{}", img.width(), img.height());
+        let (w, h) = (img.width(), img.height());
+        if p.contains("quicklook-") {
+            // Two panels side by side under two caption rows (30 px each), 12 px margins: each
+            // chip enlarged so its longer side is at least 256 px.
+            let panel = ((w - 36) / 2).max(h - 84);
+            assert!(panel >= 256, "{p} is {w}x{h}");
+        } else {
+            assert!(w >= 512, "{p} is {w}x{h}");
+        }
     }
+    for chart in &figures.charts {
+        let img = image::open(dir.join(&chart.path)).unwrap();
+        assert_eq!(
+            (img.width(), img.height()),
+            (1920, 760),
+            "{} at twice 960x380",
+            chart.path
+        );
+    }
+    // The mail copy carries every picture inside itself and points at no file.
+    let mail = std::fs::read_to_string(dir.join("summary-mail.html")).unwrap();
+    let embedded: Vec<&str> = mail.split("src=\"").skip(1).collect();
+    assert_eq!(embedded.len(), pictures.len());
+    assert!(embedded.iter().all(|s| s.starts_with("data:image/png;base64,")));
+    // summary.json says what the report says, in the report's forms.
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    for p in json["polygons"].as_array().unwrap() {
+        let id = p["id"].as_str().unwrap();
+        let f = report
+            .features
+            .iter()
+            .find(|f| props(f)["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not in the report"));
+        assert_eq!(p["first_detected"], props(f)["first_detected"], "{id}");
+        assert_eq!(p["n_clear_obs"], props(f)["n_clear_obs"], "{id}");
+        assert!(p["n_clear_obs"].is_u64(), "{id}: n_clear_obs {}", p["n_clear_obs"]);
+        for c in [&p["lon"], &p["lat"]] {
+            let text = c.to_string();
+            let decimals = text.split('.').nth(1).map_or(0, str::len);
+            assert!(decimals <= 6, "{id}: {text} has more decimals than the report's 6");
+        }
+    }
+    assert!(json["generated"].as_str().unwrap().len() == 10);
+    assert!(json["latest_scene"]["datetime"]
+        .as_str()
+        .unwrap()
+        .starts_with("2023-06"));
+    // New construction falls only in months that saw something: a month may be too cloudy to
+    // measure the site and still date a polygon whose own pixels were clear, never one unseen.
+    for m in &measured {
+        if m.new_polygons + m.provisional_polygons > 0 {
+            assert!(
+                m.clear_fraction > 0.0,
+                "{}: new construction in a month that saw nothing",
+                m.month
+            );
+        }
+    }
+    let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(!md.contains("dated to the next clear month"));
+    assert!(md.contains("can fall in a gap month"));
 }
 
 fn counts(clear: u64, builtup: u64, obs: &[u64]) -> MonthCounts {
@@ -191,6 +255,8 @@ fn first_year_site() -> &'static PathBuf {
             period: summary::Period { from, to },
             months: demo_months().into_iter().filter(|m| m.month <= to).collect(),
             quicklooks: Vec::new(),
+            location: None,
+            generated: chrono::NaiveDate::from_ymd_opt(2026, 11, 29).unwrap(),
             report,
             synthetic: true,
         };

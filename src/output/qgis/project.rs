@@ -1,6 +1,8 @@
 //! The QGIS project a scan writes (`project.qgs`): the composite in true colour, the AOI outline,
 //! the report and the diff, styled as their `.qml` files style them, vectors above the raster, and
-//! the map on the AOI.
+//! the map on the AOI. The report and demolition layers are temporal on `first_detected` (what
+//! was there by then), and the project's time range is the scanned months, so the temporal
+//! controller steps through the period a month at a time.
 //!
 //! Data sources are relative to the project file (`./report.geojson`), so the output directory can
 //! be moved or copied as a whole. Built with the same XML builder as the styles; no I/O but [`write()`].
@@ -10,6 +12,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::grid;
 use crate::io::atomic;
+use crate::output::provenance::Period;
 use crate::output::qgis::style::{self, document, Element, LayerStyle, QGIS_VERSION};
 
 /// What a layer draws.
@@ -38,6 +41,11 @@ pub(crate) struct Layer {
     pub epsg: u32,
     /// How it is drawn.
     pub content: Content,
+    /// Ticked in the layer panel (drawn) when the project opens.
+    pub visible: bool,
+    /// The Date field that makes the layer temporal: with the temporal controller on, a feature is
+    /// drawn from that date on (QGIS's "single field with date/time", accumulating).
+    pub temporal_field: Option<&'static str>,
 }
 
 /// A project: its CRS, initial view and layers (first drawn on top).
@@ -51,6 +59,8 @@ pub(crate) struct Project {
     pub extent: [f64; 4],
     /// Layers, top first.
     pub layers: Vec<Layer>,
+    /// The months the temporal controller steps through, when the project has temporal layers.
+    pub period: Option<Period>,
 }
 
 /// A `<spatialrefsys>` QGIS can read: its WKT (which QGIS prefers, being lossless) and authority id.
@@ -118,6 +128,45 @@ fn layer_id(id: &str) -> String {
     format!("compound_watch_{id}")
 }
 
+/// QGIS's vector temporal properties: mode 1 is "single field with date/time", `accumulate` draws
+/// every feature whose date is at or before the controller's current month, so construction stays
+/// on the map once it has appeared.
+fn temporal(field: &str) -> Element {
+    Element::new("temporal")
+        .attr("enabled", 1)
+        .attr("mode", 1)
+        .attr("startField", field)
+        .attr("endField", "")
+        .attr("durationField", "")
+        .attr("durationUnit", "min")
+        .attr("fixedDuration", 0)
+        .attr("accumulate", 1)
+        .attr("limitMode", 0)
+        .attr("startExpression", "")
+        .attr("endExpression", "")
+        .child(
+            Element::new("fixedRange")
+                .child(Element::new("start"))
+                .child(Element::new("end")),
+        )
+}
+
+/// The project's time range, a month a step: from the first day of the first month to the first
+/// day after the last.
+fn time_settings(Period { from, to }: Period) -> Element {
+    let day = |m: crate::month::Month| format!("{}T00:00:00Z", m.first_day());
+    Element::new("ProjectTimeSettings")
+        .attr("timeStep", 1)
+        .attr("timeStepUnit", "mon")
+        .attr("frameRate", 1)
+        .attr("cumulativeTemporalRange", 0)
+        .child(
+            Element::new("TemporalRange")
+                .child(Element::with_text("start", day(from)))
+                .child(Element::with_text("end", day(to.plus(1)))),
+        )
+}
+
 fn map_layer(layer: &Layer) -> Result<Element> {
     let common = |e: Element| -> Result<Element> {
         Ok(e.child(Element::with_text("id", layer_id(&layer.id)))
@@ -133,8 +182,11 @@ fn map_layer(layer: &Layer) -> Result<Element> {
                     .attr("geometry", "Polygon")
                     .attr("labelsEnabled", u8::from(style.labeling.is_some())),
             )?
-            .child(Element::with_text("provider", "ogr").attr("encoding", "UTF-8"))
-            .child(style.renderer.clone());
+            .child(Element::with_text("provider", "ogr").attr("encoding", "UTF-8"));
+            if let Some(field) = layer.temporal_field {
+                e = e.child(temporal(field));
+            }
+            e = e.child(style.renderer.clone());
             if let Some(labeling) = &style.labeling {
                 e = e.child(labeling.clone());
             }
@@ -161,12 +213,12 @@ pub(crate) fn qgs(project: &Project) -> Result<String> {
                     "gdal"
                 },
             )
-            .attr("checked", "Qt::Checked")
+            .attr("checked", if l.visible { "Qt::Checked" } else { "Qt::Unchecked" })
             .attr("expanded", 1)
     });
     let layers = project.layers.iter().map(map_layer).collect::<Result<Vec<_>>>()?;
     let crs = spatial_ref(project.epsg)?;
-    let root = Element::new("qgis")
+    let mut root = Element::new("qgis")
         .attr("version", QGIS_VERSION)
         .attr("projectname", &project.title)
         .child(Element::new("homePath").attr("path", ""))
@@ -197,6 +249,9 @@ pub(crate) fn qgs(project: &Project) -> Result<String> {
                         .child(Element::with_text("ProjectionsEnabled", 1).attr("type", "int")),
                 ),
         );
+    if let Some(period) = project.period {
+        root = root.child(time_settings(period));
+    }
     Ok(document(&root))
 }
 
@@ -205,13 +260,19 @@ pub(crate) fn write(path: &Path, project: &Project) -> Result<()> {
     atomic::write(path, qgs(project)?.as_bytes())
 }
 
-/// The project of a scan's outputs: AOI, diff, report, demolition and the composite, titled
-/// `title`, in the grid's UTM CRS and framed on the grid.
+/// The project of a scan's outputs over `period`: AOI, report, diff, demolition and the
+/// composite, titled `title`, in the grid's UTM CRS and framed on the grid.
+///
+/// The report sits above the diff: on a first scan (`first_scan`) the diff marks every polygon
+/// `added` and would hide the report's colours by month, so it is then left unticked; on a later
+/// scan it is ticked and shows, around and under the report's polygons, what changed since.
 pub(crate) fn of_scan(
     title: String,
     grid: &crate::grid::Grid,
+    period: &Period,
     report: &geojson::FeatureCollection,
     demolition: &geojson::FeatureCollection,
+    first_scan: bool,
 ) -> Project {
     let vector = |id: &str, name: &str, style: LayerStyle| Layer {
         id: id.into(),
@@ -219,6 +280,12 @@ pub(crate) fn of_scan(
         file: format!("{id}.geojson"),
         epsg: 4326,
         content: Content::Vector(style),
+        visible: true,
+        temporal_field: None,
+    };
+    let by_month = |layer: Layer| Layer {
+        temporal_field: Some("first_detected"),
+        ..layer
     };
     let (x1, y0) = (
         grid.x0 + grid.width as f64 * grid.res,
@@ -230,21 +297,31 @@ pub(crate) fn of_scan(
         extent: [grid.x0, y0, x1, grid.y0],
         layers: vec![
             vector("aoi", "AOI", style::aoi_style()),
-            vector("diff", "change since the previous scan (diff)", style::diff_style()),
-            vector("report", "new construction (report)", style::report_style(report)),
-            vector(
+            by_month(vector(
+                "report",
+                "new construction (report)",
+                style::report_style(report),
+            )),
+            Layer {
+                visible: !first_scan,
+                ..vector("diff", "change since the previous scan (diff)", style::diff_style())
+            },
+            by_month(vector(
                 "demolition",
                 "demolition (reported apart)",
                 style::report_style(demolition),
-            ),
+            )),
             Layer {
                 id: "composite".into(),
                 name: "latest clear composite".into(),
                 file: "composite.tif".into(),
                 epsg: grid.epsg,
                 content: Content::TrueColour { max: TRUE_COLOUR_WHITE },
+                visible: true,
+                temporal_field: None,
             },
         ],
+        period: Some(*period),
     }
 }
 
@@ -269,6 +346,8 @@ mod tests {
                     file: "report.geojson".into(),
                     epsg: 4326,
                     content: Content::Vector(crate::output::qgis::style::aoi_style()),
+                    visible: true,
+                    temporal_field: None,
                 },
                 Layer {
                     id: "composite".into(),
@@ -276,8 +355,11 @@ mod tests {
                     file: "composite.tif".into(),
                     epsg: 32647,
                     content: Content::TrueColour { max: 2500 },
+                    visible: true,
+                    temporal_field: None,
                 },
             ],
+            period: None,
         };
         let text = qgs(&project).unwrap();
         let report = text.find("<layer-tree-layer id=\"compound_watch_report\"").unwrap();
@@ -296,5 +378,68 @@ mod tests {
             .collect();
         sources.sort_unstable();
         assert_eq!(sources, ["./composite.tif", "./report.geojson"]);
+        assert!(!text.contains("<temporal ") && !text.contains("ProjectTimeSettings"));
+    }
+
+    fn scan_project(first_scan: bool) -> String {
+        let grid = crate::grid::Grid {
+            epsg: 32647,
+            x0: 480_000.0,
+            y0: 1_846_000.0,
+            width: 100,
+            height: 100,
+            res: 10.0,
+        };
+        let empty: geojson::FeatureCollection =
+            serde_json::from_str(r#"{"type":"FeatureCollection","features":[]}"#).unwrap();
+        let period = Period {
+            from: "2021-07".parse().unwrap(),
+            to: "2023-06".parse().unwrap(),
+        };
+        qgs(&of_scan("t".into(), &grid, &period, &empty, &empty, first_scan)).unwrap()
+    }
+
+    /// The `<maplayer>` element of the layer `id`.
+    fn maplayer<'a>(text: &'a str, id: &str) -> &'a str {
+        let at = text.find(&format!("<id>compound_watch_{id}</id>")).unwrap();
+        let start = text[..at].rfind("<maplayer").unwrap();
+        let end = at + text[at..].find("</maplayer>").unwrap();
+        &text[start..end]
+    }
+
+    #[test]
+    fn the_report_and_demolition_step_through_the_months_by_first_detected() {
+        let text = scan_project(true);
+        for id in ["report", "demolition"] {
+            let layer = maplayer(&text, id);
+            assert!(
+                layer.contains(r#"<temporal enabled="1" mode="1" startField="first_detected""#)
+                    && layer.contains(r#"accumulate="1""#),
+                "{layer}"
+            );
+        }
+        for id in ["aoi", "diff", "composite"] {
+            assert!(!maplayer(&text, id).contains("<temporal"), "{id} is not temporal");
+        }
+        assert!(text.contains(r#"<ProjectTimeSettings timeStep="1" timeStepUnit="mon""#));
+        assert!(
+            text.contains("<start>2021-07-01T00:00:00Z</start>") && text.contains("<end>2023-07-01T00:00:00Z</end>")
+        );
+    }
+
+    #[test]
+    fn on_a_first_scan_the_diff_is_below_the_report_and_unticked() {
+        let tree = |text: &str, id: &str| {
+            let at = text
+                .find(&format!("<layer-tree-layer id=\"compound_watch_{id}\""))
+                .unwrap();
+            (at, text[at..].split('>').next().unwrap().contains("Qt::Checked"))
+        };
+        let first = scan_project(true);
+        let (report, report_on) = tree(&first, "report");
+        let (diff, diff_on) = tree(&first, "diff");
+        assert!(report < diff && report_on && !diff_on);
+        let later = scan_project(false);
+        assert!(tree(&later, "diff").1, "a later scan shows what changed");
     }
 }

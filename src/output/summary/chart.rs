@@ -16,8 +16,18 @@ use crate::month::Month;
 const FONT: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
 /// The family name plotters knows the bundled font by.
 pub(super) const FAMILY: &str = "sans-serif";
-const SIZE: (u32, u32) = (960, 380);
+/// Pixels per layout pixel: charts are drawn at twice the size a page shows them, so they stay
+/// sharp on high-density screens and in print. Every size below is in layout pixels, times `K`.
+pub(super) const K: u32 = 2;
+const SIZE: (u32, u32) = (960 * K, 380 * K);
+/// `v` layout pixels as drawing pixels.
+const fn px(v: i32) -> i32 {
+    v * K as i32
+}
 pub(super) const GAP_GREY: RGBColor = RGBColor(222, 222, 222);
+/// A month too cloudy to measure the whole site but with some of it seen clearly: new construction
+/// whose own pixels were seen is dated there.
+pub(super) const PARTLY_GREY: RGBColor = RGBColor(240, 240, 240);
 const LINE: RGBColor = RGBColor(31, 78, 121);
 const BAR: RGBColor = RGBColor(200, 62, 45);
 /// Provisional bars: the new construction colour, lighter.
@@ -93,22 +103,20 @@ fn month_label(months: &[Month], x: f64) -> String {
     }
 }
 
-/// The y range of a line chart: around the values, not from zero, so a change of a few hectares
-/// on a large built-up area stays visible.
-fn line_range(values: impl Iterator<Item = f64> + Clone) -> std::ops::Range<f64> {
-    let lo = values.clone().fold(f64::INFINITY, f64::min);
-    let hi = values.fold(f64::NEG_INFINITY, f64::max);
-    if !lo.is_finite() {
-        return 0.0..1.0;
-    }
-    let pad = ((hi - lo) * 0.25).max(hi.abs() * 0.02).max(0.5);
-    (lo - pad).max(0.0)..hi + pad
-}
-
-/// The y range of a bar chart: from zero, with room above the tallest bar.
+/// The y range of a chart: from zero, with room above the largest value. An axis cut above zero
+/// makes a swing of a few hectares on a large built-up area look like a doubling.
 fn bar_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     let max = values.fold(0.0f64, f64::max);
     0.0..if max > 0.0 { max * 1.12 } else { 1.0 }
+}
+
+/// The y range of the built-up chart: from zero to above the highest estimate or measurement.
+pub(super) fn builtup_range(rows: &[MonthFigures]) -> std::ops::Range<f64> {
+    bar_range(
+        rows.iter()
+            .filter_map(|r| r.builtup_ha.map(|v| v + r.builtup_uncertainty_ha))
+            .chain(rows.iter().filter_map(|r| r.builtup_measured_ha)),
+    )
 }
 
 fn mesh(chart: &mut Chart<'_, '_>, months: &[Month], decimals: usize) -> DrawResult {
@@ -121,7 +129,7 @@ fn mesh(chart: &mut Chart<'_, '_>, months: &[Month], decimals: usize) -> DrawRes
         .x_labels(months.len().min(60))
         .x_label_formatter(&|x| month_label(months, *x))
         .y_label_formatter(&|y| format!("{y:.decimals$}"))
-        .label_style((FAMILY, 14))
+        .label_style((FAMILY, px(14)))
         .draw()
 }
 
@@ -131,32 +139,25 @@ pub(super) fn builtup(rows: &[MonthFigures]) -> Result<Vec<u8>> {
     let what = "the built-up chart";
     let err = drawing_error(what);
     let months: Vec<Month> = rows.iter().map(|r| r.month).collect();
-    let y = line_range(
-        rows.iter()
-            .filter_map(|r| r.builtup_ha.map(|v| v + r.builtup_uncertainty_ha))
-            .chain(rows.iter().filter_map(|r| r.builtup_measured_ha))
-            .chain(
-                rows.iter()
-                    .filter_map(|r| r.builtup_ha.map(|v| (v - r.builtup_uncertainty_ha).max(0.0))),
-            ),
-    );
+    let y = builtup_range(rows);
     let legend: Vec<(Mark, String)> = [
         (Mark::Line(LINE), "built-up, stable estimate, ha".to_owned()),
         (Mark::Block(BAND), "its uncertainty".to_owned()),
         (Mark::Line(RAW), "measured in the month's clear view".to_owned()),
     ]
     .into_iter()
-    .chain(gap_legend(rows))
+    .chain(gap_legend(rows, "gap: too cloudy to measure the site"))
     .collect();
     canvas(what, |root| {
-        let body = layout(root, "Built-up area per month (ha)", &legend).map_err(|e| err(e.to_string()))?;
+        let body =
+            layout(root, "Built-up area per month (ha, axis from 0)", &legend).map_err(|e| err(e.to_string()))?;
         let mut chart = ChartBuilder::on(&body)
-            .margin(12)
-            .x_label_area_size(30)
-            .y_label_area_size(56)
+            .margin(px(12))
+            .x_label_area_size(px(30))
+            .y_label_area_size(px(56))
             .build_cartesian_2d(-0.5..rows.len() as f64 - 0.5, y.clone())
             .map_err(|e| err(e.to_string()))?;
-        gap_columns(&mut chart, rows, y.clone()).map_err(|e| err(e.to_string()))?;
+        gap_columns(&mut chart, rows, y.clone(), |_| GAP_GREY).map_err(|e| err(e.to_string()))?;
         mesh(&mut chart, &months, if y.end - y.start < 10.0 { 1 } else { 0 }).map_err(|e| err(e.to_string()))?;
         let stable: Vec<(f64, f64, f64)> = rows
             .iter()
@@ -173,20 +174,23 @@ pub(super) fn builtup(rows: &[MonthFigures]) -> Result<Vec<u8>> {
         chart
             .draw_series(LineSeries::new(
                 stable.iter().map(|&(x, v, _)| (x, v)),
-                LINE.stroke_width(2),
+                LINE.stroke_width(2 * K),
             ))
             .map_err(|e| err(e.to_string()))?;
         chart
             .draw_series(rows.iter().enumerate().filter_map(|(i, r)| {
                 r.builtup_measured_ha
-                    .map(|v| Circle::new((i as f64, v), 3, RAW.filled()))
+                    .map(|v| Circle::new((i as f64, v), px(3), RAW.filled()))
             }))
             .map_err(|e| err(e.to_string()))?;
         Ok(())
     })
 }
 
-/// New construction per month as bars, gaps grey (nothing can be first seen in a gap).
+/// New construction per month as bars. A month in which nothing was seen clearly is grey (nothing
+/// can be first seen there); a month too cloudy to measure the whole site is light grey, and can
+/// hold bars: a polygon is dated by the first month its own pixels were seen clearly, whatever the
+/// rest of the site looked like.
 pub(super) fn new_construction(rows: &[MonthFigures]) -> Result<Vec<u8>> {
     let what = "the new construction chart";
     let err = drawing_error(what);
@@ -197,18 +201,34 @@ pub(super) fn new_construction(rows: &[MonthFigures]) -> Result<Vec<u8>> {
         (Mark::Block(BAR_LIGHT), "provisional, ha".to_owned()),
     ]
     .into_iter()
-    .chain(gap_legend(rows))
+    .chain(
+        rows.iter()
+            .any(|r| r.gap && r.clear_fraction > 0.0)
+            .then(|| (Mark::Block(PARTLY_GREY), "site partly seen".to_owned())),
+    )
+    .chain(
+        rows.iter()
+            .any(|r| r.clear_fraction == 0.0)
+            .then(|| (Mark::Block(GAP_GREY), "nothing seen clearly".to_owned())),
+    )
     .collect();
     canvas(what, |root| {
         let body =
             layout(root, "New construction by month first seen (ha)", &legend).map_err(|e| err(e.to_string()))?;
         let mut chart = ChartBuilder::on(&body)
-            .margin(12)
-            .x_label_area_size(30)
-            .y_label_area_size(56)
+            .margin(px(12))
+            .x_label_area_size(px(30))
+            .y_label_area_size(px(56))
             .build_cartesian_2d(-0.5..rows.len() as f64 - 0.5, y.clone())
             .map_err(|e| err(e.to_string()))?;
-        gap_columns(&mut chart, rows, y.clone()).map_err(|e| err(e.to_string()))?;
+        gap_columns(&mut chart, rows, y.clone(), |r| {
+            if r.clear_fraction > 0.0 {
+                PARTLY_GREY
+            } else {
+                GAP_GREY
+            }
+        })
+        .map_err(|e| err(e.to_string()))?;
         mesh(&mut chart, &months, 1).map_err(|e| err(e.to_string()))?;
         chart
             .draw_series(
@@ -246,14 +266,25 @@ type Chart<'a, 'b> = ChartContext<
 type DrawResult<T = ()> =
     std::result::Result<T, DrawingAreaErrorKind<<BitMapBackend<'static> as DrawingBackend>::ErrorType>>;
 
-fn gap_columns(chart: &mut Chart<'_, '_>, rows: &[MonthFigures], y: std::ops::Range<f64>) -> DrawResult {
-    let gaps: Vec<usize> = rows.iter().enumerate().filter(|(_, r)| r.gap).map(|(i, _)| i).collect();
+/// A column behind every gap month, in the colour `shade` gives it.
+fn gap_columns(
+    chart: &mut Chart<'_, '_>,
+    rows: &[MonthFigures],
+    y: std::ops::Range<f64>,
+    shade: impl Fn(&MonthFigures) -> RGBColor,
+) -> DrawResult {
+    let gaps: Vec<(usize, RGBColor)> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.gap)
+        .map(|(i, r)| (i, shade(r)))
+        .collect();
     if gaps.is_empty() {
         return Ok(());
     }
     chart.draw_series(
         gaps.iter()
-            .map(|&i| Rectangle::new([(i as f64 - 0.5, y.start), (i as f64 + 0.5, y.end)], GAP_GREY.filled())),
+            .map(|&(i, c)| Rectangle::new([(i as f64 - 0.5, y.start), (i as f64 + 0.5, y.end)], c.filled())),
     )?;
     Ok(())
 }
@@ -269,30 +300,30 @@ enum Mark {
 /// does not fit beside the title, on rows of its own below it (one AOI per entry can make it long).
 /// Drawn outside the plotting area so the legend never hides a bar or a gap. Returns its height.
 fn header(area: &DrawingArea<BitMapBackend<'_>, Shift>, title: &str, legend: &[(Mark, String)]) -> DrawResult<u32> {
-    const ROW: i32 = 24;
-    const MARK: i32 = 24;
-    const SPACE: i32 = 18;
-    let title_font: TextStyle<'_> = (FAMILY, 21).into_font().into();
-    let font: TextStyle<'_> = (FAMILY, 14).into_font().into();
+    const ROW: i32 = px(24);
+    const MARK: i32 = px(24);
+    const SPACE: i32 = px(18);
+    let title_font: TextStyle<'_> = (FAMILY, px(21)).into_font().into();
+    let font: TextStyle<'_> = (FAMILY, px(14)).into_font().into();
     let widths = legend
         .iter()
         .map(|(_, label)| area.estimate_text_size(label, &font).map(|(w, _)| MARK + w as i32))
         .collect::<DrawResult<Vec<i32>>>()?;
     let (title_width, _) = area.estimate_text_size(title, &title_font)?;
-    let (left, right) = (14, area.dim_in_pixel().0 as i32 - 14);
+    let (left, right) = (px(14), area.dim_in_pixel().0 as i32 - px(14));
     let beside: i32 = widths.iter().map(|w| w + SPACE).sum();
-    area.draw(&Text::new(title.to_owned(), (left, 12), title_font.clone()))?;
+    area.draw(&Text::new(title.to_owned(), (left, px(12)), title_font.clone()))?;
     // Each entry's top-left corner: right-aligned beside the title, or flowing in rows below it.
     let mut places = Vec::with_capacity(legend.len());
     if left + title_width as i32 + 2 * SPACE + beside <= right {
         let mut x = right + SPACE;
         for w in widths.iter().rev() {
             x -= w + SPACE;
-            places.push((x, 16));
+            places.push((x, px(16)));
         }
         places.reverse();
     } else {
-        let (mut x, mut y) = (left, 16 + ROW + 6);
+        let (mut x, mut y) = (left, px(16) + ROW + px(6));
         for &w in &widths {
             if x > left && x + w > right {
                 (x, y) = (left, y + ROW);
@@ -303,13 +334,16 @@ fn header(area: &DrawingArea<BitMapBackend<'_>, Shift>, title: &str, legend: &[(
     }
     for ((mark, label), &(x, y)) in legend.iter().zip(&places) {
         match *mark {
-            Mark::Line(c) => area.draw(&PathElement::new(vec![(x, y + 7), (x + 18, y + 7)], c.stroke_width(3)))?,
-            Mark::Block(c) => area.draw(&Rectangle::new([(x, y), (x + 18, y + 14)], c.filled()))?,
+            Mark::Line(c) => area.draw(&PathElement::new(
+                vec![(x, y + px(7)), (x + px(18), y + px(7))],
+                c.stroke_width(3 * K),
+            ))?,
+            Mark::Block(c) => area.draw(&Rectangle::new([(x, y), (x + px(18), y + px(14))], c.filled()))?,
         }
         area.draw(&Text::new(label.clone(), (x + MARK, y), font.clone()))?;
     }
     let bottom = places.iter().map(|&(_, y)| y + ROW).max().unwrap_or(0);
-    Ok(bottom.max(44) as u32 + 4)
+    Ok(bottom.max(px(44)) as u32 + K * 4)
 }
 
 /// Fills the canvas white, draws the header and returns the area left for the chart.
@@ -323,10 +357,10 @@ fn layout<'b>(
     Ok(root.split_vertically(height).1)
 }
 
-fn gap_legend(rows: &[MonthFigures]) -> Option<(Mark, String)> {
+fn gap_legend(rows: &[MonthFigures], label: &str) -> Option<(Mark, String)> {
     rows.iter()
         .any(|r| r.gap)
-        .then(|| (Mark::Block(GAP_GREY), "gap: too cloudy to measure".to_owned()))
+        .then(|| (Mark::Block(GAP_GREY), label.to_owned()))
 }
 
 /// Cumulative new construction of every AOI on one month axis, one line per AOI.
@@ -351,9 +385,9 @@ pub(super) fn cumulative(sites: &[SiteFigures]) -> Result<Vec<u8>> {
     canvas(what, |root| {
         let body = layout(root, "New construction since the start (ha)", &legend).map_err(|e| err(e.to_string()))?;
         let mut chart = ChartBuilder::on(&body)
-            .margin(12)
-            .x_label_area_size(30)
-            .y_label_area_size(56)
+            .margin(px(12))
+            .x_label_area_size(px(30))
+            .y_label_area_size(px(56))
             .build_cartesian_2d(-0.5..months.len() as f64 - 0.5, y)
             .map_err(|e| err(e.to_string()))?;
         mesh(&mut chart, &months, 1).map_err(|e| err(e.to_string()))?;
@@ -365,7 +399,7 @@ pub(super) fn cumulative(sites: &[SiteFigures]) -> Result<Vec<u8>> {
                 .map(|r| (start.until(r.month) as f64, r.cumulative_new_ha))
                 .collect();
             chart
-                .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+                .draw_series(LineSeries::new(points, colour.stroke_width(2 * K)))
                 .map_err(|e| err(e.to_string()))?;
         }
         Ok(())

@@ -1,6 +1,6 @@
 //! Monthly summaries a non-expert can read and forward: one per AOI (`summary.md`, `summary.html`,
-//! `summary.csv`, `summary.json` and the pictures in `summary/`) and one across the AOIs of a run
-//! (`across.*`).
+//! the self-contained `summary-mail.html`, `summary.csv`, `summary.json` and the pictures in
+//! `summary/`) and one across the AOIs of a run (`across.*`).
 //!
 //! The input is what the scan has already measured ([`MonthFigures`], RGB chips in [`Quicklook`])
 //! and the report it wrote. Every other number is derived here from those two alone, so each figure
@@ -8,6 +8,7 @@
 //! detects nothing; it must never compute a figure a second way that could disagree with the report.
 
 mod chart;
+mod location;
 mod page;
 mod quicklook;
 
@@ -22,12 +23,12 @@ use crate::detect::kernel::MonthCounts;
 use crate::error::{Error, Result};
 use crate::io::atomic;
 use crate::month::Month;
-use crate::output::{provenance, round};
+use crate::output::{provenance, report, round};
 
 pub use crate::output::provenance::Period;
 
-pub use quicklook::QUICKLOOKS;
-pub(crate) use quicklook::{quicklook, Chip};
+pub use location::LocationMap;
+pub(crate) use quicklook::{quicklook, true_colour, Chip};
 
 /// Folder beside `summary.html` holding its pictures, referenced by relative paths.
 pub(crate) const PICTURES: &str = "summary";
@@ -35,6 +36,8 @@ pub(crate) const PICTURES: &str = "summary";
 pub(crate) const ACROSS_PICTURES: &str = "across";
 /// Largest polygons listed by name and place on a page ("where").
 pub(crate) const LARGEST_LISTED: usize = 5;
+/// The summary page with its pictures inside it, one file to attach to a mail.
+pub(crate) const MAIL_PAGE: &str = "summary-mail.html";
 
 /// A month is a gap in the summary when less than this share of the AOI was seen clearly: its
 /// built-up area would be a count over part of the site, not comparable with other months.
@@ -76,8 +79,12 @@ pub struct SiteSummary {
     pub months: Vec<MonthFigures>,
     /// The scan's report as written.
     pub report: geojson::FeatureCollection,
-    /// Chips of the largest new polygons, largest first.
+    /// Before and after chips of the report's polygons (every one the scan could picture).
     pub quicklooks: Vec<Quicklook>,
+    /// The polygons over the AOI and the latest composite; `None` draws no location map.
+    pub location: Option<LocationMap>,
+    /// The day the summary is written (the caller reads the clock; pages say "generated on").
+    pub generated: chrono::NaiveDate,
     /// The scenes are the bundled synthetic sample (`compound-watch sample`): every page then says
     /// first that nothing in it is real.
     pub synthetic: bool,
@@ -194,7 +201,8 @@ pub struct NewPolygon {
     pub id: String,
     /// Area, ha, as in the report.
     pub area_ha: f64,
-    /// Month of first detection.
+    /// Month of first detection, written as in the report: its first day, `YYYY-MM-01`.
+    #[serde(with = "first_day")]
     pub first_detected: Month,
     /// Provisional: seen in too few clear months to be confirmed yet.
     #[serde(default)]
@@ -202,11 +210,39 @@ pub struct NewPolygon {
     /// Confidence, 0..1, as in the report.
     pub confidence: f64,
     /// Median clear observations behind it over the whole period, as in the report.
-    pub n_clear_obs: f64,
-    /// Longitude of its centroid, degrees (WGS84).
+    pub n_clear_obs: u32,
+    /// Longitude of its centroid, degrees (WGS84), to the report's 6 decimals.
     pub lon: f64,
-    /// Latitude of its centroid, degrees (WGS84).
+    /// Latitude of its centroid, degrees (WGS84), to the report's 6 decimals.
     pub lat: f64,
+}
+
+/// A month written as its first day, `YYYY-MM-01`, the form of the report's `first_detected`.
+mod first_day {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::month::Month;
+
+    pub(super) fn serialize<S: Serializer>(m: &Month, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&m.first_day())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Month, D::Error> {
+        let text = String::deserialize(d)?;
+        let month = if text.len() == 10 { &text[..7] } else { "" };
+        month
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a YYYY-MM-DD date")))
+    }
+}
+
+/// The newest scene behind a summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatestScene {
+    /// Its STAC item id.
+    pub id: String,
+    /// Its acquisition time, RFC 3339, as in the report's provenance.
+    pub datetime: String,
 }
 
 /// Figures for the whole period.
@@ -282,15 +318,24 @@ pub struct SiteFigures {
     pub parameters: Value,
     /// Ids of the scenes used, in time order.
     pub scenes: Vec<String>,
+    /// The newest of them; `None` when none was used.
+    #[serde(default)]
+    pub latest_scene: Option<LatestScene>,
+    /// The day the summary was written, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub generated: String,
     /// Figures for the whole period.
     pub totals: Totals,
     /// One row per month, in order.
     pub months: Vec<MonthFigures>,
     /// The report's polygons, largest first.
     pub polygons: Vec<NewPolygon>,
+    /// The location map of the polygons, when one was drawn.
+    #[serde(default)]
+    pub location: Option<Picture>,
     /// Charts: built-up area per month, then new construction per month.
     pub charts: Vec<Picture>,
-    /// Before/after pictures of the largest polygons.
+    /// Before/after pictures of the polygons, largest first.
     pub quicklooks: Vec<Picture>,
 }
 
@@ -302,6 +347,7 @@ struct Provenance {
     /// As written in the report (carried over, not retyped).
     parameters: Value,
     scenes: Vec<String>,
+    latest: Option<LatestScene>,
     skipped: usize,
 }
 
@@ -320,6 +366,14 @@ fn provenance(report: &geojson::FeatureCollection) -> Result<Provenance> {
         version: p.version,
         source: p.source,
         parameters,
+        latest: p
+            .scenes
+            .iter()
+            .max_by(|a, b| (&a.datetime, &a.id).cmp(&(&b.datetime, &b.id)))
+            .map(|s| LatestScene {
+                id: s.id.clone(),
+                datetime: s.datetime.clone(),
+            }),
         scenes: p.scenes.into_iter().map(|s| s.id).collect(),
         skipped: p.skipped.len(),
     })
@@ -348,11 +402,16 @@ fn polygons(report: &geojson::FeatureCollection) -> Result<Vec<NewPolygon>> {
                     .and_then(Value::as_f64)
                     .ok_or_else(|| bad(&format!("property {key} is missing or not a number")))
             };
+            let n_clear_obs = props
+                .and_then(|p| p.get("n_clear_obs"))
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| bad("property n_clear_obs is missing or not a whole number"))?;
             let first_detected = props
                 .and_then(|p| p.get("first_detected"))
                 .and_then(Value::as_str)
-                .and_then(|d| d.get(..7))
-                .and_then(|d| d.parse::<Month>().ok())
+                .filter(|d| d.len() == 10 && chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok())
+                .and_then(|d| d[..7].parse::<Month>().ok())
                 .ok_or_else(|| bad("property first_detected is not a YYYY-MM-DD date"))?;
             let provisional = match props.and_then(|p| p.get("status")).and_then(Value::as_str) {
                 Some("confirmed") => false,
@@ -365,11 +424,11 @@ fn polygons(report: &geojson::FeatureCollection) -> Result<Vec<NewPolygon>> {
             Ok(NewPolygon {
                 area_ha: number("area_ha")?,
                 confidence: number("confidence")?,
-                n_clear_obs: number("n_clear_obs")?,
+                n_clear_obs,
                 first_detected,
                 provisional,
-                lon: centre.x(),
-                lat: centre.y(),
+                lon: round(centre.x(), report::DECIMALS),
+                lat: round(centre.y(), report::DECIMALS),
                 id,
             })
         })
@@ -405,8 +464,19 @@ pub(crate) fn figures(s: &SiteSummary) -> Result<SiteFigures> {
         source: prov.source,
         parameters: prov.parameters,
         scenes: prov.scenes,
+        latest_scene: prov.latest,
+        generated: s.generated.to_string(),
         totals,
         months,
+        location: s.location.as_ref().map(|map| Picture {
+            path: format!("{PICTURES}/location.png"),
+            caption: format!(
+                "Where the {} {}: numbered as in the table of polygons (largest first), outlined in yellow (confirmed) or orange (provisional) over the latest clear composite; the AOI outline in white. North is up; the bar is {}.",
+                polygons.len(),
+                if polygons.len() == 1 { "polygon is" } else { "polygons are" },
+                location::scale_bar_words(map)
+            ),
+        }),
         polygons,
         charts: site_charts(),
         quicklooks: s.quicklooks.iter().map(quicklook_picture).collect(),
@@ -543,11 +613,11 @@ fn site_charts() -> Vec<Picture> {
     vec![
         Picture {
             path: format!("{PICTURES}/builtup.png"),
-            caption: "Built-up area, ha: the stable estimate (line; it moves only by confirmed construction and demolition) and the raw measurement of each month's clear view (dots; it swings with season and cloud). Grey columns are gaps: months too cloudy to measure.".into(),
+            caption: "Built-up area, ha, on an axis from zero: the stable estimate (line; it moves only by confirmed construction and demolition) and the raw measurement of each month's clear view (dots; it swings with season and cloud). Grey columns are gaps: months too cloudy to measure the site.".into(),
         },
         Picture {
             path: format!("{PICTURES}/new.png"),
-            caption: "New construction by the month it was first seen, ha: confirmed (dark) and provisional (light, not yet seen in enough clear months). A building finished under cloud is counted in the first clear month after it.".into(),
+            caption: "New construction by the month it was first seen, ha: confirmed (dark) and provisional (light, not yet seen in enough clear months). A polygon is dated by the first month its own pixels were seen clearly, so a month too cloudy to measure the whole site (light grey) can hold new construction; dark grey months saw nothing.".into(),
         },
     ]
 }
@@ -557,7 +627,7 @@ fn quicklook_picture(q: &Quicklook) -> Picture {
     Picture {
         path: format!("{PICTURES}/quicklook-{}.png", file_stem(&q.id)),
         caption: format!(
-            "{}: {:.2} ha first seen {}. Left: {} (before). Right: {} (after). Yellow: the detected outline.",
+            "{}: {:.2} ha first seen {}. Left: {} (before). Right: {} (after). Yellow: the detected outline; grey pixels were not seen clearly that month.",
             q.id, q.area_ha, q.first_detected, q.before_month, q.after_month
         ),
     }
@@ -628,14 +698,29 @@ pub(crate) fn write_figures(dir: &Path, s: &SiteSummary, f: &SiteFigures) -> Res
         written.push(path);
         Ok(())
     };
-    put(&f.charts[0].path, chart::builtup(&f.months)?)?;
-    put(&f.charts[1].path, chart::new_construction(&f.months)?)?;
+    let mut pictures: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    if let (Some(map), Some(picture)) = (&s.location, &f.location) {
+        pictures.insert(picture.path.clone(), chart::png(&location::render(map, f)?)?);
+    }
+    pictures.insert(f.charts[0].path.clone(), chart::builtup(&f.months)?);
+    pictures.insert(f.charts[1].path.clone(), chart::new_construction(&f.months)?);
     for (q, picture) in s.quicklooks.iter().zip(&f.quicklooks) {
-        put(&picture.path, chart::png(&quicklook::render(q)?)?)?;
+        pictures.insert(picture.path.clone(), chart::png(&quicklook::render(q)?)?);
+    }
+    let markdown = page::site_markdown(f);
+    let title = page::site_title(f);
+    let embedded = |path: &str| pictures.get(path).cloned();
+    let mail = page::html(&title, &markdown, &page::Pictures::Embedded(&embedded));
+    put(MAIL_PAGE, mail.into_bytes())?;
+    for (path, bytes) in &pictures {
+        put(path, bytes.clone())?;
     }
     put("summary.csv", site_csv(f).into_bytes())?;
-    put("summary.md", page::site_markdown(f).into_bytes())?;
-    put("summary.html", page::site_html(f).into_bytes())?;
+    put(
+        "summary.html",
+        page::html(&title, &markdown, &page::Pictures::Linked).into_bytes(),
+    )?;
+    put("summary.md", markdown.into_bytes())?;
     // Last, so a summary.json on disk means the pages and pictures beside it are complete.
     let json = dir.join("summary.json");
     atomic::write_json(&json, f)?;
@@ -777,8 +862,12 @@ pub fn write_across(dir: &Path, sites: &[SiteFigures]) -> Result<Vec<PathBuf>> {
     };
     put(&a.charts[0].path, chart::cumulative(sites)?)?;
     put("across.csv", across_csv(&a).into_bytes())?;
-    put("across.md", page::across_markdown(&a).into_bytes())?;
-    put("across.html", page::across_html(&a).into_bytes())?;
+    let markdown = page::across_markdown(&a);
+    put(
+        "across.html",
+        page::html(&page::across_title(&a), &markdown, &page::Pictures::Linked).into_bytes(),
+    )?;
+    put("across.md", markdown.into_bytes())?;
     let json = dir.join("across.json");
     atomic::write_json(&json, &a)?;
     written.push(json);

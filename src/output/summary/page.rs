@@ -1,11 +1,16 @@
-//! The words and tables of a summary, as Markdown and as one standalone HTML page.
+//! The words and tables of a summary, written once as Markdown; the HTML pages are that Markdown
+//! rendered by pulldown-cmark, so the two can never say different things (nor show Markdown
+//! syntax in the HTML).
 //!
-//! Both formats say the same sentences, built once in [`Words`]. The HTML has its CSS inline and
-//! loads nothing from the network: it must open the same way from a USB stick in a field office as
-//! on a web server. Its pictures are files beside it, referenced by relative paths.
+//! The HTML has its CSS inline and loads nothing from the network: it must open the same way from
+//! a USB stick in a field office as on a web server. `summary.html` finds its pictures beside it
+//! by relative paths; the mail copy carries them inside itself as `data:` URIs.
+
+use pulldown_cmark::{CowStr, Event, Options, Parser, Tag};
 
 use super::{AcrossFigures, MonthFigures, SiteFigures, Totals, LARGEST_LISTED};
 use crate::month::Month;
+use crate::output::plural;
 
 /// Polygons listed in the table of a page; all of them are in `report.geojson` and `summary.json`.
 const POLYGONS_LISTED: usize = 20;
@@ -31,10 +36,6 @@ fn latlon(lat: f64, lon: f64) -> String {
 
 fn months_list(months: &[Month]) -> String {
     months.iter().map(Month::to_string).collect::<Vec<_>>().join(", ")
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// The plain-language sections of a page, each a heading and its sentences.
@@ -86,7 +87,7 @@ fn what_changed(f: &SiteFigures) -> Vec<String> {
                 "Between {from} and {to}, {} ha of new construction appeared in {} at {}. The first was seen in {first}, the latest in {last}.",
                 ha(t.new_ha),
                 plural(t.new_polygons, "polygon", "polygons"),
-                f.aoi_name
+                md_text(&f.aoi_name)
             ));
             if let Some(busiest) = f.months.iter().max_by(|a, b| a.new_ha.total_cmp(&b.new_ha)) {
                 changed.push(format!(
@@ -99,7 +100,7 @@ fn what_changed(f: &SiteFigures) -> Vec<String> {
         }
         _ => changed.push(format!(
             "Between {from} and {to}, no new construction was detected at {} (nothing as large as the minimum mapping unit).",
-            f.aoi_name
+            md_text(&f.aoi_name)
         )),
     }
     if t.provisional_polygons > 0 {
@@ -140,14 +141,17 @@ fn where_words(f: &SiteFigures) -> Vec<String> {
         for p in f.polygons.iter().take(LARGEST_LISTED) {
             place.push(format!(
                 "{}: {} ha centred at {}, first seen {}, confidence {:.2}.",
-                p.id,
+                md_text(&p.id),
                 ha(p.area_ha),
                 latlon(p.lat, p.lon),
                 p.first_detected,
                 p.confidence
             ));
         }
-        place.push("Every polygon's outline is in report.geojson; open it in QGIS over composite.tif.".to_owned());
+        place.push(
+            "Every polygon is numbered on the location map and outlined in report.geojson; open project.qgs in QGIS to see them over composite.tif month by month."
+                .to_owned(),
+        );
     }
     place
 }
@@ -160,8 +164,8 @@ fn how_sure(f: &SiteFigures) -> Vec<String> {
         sure.push(format!(
             "Mean confidence of the polygons is {mean:.2} (lowest {min:.2}), on a scale of 0 to 1 that is not yet calibrated as a probability."
         ));
-        let mut obs: Vec<f64> = f.polygons.iter().map(|p| p.n_clear_obs).collect();
-        obs.sort_by(f64::total_cmp);
+        let mut obs: Vec<u32> = f.polygons.iter().map(|p| p.n_clear_obs).collect();
+        obs.sort_unstable();
         if let (Some(lo), Some(hi)) = (obs.first(), obs.last()) {
             sure.push(format!(
                 "Each polygon rests on {lo} to {hi} clear observations of its pixels over the period (median per polygon)."
@@ -193,7 +197,7 @@ fn across_words(a: &AcrossFigures) -> Words {
         changed.push(match t.last_new {
             Some(last) => format!(
                 "{}: {} ha in {} between {} and {}, the latest first seen in {last}.",
-                s.aoi_name,
+                md_text(&s.aoi_name),
                 ha(t.new_ha),
                 plural(t.new_polygons, "polygon", "polygons"),
                 s.period.from,
@@ -201,7 +205,9 @@ fn across_words(a: &AcrossFigures) -> Words {
             ),
             None => format!(
                 "{}: no new construction between {} and {}.",
-                s.aoi_name, s.period.from, s.period.to
+                md_text(&s.aoi_name),
+                s.period.from,
+                s.period.to
             ),
         });
     }
@@ -212,7 +218,7 @@ fn across_words(a: &AcrossFigures) -> Words {
             let t = &s.totals;
             format!(
                 "{}: mean confidence {}. {}",
-                s.aoi_name,
+                md_text(&s.aoi_name),
                 t.mean_confidence.map_or("n/a".into(), |c| format!("{c:.2}")),
                 gap_sentence(t)
             )
@@ -245,7 +251,7 @@ struct Table {
     header: Vec<&'static str>,
     cols: Vec<Col>,
     rows: Vec<Vec<String>>,
-    /// Rows shown greyed (gap months).
+    /// Rows shown in italics, greyed on the page (gap months).
     muted: Vec<bool>,
 }
 
@@ -267,7 +273,7 @@ fn month_table(rows: &[MonthFigures]) -> Table {
             "Provisional ha",
             "Mean confidence",
         ],
-        cols: [[Col::Label].as_slice(), &[Col::Number; 12]].concat(),
+        cols: [[Col::Label].as_slice(), &[Col::Number; 13]].concat(),
         rows: rows
             .iter()
             .map(|r| {
@@ -314,6 +320,9 @@ fn gap_word(scenes: usize) -> &'static str {
     }
 }
 
+/// How a polygon is dated across gaps, as the detector dates it (`first_detected`).
+pub(super) const GAP_DATING: &str = "A polygon is dated by the first month in which its own pixels were seen clearly with the new surface. A month too cloudy to measure the whole site can still date construction whose pixels it saw, so new construction can fall in a gap month; construction under cloud for longer is dated to the first month its pixels were seen clearly after it.";
+
 /// The months without a measure, in words: "no scene" and "too cloudy" are different facts.
 fn gap_sentence(t: &Totals) -> String {
     if t.gap_months.is_empty() {
@@ -343,7 +352,7 @@ fn gap_sentence(t: &Totals) -> String {
         ));
     }
     format!(
-        "{} (gaps, shown grey in the charts, never as zero). Construction finished in a gap is dated to the next clear month.",
+        "{} (gaps: the built-up area is not measured there, never shown as zero). {GAP_DATING}",
         parts.join("; ")
     )
 }
@@ -352,6 +361,7 @@ fn polygon_table(f: &SiteFigures) -> Table {
     let shown = &f.polygons[..f.polygons.len().min(POLYGONS_LISTED)];
     Table {
         header: vec![
+            "Map",
             "Polygon",
             "Area ha",
             "First seen",
@@ -361,6 +371,7 @@ fn polygon_table(f: &SiteFigures) -> Table {
             "Centre",
         ],
         cols: vec![
+            Col::Number,
             Col::Label,
             Col::Number,
             Col::Label,
@@ -371,14 +382,16 @@ fn polygon_table(f: &SiteFigures) -> Table {
         ],
         rows: shown
             .iter()
-            .map(|p| {
+            .enumerate()
+            .map(|(i, p)| {
                 vec![
+                    (i + 1).to_string(),
                     p.id.clone(),
                     ha(p.area_ha),
                     p.first_detected.to_string(),
                     if p.provisional { "provisional" } else { "confirmed" }.to_owned(),
                     format!("{:.2}", p.confidence),
-                    format!("{}", p.n_clear_obs),
+                    p.n_clear_obs.to_string(),
                     latlon(p.lat, p.lon),
                 ]
             })
@@ -442,10 +455,32 @@ fn across_table(a: &AcrossFigures) -> Table {
     }
 }
 
-// ---- Markdown ----
+// ---- Markdown, the one source ----
 
-fn md_cell(text: &str) -> String {
-    text.replace('|', "\\|")
+/// `text` (a name a user chose, an id) safe inside Markdown: its punctuation that Markdown would
+/// read as emphasis, a link, a table cell, code or raw HTML is escaped.
+/// An underscore inside a word (`S2B_47QMU`) never starts emphasis, so it is left as it is and a
+/// scene id stays readable in `summary.md`.
+fn md_text(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    for (i, &c) in chars.iter().enumerate() {
+        let inside_word = |j: Option<usize>| j.and_then(|j| chars.get(j)).is_some_and(|c| c.is_alphanumeric());
+        let special = match c {
+            '_' => !(inside_word(i.checked_sub(1)) && inside_word(Some(i + 1))),
+            _ => matches!(c, '\\' | '`' | '*' | '[' | ']' | '<' | '>' | '|' | '&' | '~' | '#'),
+        };
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `text` as a code span (a file name, a command); a backtick inside would end it, so none is kept.
+fn md_code(text: &str) -> String {
+    format!("`{}`", text.replace('`', "'"))
 }
 
 fn md_table(t: &Table) -> String {
@@ -454,18 +489,29 @@ fn md_table(t: &Table) -> String {
         out += if c == Col::Number { "---:|" } else { "---|" };
     }
     out.push('\n');
-    for row in &t.rows {
-        let cells: Vec<String> = row.iter().map(|c| md_cell(c)).collect();
+    for (row, muted) in t.rows.iter().zip(&t.muted) {
+        let cells: Vec<String> = row
+            .iter()
+            .map(|c| match md_text(c) {
+                c if *muted && !c.is_empty() => format!("*{c}*"),
+                c => c,
+            })
+            .collect();
         out += &format!("| {} |\n", cells.join(" | "));
     }
     out
 }
 
+/// The synthetic-data warning, first thing under the title.
+fn md_warning(w: &Words) -> String {
+    w.warning
+        .as_ref()
+        .map(|warning| format!("> **{warning}**\n\n"))
+        .unwrap_or_default()
+}
+
 fn md_words(w: &Words) -> String {
     let mut out = String::new();
-    if let Some(warning) = &w.warning {
-        out += &format!("> **{warning}**\n\n");
-    }
     for (heading, sentences) in &w.sections {
         out += &format!("## {heading}\n\n");
         for s in sentences {
@@ -476,65 +522,142 @@ fn md_words(w: &Words) -> String {
     out
 }
 
-/// `summary.md`.
+/// A picture and its caption.
+fn md_figure(p: &super::Picture) -> String {
+    format!(
+        "![{}]({})\n\n*{}*\n\n",
+        md_text(&p.caption),
+        p.path,
+        md_text(&p.caption)
+    )
+}
+
+/// The key figures of a page, as a one-row table.
+fn md_key_figures(cells: &[(String, String)]) -> String {
+    let header: Vec<&str> = cells.iter().map(|(label, _)| label.as_str()).collect();
+    let values: Vec<&str> = cells.iter().map(|(_, value)| value.as_str()).collect();
+    format!(
+        "| {} |\n|{}\n| {} |\n\n",
+        header.join(" | "),
+        "---:|".repeat(cells.len()),
+        values.join(" | ")
+    )
+}
+
+/// When the page was made and from what: the newest scene behind it.
+fn md_generated(f: &SiteFigures) -> String {
+    let latest = match &f.latest_scene {
+        Some(s) => format!(
+            "; latest scene {} ({})",
+            s.datetime.get(..10).unwrap_or(&s.datetime),
+            md_text(&s.id)
+        ),
+        None => "; no scene was used".to_owned(),
+    };
+    format!(
+        "Generated on {} by compound-watch {} from {}{latest}.\n\n",
+        f.generated,
+        md_text(&f.version),
+        plural(f.scenes.len(), "scene", "scenes")
+    )
+}
+
+/// `summary.md`, and the source of both HTML pages.
 pub(super) fn site_markdown(f: &SiteFigures) -> String {
+    let t = &f.totals;
+    let words = site_words(f);
     let mut out = format!(
-        "# {}: new construction, {} to {}\n\n*compound-watch {} summary of the AOI `{}`. The same figures are in summary.csv and summary.json.*\n\n",
-        f.aoi_name, f.period.from, f.period.to, f.version, f.aoi_slug
+        "# {}: new construction, {} to {}\n\n{}*compound-watch {} summary of the AOI {}. The same figures are in summary.csv and summary.json.*\n\n",
+        md_text(&f.aoi_name),
+        f.period.from,
+        f.period.to,
+        md_warning(&words),
+        md_text(&f.version),
+        md_code(&f.aoi_slug)
     );
-    out += &md_words(&site_words(f));
+    out += &md_generated(f);
+    out += &md_key_figures(&[
+        ("New construction".into(), format!("{} ha", ha(t.new_ha))),
+        ("New polygons".into(), t.new_polygons.to_string()),
+        (
+            format!(
+                "Built-up in {}",
+                t.latest_clear.map_or("no clear month".into(), |m| m.to_string())
+            ),
+            t.latest_builtup_ha.map_or("n/a".into(), |v| format!("{} ha", ha(v))),
+        ),
+        (
+            "Months not measured".into(),
+            format!("{} of {}", t.gap_months.len(), t.months),
+        ),
+        ("Scenes used".into(), t.scenes.to_string()),
+    ]);
+    out += &md_words(&words);
+    if let Some(map) = &f.location {
+        out += "## Location\n\n";
+        out += &md_figure(map);
+    }
     out += "## Charts\n\n";
     for c in &f.charts {
-        out += &format!("![{}]({})\n\n*{}*\n\n", c.caption, c.path, c.caption);
+        out += &md_figure(c);
     }
     if !f.quicklooks.is_empty() {
         out += "## Before and after\n\n";
         for q in &f.quicklooks {
-            out += &format!("![{}]({})\n\n*{}*\n\n", q.caption, q.path, q.caption);
+            out += &md_figure(q);
         }
     }
-    out += "## Month by month\n\nBuilt-up ha is measured over the month's clear pixels; *gap* means too cloudy to measure. New ha counts the report's polygons by the month they were first seen.\n\n";
+    out += "## Month by month\n\nBuilt-up ha is measured over the month's clear pixels; months in italics are gaps, too cloudy to measure the site (\"too cloudy\") or without any scene (\"no scene\"). New ha counts the report's polygons by the month they were first seen. ";
+    out += GAP_DATING;
+    out += "\n\n";
     out += &md_table(&month_table(&f.months));
     if !f.polygons.is_empty() {
         out += &format!(
-            "\n## Polygons\n\nThe largest {} of {}, by area.\n\n",
+            "\n## Polygons\n\nThe largest {} of {}, by area; *Map* is its number on the location map.\n\n",
             f.polygons.len().min(POLYGONS_LISTED),
             f.polygons.len()
         );
         out += &md_table(&polygon_table(f));
     }
     out += &format!(
-        "\n## Provenance\n\n- software: {} {}\n- source: {}\n- period: {} to {}\n- scenes used: {} ({})\n- parameters:\n\n```json\n{}\n```\n",
-        f.software,
-        f.version,
-        f.source,
+        "\n## Provenance\n\n- software: {} {}\n- source: {}\n- period: {} to {}\n\n<details><summary>{} used</summary>\n\n{}\n\n</details>\n\n<details><summary>Parameters</summary>\n\n```json\n{}\n```\n\n</details>\n",
+        md_text(&f.software),
+        md_text(&f.version),
+        md_code(&f.source),
         f.period.from,
         f.period.to,
-        f.scenes.len(),
-        f.scenes.join(", "),
+        plural(f.scenes.len(), "scene", "scenes"),
+        f.scenes.iter().map(|s| md_text(s)).collect::<Vec<_>>().join(", "),
         serde_json::to_string_pretty(&f.parameters).unwrap_or_default()
     );
     out
 }
 
-/// `across.md`.
+/// `across.md`, and the source of `across.html`.
 pub(super) fn across_markdown(a: &AcrossFigures) -> String {
+    let words = across_words(a);
     let mut out = format!(
-        "# New construction across {}\n\n*compound-watch {} summary. The same figures are in across.csv and across.json; each AOI's own summary is in its scan output.*\n\n",
+        "# New construction across {}\n\n{}*compound-watch {} summary. The same figures are in across.csv and across.json; each AOI's own summary is in its scan output.*\n\n",
         plural(a.sites.len(), "AOI", "AOIs"),
-        a.version
+        md_warning(&words),
+        md_text(&a.version)
     );
-    out += &md_words(&across_words(a));
+    out += &md_key_figures(&[
+        ("New construction".into(), format!("{} ha", ha(a.new_ha))),
+        ("New polygons".into(), a.new_polygons.to_string()),
+        ("AOIs".into(), a.sites.len().to_string()),
+    ]);
+    out += &md_words(&words);
     out += "## Per AOI\n\n";
     out += &md_table(&across_table(a));
     out += "\n## Chart\n\n";
     for c in &a.charts {
-        out += &format!("![{}]({})\n\n*{}*\n", c.caption, c.path, c.caption);
+        out += &md_figure(c);
     }
     out
 }
 
-// ---- HTML ----
+// ---- HTML, rendered from the Markdown ----
 
 fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -555,167 +678,78 @@ const CSS: &str = "
 body{font-family:'DejaVu Sans',Verdana,Arial,sans-serif;color:#1d2730;background:#f4f5f7;margin:0;line-height:1.45}
 main{max-width:1020px;margin:0 auto;padding:24px 28px 48px;background:#fff;box-shadow:0 0 12px rgba(0,0,0,.08)}
 h1{font-size:1.7em;margin:.2em 0 .1em}
+h1+p,h1+p+p,h1+blockquote+p,h1+blockquote+p+p{color:#5b6670;margin:0 0 .3em}
 h2{font-size:1.2em;margin:1.6em 0 .5em;padding-bottom:.2em;border-bottom:2px solid #1f4e79;color:#1f4e79}
-.sub{color:#5b6670;margin:0 0 1em}
-.warning{background:#fff1c2;border:2px solid #c98a00;padding:10px 14px;font-weight:bold;margin:1em 0}
-.cards{display:flex;flex-wrap:wrap;gap:12px;margin:1em 0}
-.card{flex:1 1 150px;border:1px solid #d5dbe1;border-radius:6px;padding:10px 14px;background:#f8fafc}
-.card b{display:block;font-size:1.6em;color:#c83e2d}
-.card span{color:#5b6670;font-size:.9em}
+blockquote{background:#fff1c2;border:2px solid #c98a00;padding:2px 14px;margin:1em 0}
+code{background:#eef1f4;padding:0 3px;border-radius:3px;font-size:.92em}
 ul{padding-left:1.3em}
 li{margin:.25em 0}
-figure{margin:1em 0}
-figure img{max-width:100%;border:1px solid #d5dbe1}
-figcaption{color:#5b6670;font-size:.9em}
+p img{max-width:100%;border:1px solid #d5dbe1;display:block}
+p img+br{display:none}
 table{border-collapse:collapse;font-size:.85em;width:100%;margin:.5em 0}
 th{background:#1f4e79;color:#fff;font-weight:normal;padding:5px 6px;text-align:left;vertical-align:bottom}
-td{padding:3px 6px;border-bottom:1px solid #e3e7eb}
-td.n,td.k{white-space:nowrap}
+td{padding:3px 6px;border-bottom:1px solid #e3e7eb;white-space:nowrap}
 tr:nth-child(even) td{background:#f6f8fa}
-td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
-tr.muted td{color:#8a949c;font-style:italic;background:#eceeef}
-pre{background:#f6f8fa;border:1px solid #e3e7eb;padding:8px;font-size:.8em;overflow:auto}
-details{margin:.5em 0}
-.note{color:#5b6670;font-size:.9em}
+td[style*=right],th[style*=right]{font-variant-numeric:tabular-nums}
+td em{color:#8a949c}
+main>table:first-of-type td{font-size:1.4em;color:#c83e2d;font-weight:bold;background:#f8fafc}
+pre{background:#f6f8fa;border:1px solid #e3e7eb;padding:8px;font-size:.8em;overflow:auto;max-height:30em}
+pre code{background:none;padding:0}
+summary{cursor:pointer;color:#1f4e79}
 ";
 
-fn html_table(t: &Table) -> String {
-    let class = |i: usize| match t.cols.get(i) {
-        Some(Col::Number) => " class=\"n\"",
-        Some(Col::Label) => " class=\"k\"",
-        _ => "",
-    };
-    let mut out = String::from("<table>\n<tr>");
-    for (i, h) in t.header.iter().enumerate() {
-        out += &format!("<th{}>{}</th>", class(i), esc(h));
-    }
-    out += "</tr>\n";
-    for (row, muted) in t.rows.iter().zip(&t.muted) {
-        out += if *muted { "<tr class=\"muted\">" } else { "<tr>" };
-        for (i, c) in row.iter().enumerate() {
-            out += &format!("<td{}>{}</td>", class(i), esc(c));
+/// How a page's pictures are referenced: by their path beside it, or carried inside it.
+pub(super) enum Pictures<'a> {
+    /// `src` is the picture's relative path.
+    Linked,
+    /// `src` is a `data:` URI of the bytes this returns for the relative path.
+    Embedded(&'a dyn Fn(&str) -> Option<Vec<u8>>),
+}
+
+/// The HTML page of `markdown`: rendered by pulldown-cmark (tables on), wrapped in a standalone
+/// document with inline CSS; with [`Pictures::Embedded`] every image is a `data:` URI.
+pub(super) fn html(title: &str, markdown: &str, pictures: &Pictures<'_>) -> String {
+    use base64::Engine as _;
+    let events = Parser::new_ext(markdown, Options::ENABLE_TABLES).map(|event| match (event, pictures) {
+        (
+            Event::Start(Tag::Image {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }),
+            Pictures::Embedded(bytes),
+        ) => {
+            let dest_url = match bytes(&dest_url) {
+                Some(png) => CowStr::from(format!(
+                    "data:image/png;base64,{}",
+                    base64::engine::general_purpose::STANDARD.encode(png)
+                )),
+                None => dest_url,
+            };
+            Event::Start(Tag::Image {
+                link_type,
+                dest_url,
+                title,
+                id,
+            })
         }
-        out += "</tr>\n";
-    }
-    out + "</table>\n"
-}
-
-fn html_words(w: &Words) -> String {
-    let mut out = String::new();
-    if let Some(warning) = &w.warning {
-        out += &format!("<p class=\"warning\">{}</p>\n", esc(warning));
-    }
-    for (heading, sentences) in &w.sections {
-        out += &format!("<h2>{}</h2>\n<ul>\n", esc(heading));
-        for s in sentences {
-            out += &format!("<li>{}</li>\n", esc(s));
-        }
-        out += "</ul>\n";
-    }
-    out
-}
-
-fn html_figure(p: &super::Picture) -> String {
-    format!(
-        "<figure><img src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>\n",
-        esc(&p.path),
-        esc(&p.caption),
-        esc(&p.caption)
-    )
-}
-
-fn html_page(title: &str, body: &str) -> String {
+        (event, _) => event,
+    });
+    let mut body = String::new();
+    pulldown_cmark::html::push_html(&mut body, events);
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n{body}</main>\n</body>\n</html>\n",
         esc(title)
     )
 }
 
-fn card(value: &str, label: &str) -> String {
-    format!(
-        "<div class=\"card\"><b>{}</b><span>{}</span></div>",
-        esc(value),
-        esc(label)
-    )
+/// The title of a site's page.
+pub(super) fn site_title(f: &SiteFigures) -> String {
+    format!("{}: new construction, {} to {}", f.aoi_name, f.period.from, f.period.to)
 }
 
-/// `summary.html`.
-pub(super) fn site_html(f: &SiteFigures) -> String {
-    let t = &f.totals;
-    let title = format!("{}: new construction, {} to {}", f.aoi_name, f.period.from, f.period.to);
-    let mut body = format!(
-        "<h1>{}</h1>\n<p class=\"sub\">compound-watch {} summary of the AOI <code>{}</code>. The same figures are in summary.csv and summary.json.</p>\n",
-        esc(&title),
-        esc(&f.version),
-        esc(&f.aoi_slug)
-    );
-    body += "<div class=\"cards\">";
-    body += &card(&format!("{} ha", ha(t.new_ha)), "new construction");
-    body += &card(&t.new_polygons.to_string(), "new polygons");
-    body += &card(
-        &t.latest_builtup_ha.map_or("n/a".into(), |v| format!("{} ha", ha(v))),
-        &format!(
-            "built-up in {}",
-            t.latest_clear.map_or("no clear month".into(), |m| m.to_string())
-        ),
-    );
-    body += &card(&format!("{} of {}", t.gap_months.len(), t.months), "months too cloudy");
-    body += &card(&t.scenes.to_string(), "scenes used");
-    body += "</div>\n";
-    body += &html_words(&site_words(f));
-    body += "<h2>Charts</h2>\n";
-    for c in &f.charts {
-        body += &html_figure(c);
-    }
-    if !f.quicklooks.is_empty() {
-        body += "<h2>Before and after</h2>\n";
-        for q in &f.quicklooks {
-            body += &html_figure(q);
-        }
-    }
-    body += "<h2>Month by month</h2>\n<p class=\"note\">Built-up ha is measured over the month's clear pixels; <i>gap</i> means too cloudy to measure. New ha counts the report's polygons by the month they were first seen.</p>\n";
-    body += &html_table(&month_table(&f.months));
-    if !f.polygons.is_empty() {
-        body += &format!(
-            "<h2>Polygons</h2>\n<p class=\"note\">The largest {} of {}, by area.</p>\n",
-            f.polygons.len().min(POLYGONS_LISTED),
-            f.polygons.len()
-        );
-        body += &html_table(&polygon_table(f));
-    }
-    body += &format!(
-        "<h2>Provenance</h2>\n<ul>\n<li>software: {} {}</li>\n<li>source: {}</li>\n<li>period: {} to {}</li>\n</ul>\n<details><summary>{} scenes used</summary><pre>{}</pre></details>\n<details><summary>parameters</summary><pre>{}</pre></details>\n",
-        esc(&f.software),
-        esc(&f.version),
-        esc(&f.source),
-        f.period.from,
-        f.period.to,
-        f.scenes.len(),
-        esc(&f.scenes.join("\n")),
-        esc(&serde_json::to_string_pretty(&f.parameters).unwrap_or_default())
-    );
-    html_page(&title, &body)
-}
-
-/// `across.html`.
-pub(super) fn across_html(a: &AcrossFigures) -> String {
-    let title = format!("New construction across {}", plural(a.sites.len(), "AOI", "AOIs"));
-    let mut body = format!(
-        "<h1>{}</h1>\n<p class=\"sub\">compound-watch {} summary. The same figures are in across.csv and across.json; each AOI's own summary is in its scan output.</p>\n",
-        esc(&title),
-        esc(&a.version)
-    );
-    body += "<div class=\"cards\">";
-    body += &card(&format!("{} ha", ha(a.new_ha)), "new construction");
-    body += &card(&a.new_polygons.to_string(), "new polygons");
-    body += &card(&a.sites.len().to_string(), "AOIs");
-    body += "</div>\n";
-    body += &html_words(&across_words(a));
-    body += "<h2>Per AOI</h2>\n";
-    body += &html_table(&across_table(a));
-    body += "<h2>Chart</h2>\n";
-    for c in &a.charts {
-        body += &html_figure(c);
-    }
-    html_page(&title, &body)
+/// The title of an across-AOI page.
+pub(super) fn across_title(a: &AcrossFigures) -> String {
+    format!("New construction across {}", plural(a.sites.len(), "AOI", "AOIs"))
 }

@@ -1,5 +1,7 @@
 //! Before | after pictures of one new polygon: the scan's two chips side by side, enlarged so a
-//! 10 m pixel is visible, the detected outline drawn on both, each captioned with its month.
+//! 10 m pixel is visible, the detected outline drawn on both, each captioned with its month, and
+//! the polygon's id and month of first detection above them, so a picture forwarded on its own
+//! still says what and when. The scan makes one for every polygon of the report.
 //!
 //! Enlarging is nearest neighbour on purpose: smoothing would invent detail the 10 m pixels do not
 //! hold.
@@ -11,9 +13,6 @@ use super::chart::{drawing_error, font, FAMILY};
 use super::Quicklook;
 use crate::error::{Error, Result};
 use crate::month::Month;
-
-/// How many of the largest new polygons get before/after quicklooks.
-pub const QUICKLOOKS: usize = 4;
 
 /// Quicklook stretch: reflectance at or above this is white; a gamma of 1.5 lifts the dark
 /// vegetation. One fixed stretch for every chip, before and after alike, so a change of colour
@@ -93,6 +92,20 @@ pub(crate) fn quicklook(chip: &Chip) -> Option<Quicklook> {
     })
 }
 
+/// A true-colour picture of a composite given as red, green and blue reflectance x 10000 per pixel
+/// (row-major, `width` pixels a row; 0 = never seen clearly, drawn grey), with the quicklooks' fixed
+/// stretch.
+pub(crate) fn true_colour(bands: [&[u16]; 3], width: usize, height: usize) -> RgbImage {
+    RgbImage::from_fn(width as u32, height as u32, |x, y| {
+        let p = y as usize * width + x as usize;
+        let v = bands.map(|b| match b.get(p) {
+            Some(&v) if v > 0 => f32::from(v) / 10_000.0,
+            _ => f32::NAN,
+        });
+        image::Rgb(stretch(v))
+    })
+}
+
 /// One quicklook pixel: reflectance to 8 bits with the fixed stretch of [`QUICKLOOK_WHITE`] and a
 /// gamma of [`GAMMA`]; NaN (not seen clearly) is [`UNSEEN`] grey.
 fn stretch(p: [f32; 3]) -> [u8; 3] {
@@ -105,6 +118,7 @@ fn stretch(p: [f32; 3]) -> [u8; 3] {
 /// Smallest side, in screen pixels, a chip is enlarged to (by a whole factor).
 pub(super) const MIN_SIDE: u32 = 256;
 const MARGIN: u32 = 12;
+/// Height of each caption row: the polygon and its first month, then each chip's month.
 const CAPTION: u32 = 30;
 /// Yellow on a dark halo stands out over roofs, fields, water and cloud alike.
 const OUTLINE: RGBColor = RGBColor(255, 225, 0);
@@ -134,10 +148,10 @@ pub(super) fn render(q: &Quicklook) -> Result<RgbImage> {
     let k = scale(w, h);
     let (pw, ph) = (w * k, h * k);
     let width = 2 * pw + 3 * MARGIN;
-    let height = CAPTION + ph + 2 * MARGIN;
+    let height = 2 * CAPTION + ph + 2 * MARGIN;
     let mut canvas = RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
-    let left = (MARGIN, MARGIN + CAPTION);
-    let right = (2 * MARGIN + pw, MARGIN + CAPTION);
+    let left = (MARGIN, MARGIN + 2 * CAPTION);
+    let right = (2 * MARGIN + pw, MARGIN + 2 * CAPTION);
     for (chip, (x, y)) in [(&q.before, left), (&q.after, right)] {
         let big = imageops::resize(chip, pw, ph, imageops::FilterType::Nearest);
         imageops::replace(&mut canvas, &big, i64::from(x), i64::from(y));
@@ -147,6 +161,12 @@ pub(super) fn render(q: &Quicklook) -> Result<RgbImage> {
         let err = drawing_error(&what);
         let root = BitMapBackend::with_buffer(&mut raw, (width, height)).into_drawing_area();
         let font = (FAMILY, 18).into_font().color(&BLACK);
+        root.draw(&Text::new(
+            format!("{}: {:.2} ha, first seen {}", q.id, q.area_ha, q.first_detected),
+            (MARGIN as i32, MARGIN as i32 / 2 + 4),
+            (FAMILY, 20).into_font().color(&BLACK),
+        ))
+        .map_err(|e| err(e.to_string()))?;
         for ((x, y), text) in [
             (left, format!("before: {}", q.before_month)),
             (right, format!("after: {}", q.after_month)),

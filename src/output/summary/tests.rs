@@ -140,6 +140,8 @@ fn site(builtup: &[Option<f64>], features: Vec<Value>) -> SiteSummary {
         months,
         report: report(features),
         quicklooks: Vec::new(),
+        location: None,
+        generated: chrono::NaiveDate::from_ymd_opt(2026, 11, 29).unwrap(),
         synthetic: false,
     }
 }
@@ -400,11 +402,9 @@ fn synthetic_scans_say_so_first() {
     s.synthetic = true;
     write_site(dir.path(), &s).unwrap();
     let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    // Right under the title.
     let body = md.split_once("\n\n").unwrap().1;
-    assert!(
-        body.split_once("\n\n").unwrap().1.starts_with("> **SYNTHETIC DATA"),
-        "{md}"
-    );
+    assert!(body.starts_with("> **SYNTHETIC DATA"), "{md}");
     assert!(md.contains("no new construction was detected"));
 }
 
@@ -489,4 +489,113 @@ fn a_gap_is_drawn_as_a_grey_column_in_the_middle_of_the_chart() {
     );
     let f = figures(&site(&[Some(10.0), Some(11.0), Some(12.0)], Vec::new())).unwrap();
     assert!(grey_columns(&f.months).1.is_empty(), "no gap, no grey");
+}
+
+#[test]
+fn the_built_up_axis_starts_at_zero() {
+    let f = figures(&site(&[Some(57.2), Some(57.9), None, Some(58.4)], Vec::new())).unwrap();
+    let y = chart::builtup_range(&f.months);
+    assert_eq!(y.start, 0.0);
+    assert!(y.end > 58.4 && y.end < 70.0, "{y:?}");
+}
+
+#[test]
+fn html_is_the_markdown_rendered_so_no_markdown_syntax_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = site(&[Some(1.0), None, Some(1.5), Some(1.5), Some(1.5)], three_polygons());
+    s.synthetic = true;
+    s.aoi_name = "Site <b>*bold*</b> & co".into();
+    write_site(dir.path(), &s).unwrap();
+    let html = std::fs::read_to_string(dir.path().join("summary.html")).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    // The banner's command is code, not backticks; a name a user chose is text, never markup.
+    assert!(md.contains("`compound-watch sample`"));
+    assert!(html.contains("<blockquote>") && html.contains("<code>compound-watch sample</code>"));
+    assert!(!html.contains('`'), "{html}");
+    assert!(!html.contains("<b>") && html.contains("Site &lt;b&gt;*bold*&lt;/b&gt; &amp;"));
+    // Tables are tables, with gap months in italics.
+    assert!(html.contains("<table>") && !html.contains("|---"), "{md}");
+    assert!(html.contains("<td><em>2022-02</em></td>"), "{html}");
+}
+
+#[test]
+fn summary_json_writes_polygons_as_the_report_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut polygons = three_polygons();
+    polygons[0]["geometry"]["coordinates"][0][1][0] = json!(98.501_234_567_891);
+    write_site(dir.path(), &site(&[Some(1.0); 5], polygons)).unwrap();
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap()).unwrap();
+    let p = &json["polygons"][1];
+    assert_eq!(p["id"], "site-r1c1");
+    assert_eq!(p["first_detected"], "2022-02-01");
+    assert_eq!(p["n_clear_obs"], json!(20));
+    assert!(p["n_clear_obs"].is_u64());
+    for c in [&p["lon"], &p["lat"]] {
+        let decimals = c.to_string().split('.').nth(1).map_or(0, str::len);
+        assert!(decimals <= 6, "{c}");
+    }
+    assert_eq!(json["generated"], "2026-11-29");
+    // The three scenes share one time: the tie goes to the last id.
+    assert_eq!(json["latest_scene"]["id"], "S2B_2");
+    // And it reads back, as the across summary reads it.
+    assert_eq!(
+        read_site(dir.path()).unwrap().polygons[1].first_detected,
+        month("2022-02")
+    );
+}
+
+#[test]
+fn construction_dated_in_a_gap_month_is_counted_there_and_the_words_say_why() {
+    // A polygon whose own pixels were clear in a month too cloudy to measure the whole site: the
+    // report dates it there, so the month counts it, and the page explains a gap can date it.
+    let s = site(
+        &[Some(10.0), None, Some(12.0)],
+        vec![feature("site-r1c1", 0.56, "2022-02", 0.8, 0.0)],
+    );
+    let f = figures(&s).unwrap();
+    assert!(f.months[1].gap);
+    assert_eq!((f.months[1].new_ha, f.months[1].new_polygons), (0.56, 1));
+    let md = page::site_markdown(&f);
+    assert!(!md.contains("dated to the next clear month"), "{md}");
+    assert!(md.contains("A month too cloudy to measure the whole site can still date construction whose pixels it saw"));
+}
+
+#[test]
+fn the_mail_page_carries_its_pictures_and_the_location_map_numbers_polygons() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = site(
+        &[Some(1.0), Some(1.0), Some(1.0), Some(1.0), Some(1.0)],
+        three_polygons(),
+    );
+    s.quicklooks = vec![quicklook("site-r9c2")];
+    s.location = Some(LocationMap {
+        composite: image::RgbImage::from_pixel(40, 30, image::Rgb([40, 110, 40])),
+        metres_per_pixel: 10.0,
+        aoi: vec![vec![(1.0, 1.0), (39.0, 1.0), (39.0, 29.0), (1.0, 29.0)]],
+        polygons: vec![(
+            "site-r9c2".into(),
+            vec![(10.0, 10.0), (20.0, 10.0), (20.0, 20.0), (10.0, 20.0)],
+        )],
+    });
+    let written = write_site(dir.path(), &s).unwrap();
+    assert!(written.contains(&dir.path().join(MAIL_PAGE)));
+    let html = std::fs::read_to_string(dir.path().join("summary.html")).unwrap();
+    let mail = std::fs::read_to_string(dir.path().join(MAIL_PAGE)).unwrap();
+    let (linked, inside) = (sources(&html), sources(&mail));
+    assert_eq!(linked.len(), 4, "location, two charts, one quicklook: {linked:?}");
+    assert_eq!(linked[0], "summary/location.png");
+    assert_eq!(inside.len(), linked.len());
+    use base64::Engine as _;
+    for (path, src) in linked.iter().zip(&inside) {
+        let data = src.strip_prefix("data:image/png;base64,").unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD.decode(data).unwrap();
+        assert_eq!(bytes, std::fs::read(dir.path().join(path)).unwrap(), "{path}");
+    }
+    // The map: enlarged 40 times to 1600 px, the polygon (the largest, number 1) outlined in
+    // yellow along its top edge.
+    let map = image::open(dir.path().join(&linked[0])).unwrap().to_rgb8();
+    assert_eq!(map.dimensions(), (1600, 1200));
+    let edge = map.get_pixel(600, 400);
+    assert!(edge.0[0] > 200 && edge.0[1] > 180 && edge.0[2] < 80, "{edge:?}");
+    assert_eq!(map.get_pixel(600, 600).0, [40, 110, 40]);
 }

@@ -222,13 +222,20 @@ pub fn python_tool(tool: &str, args: &[&str], needs: &str) -> Option<std::proces
 /// python that can import qgis); otherwise skips (or fails under CI) and returns None.
 pub fn qgis_tool(tool: &str, args: &[&Path]) -> Option<std::process::Output> {
     let shared = shared()?;
+    qgis_python(&shared.join("tools/qgis").join(tool), args)
+}
+
+/// Runs a PyQGIS `script` with Debian's python3, headless; None (the test skipped, or failed
+/// under CI) when QGIS cannot be imported.
+pub fn qgis_python<S: AsRef<std::ffi::OsStr>>(script: &Path, args: &[S]) -> Option<std::process::Output> {
     let python = "/usr/bin/python3";
     let probe = std::process::Command::new(python)
         .args(["-c", "import qgis.core"])
         .output();
     if !probe.is_ok_and(|o| o.status.success()) {
         skip_or_fail(&format!(
-            "{python} cannot import qgis (make qgis installs it), so {tool} cannot run"
+            "{python} cannot import qgis (make qgis installs it), so {} cannot run",
+            script.display()
         ));
         return None;
     }
@@ -237,7 +244,7 @@ pub fn qgis_tool(tool: &str, args: &[&Path]) -> Option<std::process::Output> {
     std::fs::set_permissions(runtime.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     Some(
         std::process::Command::new(python)
-            .arg(shared.join("tools/qgis").join(tool))
+            .arg(script)
             .args(args)
             .env("QT_QPA_PLATFORM", "offscreen")
             .env("XDG_RUNTIME_DIR", runtime.path())
