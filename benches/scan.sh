@@ -48,9 +48,16 @@ for size in $SIZES; do
   read -r bbox revisit <<<"$(box "$size")"
   sample="$WORK/$size-$SAMPLE_MONTHS"
   if [ ! -f "$sample/catalog.json" ]; then
-    "$BIN" -q sample --out "$sample" --bbox "$bbox" --seed 11 \
+    "$BIN" sample --out "$sample" --bbox "$bbox" --seed 11 \
       --first 2021-07-02 --last "$(last_day "$SAMPLE_MONTHS")" --revisit-days "$revisit" >/dev/null
   fi
+  # The box as an AOI file, for the peer (the scan takes --bbox).
+  python3 -c "
+import json,sys
+w,s,e,n=map(float,sys.argv[1].split(','))
+ring=[[w,s],[e,s],[e,n],[w,n],[w,s]]
+json.dump({'type':'FeatureCollection','features':[{'type':'Feature','properties':{'name':'bench'},
+  'geometry':{'type':'Polygon','coordinates':[ring]}}]},open(sys.argv[2],'w'))" "$bbox" "$sample/aoi.geojson"
   to=$(to_month "$MONTHS")
   for jobs in 1 2; do
     for mode in cold warm; do
@@ -59,11 +66,11 @@ for size in $SIZES; do
         out="$WORK/out-$size"; cache="$WORK/cache-$size"
         if [ "$mode" = cold ]; then rm -rf "$cache"; fi
         if [ "$mode" = warm ] && [ ! -d "$cache" ]; then
-          "$BIN" -q scan --bbox "$bbox" --source "$sample/catalog.json" --from 2021-07 --to "$to" \
+          "$BIN" scan -q --bbox "$bbox" --source "$sample/catalog.json" --from 2021-07 --to "$to" \
             --out "$out" --cache "$cache" >/dev/null || true
         fi
         rm -rf "$out"
-        /usr/bin/time -f '%e %M' -o "$WORK/time" "$BIN" -q scan --bbox "$bbox" \
+        /usr/bin/time -f '%e %M' -o "$WORK/time" "$BIN" scan -q --bbox "$bbox" \
           --source "$sample/catalog.json" --from 2021-07 --to "$to" --out "$out" --cache "$cache" \
           --jobs "$jobs" --json >"$WORK/scan.json" || [ $? -eq 3 ]
         read -r wall kb <"$WORK/time"

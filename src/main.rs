@@ -869,7 +869,6 @@ fn run_sample(args: SampleArgs) -> Result<ExitCode, compound_watch::Error> {
         first: args.first.unwrap_or(default.first),
         last: args.last.unwrap_or(default.last),
         revisit_days: args.revisit_days.unwrap_or(default.revisit_days),
-        ..default
     };
     if spec.last < spec.first {
         return Err(compound_watch::Error::Config {

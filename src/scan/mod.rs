@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::io::cache::Cache;
-use crate::io::source::{Band, Scene, SceneSearch, Skipped};
+use crate::io::source::{Band, SceneSearch, Skipped};
 use crate::io::window::WindowReader;
 use crate::output::diff;
 use crate::output::provenance::{self, AoiRecord, Parameters, Period, Provenance, SceneRecord};
@@ -186,6 +186,7 @@ fn scan_locked(
     let skipped = [found.rejected.as_slice(), fetched.skipped.as_slice()].concat();
     let mut decided = offsets::offsets(grid, &cache, fetched.scenes.clone(), progress)?;
     decided.no_data.extend(fetched.no_data.iter().map(|s| s.id.clone()));
+    decided.cloudy = fetched.cloudy.iter().map(|s| s.id.clone()).collect();
     // Scenes seen to hold nothing clear or no data are not failures: the share used is of the others.
     let readable = found.found.saturating_sub(fetched.cloudy.len() + decided.no_data.len());
     if let Some(reason) = refusal(config, found.found, readable, decided.scenes.len(), &skipped) {
@@ -220,7 +221,7 @@ fn scan_locked(
         total: 1,
     });
     let mut assembled = assemble::assemble(config, grid, results, &decided.scenes, &months)?;
-    let provenance = provenance_of(config, grid, source, &decided, norm, &found, &skipped, &fetched.cloudy);
+    let provenance = provenance_of(config, grid, source, &decided, norm, &found, &skipped);
     let aoi_pixels = aoi_mask.iter().filter(|&&m| m).count() as u64;
     let months = assembled.month_figures(&months, &acquired, aoi_pixels, grid.res);
     let staging = publish::Staging::begin(&config.out_dir)?;
@@ -243,7 +244,7 @@ fn scan_locked(
         windows_cached: fetched.windows_cached,
         skipped,
         no_data: decided.no_data,
-        cloudy: fetched.cloudy.iter().map(|s| s.id.clone()).collect(),
+        cloudy: decided.cloudy,
         windows_scouted: fetched.windows_scouted,
         months_with_scenes,
         detections: assembled.construction.len(),
@@ -293,7 +294,6 @@ fn provenance_of(
     normalization: crate::detect::Normalization,
     found: &search::Searched,
     skipped: &[Skipped],
-    cloudy: &[Scene],
 ) -> Provenance {
     let aoi = &config.aoi;
     Provenance {
@@ -342,6 +342,6 @@ fn provenance_of(
         skipped: skipped.to_vec(),
         superseded: found.superseded.clone(),
         no_data: decided.no_data.clone(),
-        cloudy: cloudy.iter().map(|s| s.id.clone()).collect(),
+        cloudy: decided.cloudy.clone(),
     }
 }

@@ -28,6 +28,9 @@ pub(crate) struct Decided {
     pub(crate) mostly_clear: Vec<bool>,
     /// Scenes read without error that hold no data over the grid.
     pub(crate) no_data: Vec<String>,
+    /// Scenes whose classes showed nothing clear over the grid (set by the fetch, which read no
+    /// more of them).
+    pub(crate) cloudy: Vec<String>,
 }
 
 impl Decided {
