@@ -184,7 +184,9 @@ pub fn run(list: &WatchList, options: &RunOptions, progress: &dyn RunProgress) -
 }
 
 /// Scans the given sites, each into `<out>/<name>/`: at most `options.parallel` at once, and (with
-/// `options.memory_mb`) only as many as fit in the memory budget together, in the list's order.
+/// `options.memory_mb`) only as many as fit in the memory budget together: a site waits until its
+/// estimate fits beside those running, and the sites waiting start as memory frees, not
+/// necessarily in the list's order.
 pub fn scan_sites(
     list: &WatchList,
     sites: &[&Site],
