@@ -42,11 +42,23 @@ pub(crate) fn utm_epsg(lon: f64, lat: f64) -> u32 {
 impl Grid {
     /// The grid at `res` metres that covers the AOI, in the UTM zone of its centroid.
     pub fn for_aoi(aoi: &Aoi, res: f64) -> Result<Grid> {
-        let c = aoi.geometry.centroid().ok_or_else(|| Error::Aoi {
-            path: aoi.origin.clone().into(),
-            reason: "has no centroid".into(),
-        })?;
-        let epsg = utm_epsg(c.x(), c.y());
+        Grid::for_aoi_in(aoi, res, None)
+    }
+
+    /// The grid at `res` metres that covers the AOI in the CRS `epsg`, or in the UTM zone of its
+    /// centroid when `None`. The tiles of a region keep their region's zone, so that their pixels
+    /// are the region's pixels.
+    pub fn for_aoi_in(aoi: &Aoi, res: f64, epsg: Option<u32>) -> Result<Grid> {
+        let epsg = match epsg {
+            Some(epsg) => epsg,
+            None => {
+                let c = aoi.geometry.centroid().ok_or_else(|| Error::Aoi {
+                    path: aoi.origin.clone().into(),
+                    reason: "has no centroid".into(),
+                })?;
+                utm_epsg(c.x(), c.y())
+            }
+        };
         let utm = Projector::new(4326, epsg)?.multi_polygon(&aoi.geometry)?;
         use geo::BoundingRect;
         let r = utm.bounding_rect().expect("a checked AOI has coordinates");

@@ -55,6 +55,22 @@ Exit codes:
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Say more: `scan` and `run` print how long each stage took and the scenes that hold no
+    /// data, `run` each site's stages too (as `--json` lines with --json); `diff` prints a line per
+    /// polygon, `summary` each folder read, `sample` what it generates, `cache` the cut-off.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    verbose: bool,
+    /// Say less: `scan` and `run` print no progress, only the final summary and errors; the other
+    /// commands print only errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+/// How much the commands say (-q, -v).
+#[derive(Clone, Copy)]
+struct Talk {
+    quiet: bool,
+    verbose: bool,
 }
 
 #[derive(Subcommand)]
@@ -130,12 +146,14 @@ struct RunArgs {
     /// Seconds before an HTTP request is given up (and retried).
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     timeout: u64,
+    /// Memory the sites scanned at once may take together, MB [default: the watch list's
+    /// `memory_mb`, else no budget]. Each site's need is estimated from its grid's pixels x months
+    /// (README, "Watching many sites"); a site larger than the budget is scanned alone.
+    #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(1..))]
+    memory: Option<u64>,
     /// Worker threads [default: all cores].
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
-    /// No line per site; only the final summary and errors.
-    #[arg(short, long)]
-    quiet: bool,
     /// Machine-readable output for schedulers: one JSON object per line on stdout as each site
     /// starts and ends (`{"event":"site",...}`, the ending one with its run.json record), then the
     /// run's (`{"event":"run",...}`, run.json's content).
@@ -288,9 +306,6 @@ struct ScanArgs {
     /// Worker threads [default: all cores].
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
-    /// No progress output; only the final summary and errors.
-    #[arg(short, long)]
-    quiet: bool,
     /// Exit with 5 when the diff against the previous report has added or grown polygons, like
     /// `git diff --exit-code`.
     #[arg(long)]
@@ -376,8 +391,11 @@ struct CliProgress {
     bar: Mutex<Option<indicatif::ProgressBar>>,
     terminal: bool,
     quiet: bool,
+    verbose: bool,
     json: bool,
     abort_at: Option<AbortAt>,
+    /// The stage under way and when it started (for -v).
+    stage: Mutex<Option<(String, std::time::Instant)>>,
 }
 
 /// TEST-ONLY hook, a `kill -9` at a chosen moment: with `COMPOUND_WATCH_ABORT_AT=STAGE` the process
@@ -445,6 +463,9 @@ impl Progress for CliProgress {
 
 impl CliProgress {
     fn show(&self, event: Event<'_>) {
+        if let Event::Stage { name, .. } = event {
+            self.stage_ended(Some(name));
+        }
         if self.json {
             if let Event::Stage { name, total } = event {
                 json_line(&serde_json::json!({"event": "stage", "time": now(), "name": name, "total": total}));
@@ -470,7 +491,7 @@ impl CliProgress {
                     b.set_prefix(name.to_owned());
                     *bar = Some(b);
                 } else {
-                    eprintln!("compound-watch: {name} ({total})");
+                    eprintln!("compound-watch: {} {name} ({total})", stamp());
                 }
             }
             Event::Advance(n) => {
@@ -482,12 +503,52 @@ impl CliProgress {
     }
 }
 
+impl CliProgress {
+    fn new(talk: Talk, json: bool, abort_at: Option<AbortAt>) -> CliProgress {
+        CliProgress {
+            bar: Mutex::new(None),
+            terminal: std::io::stderr().is_terminal(),
+            quiet: talk.quiet,
+            verbose: talk.verbose,
+            json,
+            abort_at,
+            stage: Mutex::new(None),
+        }
+    }
+
+    /// With -v: says how long the stage under way took, and starts timing `next`.
+    fn stage_ended(&self, next: Option<&str>) {
+        if !self.verbose {
+            return;
+        }
+        let mut stage = self.stage.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((name, started)) = stage.take() {
+            let seconds = started.elapsed().as_secs_f64();
+            if self.json {
+                json_line(&serde_json::json!({"event": "stage_done", "time": now(), "name": name, "seconds": seconds}));
+            } else {
+                if let Some(b) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    b.finish();
+                }
+                eprintln!("compound-watch: {} {name} done in {seconds:.2} s", stamp());
+            }
+        }
+        *stage = next.map(|n| (n.to_owned(), std::time::Instant::now()));
+    }
+}
+
 impl Drop for CliProgress {
     fn drop(&mut self) {
         if let Some(b) = self.bar.lock().ok().and_then(|mut b| b.take()) {
             b.finish();
         }
+        self.stage_ended(None);
     }
+}
+
+/// The time now, UTC, RFC 3339 to the second: the stamp on progress lines.
+fn stamp() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn default_cache() -> PathBuf {
@@ -520,7 +581,7 @@ fn usage_error(message: String) -> ! {
         .exit()
 }
 
-fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
+fn run_scan(args: ScanArgs, talk: Talk) -> Result<ExitCode, compound_watch::Error> {
     let config = scan_config(&args)?;
     if let Some(jobs) = args.jobs {
         // Only fails if a pool already exists, which cannot happen this early.
@@ -536,13 +597,7 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
         Http::new(Duration::from_secs(args.timeout), retry),
     )?;
     let reader = GdalReader::new(retry, args.timeout)?;
-    let progress = CliProgress {
-        bar: Mutex::new(None),
-        terminal: std::io::stderr().is_terminal(),
-        quiet: args.quiet,
-        json: args.json,
-        abort_at: AbortAt::from_env()?,
-    };
+    let progress = CliProgress::new(talk, args.json, AbortAt::from_env()?);
     let outcome = scan::run(&config, source.as_ref(), &reader, &progress);
     // The bar is finished before anything else is printed.
     drop(progress);
@@ -563,6 +618,11 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, compound_watch::Error> {
                 print_scan(&summary, &config);
             }
             print_skipped(&summary.skipped);
+            if talk.verbose {
+                for id in &summary.no_data {
+                    eprintln!("no data {id}: no pixel over the AOI (not used, not an error)");
+                }
+            }
             let new = summary.changes.added + summary.changes.grown > 0;
             Ok(ExitCode::from(if args.exit_code && new {
                 watch::exit::NEW_FOUND
@@ -670,8 +730,15 @@ fn print_skipped(skipped: &[Skipped]) {
     }
 }
 
-fn run_cache(args: CacheArgs) -> Result<ExitCode, compound_watch::Error> {
+fn run_cache(args: CacheArgs, talk: Talk) -> Result<ExitCode, compound_watch::Error> {
     let cache = Cache::new(args.cache.unwrap_or_else(default_cache));
+    if talk.quiet {
+        // Nothing is printed; prune still prunes.
+        if let CacheAction::Prune { older_than_days } = args.action {
+            cache.prune(Duration::from_secs(older_than_days * 86_400))?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     match args.action {
         CacheAction::Info => {
             let u = cache.usage()?;
@@ -684,6 +751,13 @@ fn run_cache(args: CacheArgs) -> Result<ExitCode, compound_watch::Error> {
             );
         }
         CacheAction::Prune { older_than_days } => {
+            if talk.verbose {
+                let cut = chrono::Utc::now() - chrono::Duration::days(older_than_days as i64);
+                say!(
+                    "cut-off:   windows last used before {}",
+                    cut.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+            }
             let u = cache.prune(Duration::from_secs(older_than_days * 86_400))?;
             say!(
                 "pruned:    {} ({:.1} MB in {}) from {}",
@@ -697,9 +771,20 @@ fn run_cache(args: CacheArgs) -> Result<ExitCode, compound_watch::Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_eval(args: EvalArgs) -> Result<ExitCode, compound_watch::Error> {
+fn run_eval(args: EvalArgs, talk: Talk) -> Result<ExitCode, compound_watch::Error> {
     let EvalDataset::Oscd { data, out, min_pixels } = args.dataset;
+    if talk.verbose {
+        eprintln!(
+            "compound-watch: {} eval: cities in {}, change maps to {}",
+            stamp(),
+            data.display(),
+            out.display()
+        );
+    }
     let evaluation = compound_watch::eval::oscd(&data, &out, &Default::default(), min_pixels)?;
+    if talk.quiet {
+        return Ok(ExitCode::SUCCESS);
+    }
     say_raw!("{}", compound_watch::eval::markdown(&evaluation));
     say!(
         "written:   {} and {}",
@@ -709,13 +794,25 @@ fn run_eval(args: EvalArgs) -> Result<ExitCode, compound_watch::Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_summary(args: SummaryArgs) -> Result<ExitCode, compound_watch::Error> {
+fn run_summary(args: SummaryArgs, talk: Talk) -> Result<ExitCode, compound_watch::Error> {
     let sites = args
         .dirs
         .iter()
-        .map(|dir| summary::read_site(dir))
+        .map(|dir| {
+            if talk.verbose {
+                eprintln!(
+                    "compound-watch: {} reading {}",
+                    stamp(),
+                    dir.join("summary.json").display()
+                );
+            }
+            summary::read_site(dir)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let written = summary::write_across(&args.out, &sites)?;
+    if talk.quiet {
+        return Ok(ExitCode::SUCCESS);
+    }
     let totals = summary::across_figures(&sites);
     say!(
         "summary:   {}, {:.2} ha of new construction in {}",
@@ -729,20 +826,46 @@ fn run_summary(args: SummaryArgs) -> Result<ExitCode, compound_watch::Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_diff(args: DiffArgs) -> Result<ExitCode, compound_watch::Error> {
+fn run_diff(args: DiffArgs, talk: Talk) -> Result<ExitCode, compound_watch::Error> {
     let diff = compound_watch::diff::diff_files(&args.old, &args.new, &args.out)?;
+    if talk.quiet {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if talk.verbose {
+        for f in &diff.collection.features {
+            let text = |k: &str| {
+                f.property(k)
+                    .map(|v| v.to_string().trim_matches('"').to_owned())
+                    .unwrap_or_default()
+            };
+            say!(
+                "polygon:   {} {} ({} m²)",
+                text("id"),
+                text("change"),
+                text("area_delta_m2")
+            );
+        }
+    }
     say!("diff:      {} ({})", args.out.display(), diff.counts);
     Ok(ExitCode::SUCCESS)
 }
 
 /// A line per site on stderr as it starts and ends, nothing with --quiet.
 struct SiteLines {
-    quiet: bool,
+    talk: Talk,
     json: bool,
+    /// Per site, the stage under way and when it started (for -v).
+    stages: Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
 }
 
 impl RunProgress for SiteLines {
     fn event(&self, event: RunEvent<'_>) {
+        if self.talk.verbose {
+            self.stage_lines(event);
+        }
+        if matches!(event, RunEvent::Stage { .. }) {
+            return;
+        }
         if self.json {
             json_line(&match event {
                 RunEvent::Started { site } => {
@@ -751,13 +874,14 @@ impl RunProgress for SiteLines {
                 RunEvent::Finished(s) => {
                     serde_json::json!({"event": "site", "time": now(), "site": s.name, "state": "finished", "record": s})
                 }
+                RunEvent::Stage { .. } => return,
             });
             return;
         }
-        if self.quiet {
+        if self.talk.quiet {
             return;
         }
-        let time = chrono::Utc::now().format("%H:%M:%SZ");
+        let time = stamp();
         match event {
             RunEvent::Started { site } => eprintln!("compound-watch: {time} {site}: scanning"),
             RunEvent::Finished(s) if s.status == Status::Published => eprintln!(
@@ -777,11 +901,44 @@ impl RunProgress for SiteLines {
                 s.exit_code,
                 s.reason
             ),
+            RunEvent::Stage { .. } => {}
         }
     }
 }
 
-fn run_watch(args: RunArgs) -> Result<ExitCode, compound_watch::Error> {
+impl SiteLines {
+    /// With -v: each site's stages as they start, and how long the one before took.
+    fn stage_lines(&self, event: RunEvent<'_>) {
+        let (site, next) = match event {
+            RunEvent::Stage { site, name, total } => (site, Some((name, total))),
+            RunEvent::Finished(s) => (s.name.as_str(), None),
+            RunEvent::Started { .. } => return,
+        };
+        let mut stages = self.stages.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((name, started)) = stages.remove(site) {
+            let seconds = started.elapsed().as_secs_f64();
+            if self.json {
+                json_line(
+                    &serde_json::json!({"event": "stage_done", "time": now(), "site": site, "name": name, "seconds": seconds}),
+                );
+            } else {
+                eprintln!("compound-watch: {} {site}: {name} done in {seconds:.2} s", stamp());
+            }
+        }
+        if let Some((name, total)) = next {
+            if self.json {
+                json_line(
+                    &serde_json::json!({"event": "stage", "time": now(), "site": site, "name": name, "total": total}),
+                );
+            } else {
+                eprintln!("compound-watch: {} {site}: {name} ({total})", stamp());
+            }
+            stages.insert(site.to_owned(), (name.to_owned(), std::time::Instant::now()));
+        }
+    }
+}
+
+fn run_watch(args: RunArgs, talk: Talk) -> Result<ExitCode, compound_watch::Error> {
     let mut list = watch::load(&args.watchlist, chrono::Utc::now().date_naive())?;
     if let Some(out) = &args.out {
         list.out.clone_from(out);
@@ -800,11 +957,13 @@ fn run_watch(args: RunArgs) -> Result<ExitCode, compound_watch::Error> {
             .or_else(|| list.cache.clone())
             .unwrap_or_else(default_cache),
         parallel: args.parallel.unwrap_or(list.parallel).max(1),
+        memory_mb: args.memory.or(list.memory_mb),
         timeout_secs: args.timeout,
     };
     let progress = SiteLines {
-        quiet: args.quiet,
+        talk,
         json: args.json,
+        stages: Mutex::default(),
     };
     if let Some(shard) = args.shard {
         let (path, sites) = watch::shard::run_shard(&list, shard, &options, &progress)?;
@@ -860,7 +1019,7 @@ fn run_watch(args: RunArgs) -> Result<ExitCode, compound_watch::Error> {
     Ok(ExitCode::from(r.exit_code(args.exit_code)))
 }
 
-fn run_sample(args: SampleArgs) -> Result<ExitCode, compound_watch::Error> {
+fn run_sample(args: SampleArgs, talk: Talk) -> Result<ExitCode, compound_watch::Error> {
     let default = SampleSpec::default();
     let spec = SampleSpec {
         seed: args.seed,
@@ -876,7 +1035,22 @@ fn run_sample(args: SampleArgs) -> Result<ExitCode, compound_watch::Error> {
             reason: format!("{} is before --first {}; give a later date", spec.last, spec.first),
         });
     }
+    if talk.verbose {
+        eprintln!(
+            "compound-watch: {} sample: {} (seed {}), box {:?}, {} to {} every {} days",
+            stamp(),
+            spec.scenario,
+            spec.seed,
+            spec.bbox,
+            spec.first,
+            spec.last,
+            spec.revisit_days
+        );
+    }
     let summary = sample::generate(&args.out, &spec)?;
+    if talk.quiet {
+        return Ok(ExitCode::SUCCESS);
+    }
     say!(
         "sample:    {} (SYNTHETIC: {}, {})",
         summary.catalog.display(),
@@ -938,14 +1112,18 @@ fn share(text: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&cli_command().get_matches()).unwrap_or_else(|e| e.exit());
+    let talk = Talk {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
     let outcome = match cli.command {
-        Command::Scan(args) => run_scan(*args),
-        Command::Sample(args) => run_sample(args),
-        Command::Cache(args) => run_cache(args),
-        Command::Eval(args) => run_eval(args),
-        Command::Summary(args) => run_summary(args),
-        Command::Diff(args) => run_diff(args),
-        Command::Run(args) => run_watch(args),
+        Command::Scan(args) => run_scan(*args, talk),
+        Command::Sample(args) => run_sample(args, talk),
+        Command::Cache(args) => run_cache(args, talk),
+        Command::Eval(args) => run_eval(args, talk),
+        Command::Summary(args) => run_summary(args, talk),
+        Command::Diff(args) => run_diff(args, talk),
+        Command::Run(args) => run_watch(args, talk),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("compound-watch: error: {e}");

@@ -49,6 +49,9 @@ pub struct ScanConfig {
     /// Largest analysis grid accepted, km² (the grid is the AOI's bounding box in UTM, so parts
     /// far apart make a large grid from a small area).
     pub max_grid_km2: f64,
+    /// The grid's CRS (a UTM zone's EPSG code); `None` picks the zone of the AOI's centroid. The
+    /// tiles of a region (`watch::tile`) are scanned in their region's zone.
+    pub epsg: Option<u32>,
 }
 
 /// The first month with Sentinel-2 L2A data (Sentinel-2A began acquiring in June 2015).
@@ -79,6 +82,7 @@ impl ScanConfig {
             min_scenes: 4,
             min_used_share: 0.5,
             max_grid_km2: 2_500.0,
+            epsg: None,
         }
     }
 

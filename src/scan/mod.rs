@@ -95,7 +95,7 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<ScanSummary> {
     config.check()?;
-    let grid = Grid::for_aoi(&config.aoi, 10.0)?;
+    let grid = Grid::for_aoi_in(&config.aoi, 10.0, config.epsg)?;
     config.check_grid(&grid)?;
     let out = &config.out_dir;
     if out.exists() && !out.is_dir() {

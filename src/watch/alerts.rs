@@ -295,6 +295,7 @@ mod tests {
             report: Some("s/report.geojson".into()),
             diff: Some("s/diff.geojson".into()),
             summary: Some("s/summary.md".into()),
+            tiles: 0,
         }
     }
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
+use crate::detect::RoofModel;
 use crate::error::{Error, Result};
 use crate::month::Month;
 
@@ -23,8 +24,10 @@ pub struct WatchList {
     pub out: PathBuf,
     /// The window cache shared by every site, if the list names one (else the binary's default).
     pub cache: Option<PathBuf>,
-    /// Sites scanned at once.
+    /// Sites scanned at once, at most.
     pub parallel: usize,
+    /// Memory the sites scanned at once may take together, MB (`memory_mb`; None: no budget).
+    pub memory_mb: Option<u64>,
     /// The sites, in the order of the file.
     pub sites: Vec<Site>,
     /// What to do when something new is found.
@@ -50,6 +53,11 @@ pub struct Site {
     pub max_cloud_cover: Option<f64>,
     /// Minimum mapping unit, m² (the scan's default when `None`).
     pub min_area_m2: Option<f64>,
+    /// Which surfaces count as roofs, as `scan --roofs` (the scan's default when `None`).
+    pub roofs: Option<RoofModel>,
+    /// A site whose grid covers more than this many km² is scanned in tiles (see
+    /// [`crate::watch::tile`]; [`crate::watch::tile::DEFAULT_TILE_KM2`] when `None`).
+    pub tile_km2: Option<f64>,
 }
 
 /// A site's outline: an AOI file or a box.
@@ -98,8 +106,11 @@ struct RawList {
     out: Option<PathBuf>,
     cache: Option<PathBuf>,
     parallel: Option<usize>,
+    memory_mb: Option<u64>,
     max_cloud_cover: Option<f64>,
     min_area: Option<f64>,
+    roofs: Option<String>,
+    tile_km2: Option<f64>,
     #[serde(default)]
     alerts: RawAlerts,
     #[serde(default)]
@@ -126,6 +137,8 @@ struct RawSite {
     to: Option<String>,
     max_cloud_cover: Option<f64>,
     min_area: Option<f64>,
+    roofs: Option<String>,
+    tile_km2: Option<f64>,
 }
 
 /// Reads and checks a watch list; `today` resolves `to = "last-complete-month"`.
@@ -173,6 +186,12 @@ pub fn parse(text: &str, path: &Path, today: NaiveDate) -> Result<WatchList> {
             "must be at least 1 (the sites scanned at once)".into(),
         ));
     }
+    if raw.memory_mb == Some(0) {
+        return Err(fail(
+            "memory_mb",
+            "must be at least 1 (MB the sites scanned at once may take together); leave it out for no budget".into(),
+        ));
+    }
     let mut names = BTreeSet::new();
     let sites = raw
         .site
@@ -198,6 +217,7 @@ pub fn parse(text: &str, path: &Path, today: NaiveDate) -> Result<WatchList> {
         out: base.join(out),
         cache: raw.cache.as_ref().map(|c| base.join(c)),
         parallel,
+        memory_mb: raw.memory_mb,
         sites,
         alerts: alert_settings(&raw.alerts).map_err(|(key, reason)| fail(&format!("alerts.{key}"), reason))?,
     })
@@ -319,6 +339,7 @@ fn resolve_site(site: &RawSite, list: &RawList, base: &Path, today: NaiveDate) -
             format!("{to} is before `from` {from}; the period runs from `from` to `to`"),
         ));
     }
+    let (roofs, tile_km2) = roofs_and_tiles(site, list)?;
     Ok(Site {
         name: site.name.clone(),
         area,
@@ -328,7 +349,25 @@ fn resolve_site(site: &RawSite, list: &RawList, base: &Path, today: NaiveDate) -
         to,
         max_cloud_cover: site.max_cloud_cover.or(list.max_cloud_cover),
         min_area_m2: site.min_area.or(list.min_area),
+        roofs,
+        tile_km2,
     })
+}
+
+/// A site's `roofs` and `tile_km2`, or the list's.
+fn roofs_and_tiles(site: &RawSite, list: &RawList) -> std::result::Result<(Option<RoofModel>, Option<f64>), KeyError> {
+    let roofs = match site.roofs.as_ref().or(list.roofs.as_ref()) {
+        Some(text) => Some(text.parse::<RoofModel>().map_err(|e| ("roofs".to_owned(), e))?),
+        None => None,
+    };
+    let tile_km2 = site.tile_km2.or(list.tile_km2);
+    if tile_km2.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
+        return Err((
+            "tile_km2".into(),
+            "must be a positive area in km² (the largest grid scanned as one tile)".into(),
+        ));
+    }
+    Ok((roofs, tile_km2))
 }
 
 /// `YYYY-MM`, or `last-complete-month`: the month before `today`'s.
@@ -461,6 +500,21 @@ mod tests {
                 "missing",
             ),
             (head.into(), "site", "at least one [[site]]"),
+            (
+                format!("{head}roofs = \"red\"\n[[site]]\nname = \"a\"\nbbox = [0, 0, 1, 1]\n"),
+                "site[0] (a).roofs",
+                "bright-flat or any-material",
+            ),
+            (
+                format!("{head}[[site]]\nname = \"a\"\nbbox = [0, 0, 1, 1]\ntile_km2 = 0\n"),
+                "site[0] (a).tile_km2",
+                "positive area",
+            ),
+            (
+                format!("{head}memory_mb = 0\n[[site]]\nname = \"a\"\nbbox = [0, 0, 1, 1]\n"),
+                "memory_mb",
+                "at least 1",
+            ),
         ];
         for (text, key, fix) in cases {
             let e = error_of(&text);
@@ -468,6 +522,20 @@ mod tests {
             assert!(e.contains(key), "{key} not in {e}");
             assert!(e.contains(fix), "{fix} not in {e}");
         }
+    }
+
+    #[test]
+    fn roofs_and_tile_size_are_global_defaults_a_site_may_override() {
+        let list = parse_str(
+            "source = \"s\"\nfrom = \"2021-07\"\nto = \"2022-01\"\nout = \"o\"\nroofs = \"any-material\"\n\
+             tile_km2 = 100\nmemory_mb = 4000\n[[site]]\nname = \"a\"\nbbox = [0, 0, 1, 1]\n\
+             [[site]]\nname = \"b\"\nbbox = [0, 0, 1, 1]\nroofs = \"bright-flat\"\ntile_km2 = 50\n",
+        )
+        .unwrap();
+        assert_eq!(list.memory_mb, Some(4000));
+        let [a, b] = &list.sites[..] else { panic!("two sites") };
+        assert_eq!((a.roofs, a.tile_km2), (Some(RoofModel::AnyMaterial), Some(100.0)));
+        assert_eq!((b.roofs, b.tile_km2), (Some(RoofModel::BrightFlat), Some(50.0)));
     }
 
     #[test]

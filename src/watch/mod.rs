@@ -11,6 +11,7 @@ mod alerts;
 pub mod list;
 mod record;
 pub mod shard;
+pub mod tile;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::io::http::{Http, RetryPolicy};
 use crate::io::source;
 use crate::io::window::GdalReader;
-use crate::scan::{self, ScanConfig, ScanSummary, Silent};
+use crate::scan::{self, ScanConfig, ScanSummary};
 
 pub use alerts::{Alert, Delivery};
 pub use list::{load, parse, AlertSettings, Area, Site, WatchList};
@@ -48,10 +49,71 @@ pub mod exit {
 pub struct RunOptions {
     /// The window cache every site shares.
     pub cache: PathBuf,
-    /// Sites scanned at once.
+    /// Sites scanned at once, at most.
     pub parallel: usize,
+    /// Memory the sites scanned at once may take together, MB, as [`estimate_mb`] reckons it
+    /// (None: only `parallel` limits them). A site larger than the budget is scanned alone.
+    pub memory_mb: Option<u64>,
     /// Seconds before one HTTP request of a scan is given up (and retried).
     pub timeout_secs: u64,
+}
+
+/// Memory a scan holds per million grid pixels per month of its period, MB: measured as the peak
+/// resident memory of `scan` on the generated sample (24 months; 0.048 Mpixel: 167 MB, 0.214 Mpixel:
+/// 307 MB, so 840 MB per Mpixel, 35 per Mpixel-month), rounded up.
+pub const MB_PER_MPIXEL_MONTH: f64 = 36.0;
+
+/// Memory of the process itself (GDAL, thread pools, the binary), MB, once per run: the same
+/// measurement's intercept (about 127 MB), rounded up.
+pub const PROCESS_MB: u64 = 130;
+
+/// The memory a site's scan is expected to take at its peak, MB, beyond the process's own: its
+/// grid's pixels times its months; a tiled site's largest tile (its tiles are scanned one after
+/// another). 0 when the site's outline cannot be read (its scan fails at once).
+pub fn estimate_mb(site: &Site) -> u64 {
+    let limits = AoiLimits::default();
+    let aoi = match &site.area {
+        Area::File(path) => aoi::load(path, &limits),
+        Area::Bbox(bbox) => aoi::from_bbox(*bbox, &limits),
+    };
+    let Ok(aoi) = aoi else { return 0 };
+    let pixels = match tile::plan(&aoi, site.tile_km2.unwrap_or(tile::DEFAULT_TILE_KM2)) {
+        Ok(Some(tiling)) => tiling
+            .tiles
+            .iter()
+            .map(|t| t.scanned.rows * t.scanned.cols)
+            .max()
+            .unwrap_or(0),
+        Ok(None) => crate::grid::Grid::for_aoi(&aoi, 10.0).map_or(0, |g| g.len()),
+        Err(_) => 0,
+    };
+    let months = f64::from(site.from.until(site.to) + 1);
+    (pixels as f64 / 1e6 * months * MB_PER_MPIXEL_MONTH).ceil() as u64
+}
+
+/// Memory in use by the sites being scanned, MB, against a budget.
+struct Budget {
+    limit: Option<u64>,
+    used: Mutex<u64>,
+    freed: std::sync::Condvar,
+}
+
+impl Budget {
+    /// Waits until `mb` fits beside what is in use (or nothing is in use), then takes it.
+    fn take(&self, mb: u64) {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(limit) = self.limit {
+            while *used > 0 && *used + mb > limit {
+                used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        *used += mb;
+    }
+
+    fn give_back(&self, mb: u64) {
+        *self.used.lock().unwrap_or_else(|e| e.into_inner()) -= mb;
+        self.freed.notify_all();
+    }
 }
 
 /// What a run reports as it goes.
@@ -68,8 +130,35 @@ pub enum RunEvent<'a> {
         /// The site's name.
         site: &'a str,
     },
+    /// A stage of a site's scan starts (as [`scan::Event::Stage`]).
+    Stage {
+        /// The site's name.
+        site: &'a str,
+        /// The stage's name.
+        name: &'a str,
+        /// Its units of work.
+        total: u64,
+    },
     /// A site's scan ended, whatever its outcome.
     Finished(&'a SiteRecord),
+}
+
+/// A site's scan progress, passed on as [`RunEvent::Stage`].
+struct SiteStages<'a> {
+    site: &'a str,
+    progress: &'a dyn RunProgress,
+}
+
+impl scan::Progress for SiteStages<'_> {
+    fn event(&self, event: scan::Event<'_>) {
+        if let scan::Event::Stage { name, total } = event {
+            self.progress.event(RunEvent::Stage {
+                site: self.site,
+                name,
+                total,
+            });
+        }
+    }
 }
 
 /// What a whole run (or a gather) wrote and found.
@@ -94,13 +183,25 @@ pub fn run(list: &WatchList, options: &RunOptions, progress: &dyn RunProgress) -
     finish(list, records, &started, clock.elapsed(), 1)
 }
 
-/// Scans the given sites, `options.parallel` at once, each into `<out>/<name>/`.
+/// Scans the given sites, each into `<out>/<name>/`: at most `options.parallel` at once, and (with
+/// `options.memory_mb`) only as many as fit in the memory budget together: a site waits until its
+/// estimate fits beside those running, and the sites waiting start as memory frees, not
+/// necessarily in the list's order.
 pub fn scan_sites(
     list: &WatchList,
     sites: &[&Site],
     options: &RunOptions,
     progress: &dyn RunProgress,
 ) -> Vec<SiteRecord> {
+    let budget = Budget {
+        limit: options.memory_mb.map(|mb| mb.saturating_sub(PROCESS_MB)),
+        used: Mutex::new(0),
+        freed: std::sync::Condvar::new(),
+    };
+    let estimates: Vec<u64> = match options.memory_mb {
+        Some(_) => sites.iter().map(|s| estimate_mb(s)).collect(),
+        None => vec![0; sites.len()],
+    };
     let next = AtomicUsize::new(0);
     let done: Mutex<Vec<Option<SiteRecord>>> = Mutex::new(vec![None; sites.len()]);
     std::thread::scope(|scope| {
@@ -108,8 +209,10 @@ pub fn scan_sites(
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(site) = sites.get(i) else { break };
+                budget.take(estimates[i]);
                 progress.event(RunEvent::Started { site: &site.name });
-                let record = scan_site(list, site, options);
+                let record = scan_site(list, site, options, progress);
+                budget.give_back(estimates[i]);
                 progress.event(RunEvent::Finished(&record));
                 done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(record);
             });
@@ -123,18 +226,36 @@ pub fn scan_sites(
 }
 
 /// One site's scan, recorded whatever happens.
-fn scan_site(list: &WatchList, site: &Site, options: &RunOptions) -> SiteRecord {
+fn scan_site(list: &WatchList, site: &Site, options: &RunOptions, progress: &dyn RunProgress) -> SiteRecord {
     let started = now();
     let clock = Instant::now();
     let out = list.out.join(&site.name);
+    let mut tiles = 0;
+    let stages = SiteStages {
+        site: &site.name,
+        progress,
+    };
     let outcome = site_config(site, out, options).and_then(|config| {
         let retry = RetryPolicy::default();
         let http = Http::new(Duration::from_secs(options.timeout_secs), retry);
         let source = source::open(&site.source, site.collection.as_deref(), http)?;
         let reader = GdalReader::new(retry, options.timeout_secs)?;
-        scan::run(&config, source.as_ref(), &reader, &Silent).map(|s| (config, s))
+        let summary = match tile::plan(&config.aoi, site.tile_km2.unwrap_or(tile::DEFAULT_TILE_KM2))? {
+            Some(tiling) => {
+                tiles = tiling.tiles.len();
+                tile::scan(&config, &tiling, source.as_ref(), &reader, &stages)?
+            }
+            None => scan::run(&config, source.as_ref(), &reader, &stages)?,
+        };
+        Ok((config, summary))
     });
-    SiteRecord::of(site, &list.out, &outcome, started, clock.elapsed())
+    let mut record = SiteRecord::of(site, &list.out, &outcome, started, clock.elapsed());
+    if tiles > 0 {
+        record.tiles = tiles;
+        // Each tile has its own summary page; the region has none to put beside other sites.
+        record.summary = None;
+    }
+    record
 }
 
 /// The scan configuration of a site: the scan's defaults with the list's values on top.
@@ -152,6 +273,7 @@ pub fn site_config(site: &Site, out: PathBuf, options: &RunOptions) -> Result<Sc
     let mut config = ScanConfig::new(aoi, site.from, site.to, out, options.cache.clone());
     config.max_cloud_cover = site.max_cloud_cover.unwrap_or(config.max_cloud_cover);
     config.min_area_m2 = site.min_area_m2.unwrap_or(config.min_area_m2);
+    config.detect.roofs = site.roofs.unwrap_or(config.detect.roofs);
     config.check()?;
     Ok(config)
 }
@@ -181,6 +303,7 @@ pub fn finish(
     let published: Vec<&SiteRecord> = records.iter().filter(|r| r.status == Status::Published).collect();
     let figures = published
         .iter()
+        .filter(|r| r.summary.is_some())
         .map(|r| crate::output::summary::read_site(&root.join(&r.out)))
         .collect::<Result<Vec<_>>>()?;
     if !figures.is_empty() {
@@ -208,4 +331,31 @@ fn relative(path: &Path, root: &Path) -> PathBuf {
     path.strip_prefix(root)
         .map(Path::to_path_buf)
         .unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_site_waits_until_its_memory_fits_and_one_larger_than_the_budget_runs_alone() {
+        let budget = Budget {
+            limit: Some(100),
+            used: Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+        };
+        budget.take(500);
+        budget.give_back(500);
+        budget.take(60);
+        std::thread::scope(|s| {
+            let second = s.spawn(|| {
+                budget.take(60);
+                *budget.used.lock().unwrap()
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(*budget.used.lock().unwrap(), 60, "60 + 60 > 100: the second waits");
+            budget.give_back(60);
+            assert_eq!(second.join().unwrap(), 60, "and starts once the first is done");
+        });
+    }
 }

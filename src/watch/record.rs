@@ -86,8 +86,11 @@ pub struct SiteRecord {
     pub report: Option<PathBuf>,
     /// See `report`.
     pub diff: Option<PathBuf>,
-    /// See `report`.
+    /// See `report`. None for a site scanned in tiles: each tile has its own under `tiles/`.
     pub summary: Option<PathBuf>,
+    /// Tiles the site was scanned in (0: in one piece; see `watch::tile`).
+    #[serde(default)]
+    pub tiles: usize,
 }
 
 impl SiteRecord {
@@ -118,6 +121,7 @@ impl SiteRecord {
             report: None,
             diff: None,
             summary: None,
+            tiles: 0,
         };
         match outcome {
             Ok((_, s)) => {

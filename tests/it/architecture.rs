@@ -19,8 +19,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "scan",
         &["aoi", "detect", "error", "grid", "io", "month", "output", "scene"],
     ),
-    // Many sites: runs `scan` per site, reads what it published (diffs, summaries).
-    ("watch", &["aoi", "error", "io", "month", "output", "scan"]),
+    // Many sites: runs `scan` per site, reads what it published (diffs, summaries); cuts regions
+    // into tiles on the scan's `grid` and passes the `detect` roof model a watch list names.
+    (
+        "watch",
+        &["aoi", "detect", "error", "grid", "io", "month", "output", "scan"],
+    ),
     ("sample", &["detect", "error", "grid", "io", "month", "output", "scene"]),
     (
         "eval",

@@ -164,11 +164,19 @@ fn scan_args(out: &std::path::Path, cache: &std::path::Path) -> Vec<std::ffi::Os
     args
 }
 
-/// The stages a scan announced on stderr (`compound-watch: fetch (146)` without a terminal).
+/// The stages a scan announced on stderr (`compound-watch: 2026-01-31T12:00:00Z fetch (146)`
+/// without a terminal: each line stamped with the time, RFC 3339 UTC).
 fn stages_of(stderr: &[u8]) -> Vec<(String, u64)> {
     String::from_utf8_lossy(stderr)
         .lines()
         .filter_map(|l| l.strip_prefix("compound-watch: "))
+        .filter_map(|l| {
+            let (time, rest) = l.split_once(' ')?;
+            chrono::DateTime::parse_from_rfc3339(time)
+                .ok()
+                .filter(|_| time.ends_with('Z'))?;
+            Some(rest)
+        })
         .filter_map(|l| {
             let (name, total) = l.split_once(" (")?;
             Some((name.to_owned(), total.strip_suffix(')')?.parse().ok()?))

@@ -15,4 +15,5 @@ mod scan;
 mod scenarios;
 mod stac_api;
 mod summary;
+mod tiles;
 mod watch;
