@@ -8,6 +8,7 @@ use crate::detect::DetectParams;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::month::Month;
+use crate::output::vector::Format;
 
 /// Everything a scan needs to know, already checked.
 #[derive(Debug, Clone)]
@@ -49,6 +50,8 @@ pub struct ScanConfig {
     /// Largest analysis grid accepted, km² (the grid is the AOI's bounding box in UTM, so parts
     /// far apart make a large grid from a small area).
     pub max_grid_km2: f64,
+    /// Vector formats the report and the diff are also written in (GeoJSON always is).
+    pub formats: Vec<Format>,
 }
 
 /// The first month with Sentinel-2 L2A data (Sentinel-2A began acquiring in June 2015).
@@ -79,6 +82,7 @@ impl ScanConfig {
             min_scenes: 4,
             min_used_share: 0.5,
             max_grid_km2: 2_500.0,
+            formats: Vec::new(),
         }
     }
 

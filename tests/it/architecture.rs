@@ -21,6 +21,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     // Many sites: runs `scan` per site, reads what it published (diffs, summaries).
     ("watch", &["aoi", "error", "io", "month", "output", "scan"]),
+    // Bundles a scan's outputs with their inputs; verifies by running `scan::run` again.
+    (
+        "evidence",
+        &["aoi", "error", "grid", "io", "month", "output", "scan", "scene"],
+    ),
     ("sample", &["detect", "error", "grid", "io", "month", "output", "scene"]),
     (
         "eval",
