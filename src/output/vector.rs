@@ -180,7 +180,8 @@ pub fn write(collection: &geojson::FeatureCollection, layer: &str, format: Forma
         .map_err(Error::gdal(format!("loading the GDAL driver {}", format.driver())))?;
     // The CSV driver's own list form is OGR's "(2:a,b)"; joined strings read better there too.
     let lists = format != Format::Csv && driver_creates(&driver, "StringList");
-    let dates = driver_creates(&driver, "Date");
+    // CSV's Date columns print as 2021/10/01; the report's ISO text reads better in a spreadsheet.
+    let dates = format != Format::Csv && driver_creates(&driver, "Date");
     if path.exists() {
         std::fs::remove_file(path).map_err(Error::io(path))?;
     }
@@ -215,9 +216,13 @@ pub fn write(collection: &geojson::FeatureCollection, layer: &str, format: Forma
         if let Some(geometry) = &feature.geometry {
             f.set_geometry(multi(geometry)?).map_err(gdal_err("a geometry of"))?;
         }
-        for (i, (name, kind)) in fields.iter().enumerate() {
+        for (name, kind) in &fields {
             let value = feature.property(name).unwrap_or(&Value::Null);
-            set(&mut f, i, value, *kind, lists).map_err(gdal_err(&format!("the field {name} of")))?;
+            // By name: a driver may add fields of its own first (CSV's `WKT`).
+            let at = |f: &Feature<'_>| f.field_index(name);
+            at(&f)
+                .and_then(|i| set(&mut f, i, value, *kind, lists))
+                .map_err(gdal_err(&format!("the field {name} of")))?;
         }
         f.create(&out).map_err(gdal_err("writing a feature to"))?;
     }

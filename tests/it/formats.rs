@@ -107,6 +107,21 @@ fn scan_format_writes_report_and_diff_in_gpkg_fgb_kml_and_csv_that_gdal_reads() 
     assert!(header.starts_with("WKT,id,"), "{header}");
     assert_eq!(csv.lines().count() as u64, polygons + 1);
     assert!(csv.lines().nth(1).unwrap().starts_with("\"MULTIPOLYGON ((("), "{csv}");
+    // Each value under its own column (the driver's WKT column comes first).
+    let row = gdal::Dataset::open(out.join("report.csv")).unwrap();
+    let mut rows = row.layer(0).unwrap();
+    let first = rows.features().next().unwrap();
+    let value = |name: &str| {
+        first
+            .field_as_string(first.field_index(name).unwrap())
+            .unwrap()
+            .unwrap()
+    };
+    let properties = &report["features"][0]["properties"];
+    assert_eq!(value("id"), properties["id"].as_str().unwrap());
+    assert_eq!(value("status"), properties["status"].as_str().unwrap());
+    assert_eq!(value("first_detected"), properties["first_detected"].as_str().unwrap());
+    assert_eq!(value("scenes"), expected.join(";"));
     // The STAC Item lists the extra formats as assets.
     let item = read_json(&out.join("stac-item.json"));
     assert_eq!(item["assets"]["report-gpkg"]["type"], "application/geopackage+sqlite3");
