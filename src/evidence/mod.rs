@@ -2,7 +2,7 @@
 //! reader can check, offline and without trusting the person who ran the scan, that the report
 //! follows from these inputs and this version's code.
 //!
-//! [`write`] copies a published scan output (`--out` of `scan`) into a bundle folder:
+//! [`write()`] copies a published scan output (`--out` of `scan`) into a bundle folder:
 //!
 //! - `outputs/`: every file the scan published (report, diff, demolition, composite, summary and
 //!   its quicklooks, QGIS files, and `.compound-watch/` with the scan's state, the STAC items its
@@ -51,7 +51,7 @@ const NOT_OUTPUTS: [&str; 4] = [
     ".compound-watch/staging",
 ];
 
-/// What [`write`] put in a bundle.
+/// What [`write()`] put in a bundle.
 #[derive(Debug, Clone)]
 pub struct Bundle {
     /// The bundle folder.
