@@ -3,7 +3,7 @@
 #   make test   format check, clippy, the whole test suite, the benches once, the docs (what CI runs)
 # `make install` puts compound-watch on the PATH (cargo install: ~/.cargo/bin/compound-watch).
 # Both first install GDAL's development files if pkg-config cannot find them. `make test` also
-# installs what its tests use (shapely for python3, headless QGIS) and looks for $(SHARED), the
+# installs what its tests use (shapely and stac-validator for python3, headless QGIS) and looks for $(SHARED), the
 # read-only data and tools beside the clone. A test whose prerequisite is still missing fails when
 # CI is set; otherwise it is skipped, and the last line of `make test` counts the skips.
 
@@ -13,7 +13,7 @@ OUT    ?= out/myawaddy
 SHARED ?= ../shared
 SKIPS  := target/test-skips
 
-.PHONY: demo test gdal shapely qgis shared prerequisites sample bench clean-demo accuracy deploy-check install demo-map
+.PHONY: demo test gdal shapely stac-validator qgis shared prerequisites sample bench clean-demo accuracy deploy-check install demo-map
 
 gdal:
 	@if pkg-config --exists gdal 2>/dev/null; then \
@@ -68,6 +68,18 @@ shapely:
 	    missing "could not install shapely (python3 -m pip install shapely): the RFC 7946 checks cannot run"; \
 	fi
 
+# stac-validator checks the STAC Item of a scan's outputs; tests point it at the STAC 1.1.0 core
+# schemas that pystac bundles, so it never fetches schemas.stacspec.org.
+stac-validator:
+	@missing() $(MISSING); \
+	if command -v stac-validator >/dev/null 2>&1 && python3 -c 'import pystac' 2>/dev/null; then \
+	  echo "stac-validator found: $$(command -v stac-validator)"; \
+	else \
+	  echo "stac-validator not found: installing stac-validator and pystac with pip for $$(command -v python3)"; \
+	  python3 -m pip install -q stac-validator==4.1.2 pystac==1.15.2 || \
+	    missing "could not install stac-validator (python3 -m pip install stac-validator pystac): the STAC Item check cannot run"; \
+	fi
+
 # Headless QGIS from Debian's packages, as $(SHARED)/tools/qgis/install.sh installs it (~1.5 min).
 qgis:
 	@missing() $(MISSING); \
@@ -90,7 +102,7 @@ shared:
 	if [ -d $(SHARED)/tools ] && [ -d $(SHARED)/data ]; then echo "shared data and tools: $(abspath $(SHARED))"; \
 	else missing "$(SHARED) not found (make test SHARED=/path/to/shared): the OSCD, recorded-API, real-COG, RFC 7946 and QGIS tests cannot run"; fi
 
-prerequisites: gdal shapely qgis shared
+prerequisites: gdal shapely stac-validator qgis shared
 
 # Each skipped test leaves a file in $(SKIPS) naming its reason (cargo hides a passing test's stderr).
 test: prerequisites

@@ -60,6 +60,51 @@ impl Aoi {
         let r = self.geometry.bounding_rect().expect("a checked AOI has coordinates");
         [r.min().x, r.min().y, r.max().x, r.max().y]
     }
+
+    /// The AOI as a JSON record that [`Aoi::from_record`] reads back exactly: every field, the
+    /// outline as a GeoJSON geometry with coordinates at full precision (the shortest decimal
+    /// that reads back as the same `f64`), so the same grid and mask follow from it.
+    pub fn to_record(&self) -> Value {
+        serde_json::json!({
+            "name": self.name,
+            "slug": self.slug,
+            "origin": self.origin,
+            "area_m2": self.area_m2,
+            "properties": self.properties,
+            "geometry": geojson::Geometry::from(&self.geometry),
+        })
+    }
+
+    /// An AOI from a record written by [`Aoi::to_record`]; `path` is where it came from, named in
+    /// errors. The outline was checked when the record was written and is taken as it is.
+    pub fn from_record(record: &Value, path: &Path) -> Result<Aoi> {
+        let fail = |reason: String| Error::Aoi {
+            path: path.to_path_buf(),
+            reason: format!("{reason}; it is not an AOI record written by compound-watch"),
+        };
+        let text = |key: &str| {
+            record[key]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| fail(format!("has no `{key}` string")))
+        };
+        let geometry: geojson::Geometry = serde_json::from_value(record["geometry"].clone())
+            .map_err(|e| fail(format!("its `geometry` is not GeoJSON ({e})")))?;
+        let geometry = match MultiPolygon::<f64>::try_from(geometry.value) {
+            Ok(m) => m,
+            Err(e) => return Err(fail(format!("its `geometry` is not a MultiPolygon ({e})"))),
+        };
+        Ok(Aoi {
+            name: text("name")?,
+            slug: text("slug")?,
+            origin: text("origin")?,
+            area_m2: record["area_m2"]
+                .as_f64()
+                .ok_or_else(|| fail("has no `area_m2` number".into()))?,
+            properties: record["properties"].as_object().cloned().unwrap_or_default(),
+            geometry,
+        })
+    }
 }
 
 /// Loads and checks an AOI from a GeoJSON file (Polygon, MultiPolygon, Feature or FeatureCollection).
@@ -389,6 +434,33 @@ fn check_area(area_m2: f64, limits: &AoiLimits) -> std::result::Result<(), Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_aoi_record_reads_back_exactly() {
+        let ring = LineString::from(vec![
+            (98.512_345_678_901_23, 16.7),
+            (98.6, 16.700_000_000_000_003),
+            (98.6, 16.8),
+            (98.512_345_678_901_23, 16.7),
+        ]);
+        let aoi = Aoi {
+            name: "Site".into(),
+            slug: "site".into(),
+            origin: "aoi/site.geojson".into(),
+            geometry: MultiPolygon::new(vec![Polygon::new(ring, vec![])]),
+            area_m2: 1_234.567_890_123,
+            properties: [("country".to_owned(), Value::from("MM"))].into_iter().collect(),
+        };
+        let text = serde_json::to_string(&aoi.to_record()).unwrap();
+        let back = Aoi::from_record(&serde_json::from_str(&text).unwrap(), Path::new("a.json")).unwrap();
+        assert_eq!(back.geometry, aoi.geometry);
+        assert_eq!(
+            (back.name, back.slug, back.origin, back.area_m2, back.properties),
+            (aoi.name, aoi.slug, aoi.origin, aoi.area_m2, aoi.properties)
+        );
+        let err = Aoi::from_record(&serde_json::json!({"name": 1}), Path::new("a.json")).unwrap_err();
+        assert!(err.to_string().contains("a.json"), "{err}");
+    }
 
     fn limits() -> AoiLimits {
         AoiLimits::default()

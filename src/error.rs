@@ -108,6 +108,14 @@ pub enum Error {
         /// What is wrong and how to fix it.
         reason: String,
     },
+    /// An evidence bundle that cannot be written or checked, naming the file and the fix.
+    #[error("evidence bundle {path}: {reason}")]
+    Evidence {
+        /// The bundle folder, or the file in it concerned.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// A configuration value that makes no sense, named by its flag or field.
     #[error("{field}: {reason}")]
     Config {

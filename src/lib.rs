@@ -14,6 +14,8 @@
 //! - `output`: GeoJSON and COG writing, the diff, QGIS styles and project, the summary pages.
 //! - `watch`: many sites from a watch list: runs, shards and their gather, the run's record and
 //!   the alerts. Above `scan`, which it runs once per site.
+//! - `evidence`: a scan's outputs bundled with their inputs and checksums, and the check that runs
+//!   the scan again from the bundle alone. Above `scan`, which it runs through `scan::run` only.
 //! - `sample` and `eval`: leaves that generate test scenes and measure detections against truth
 //!   and labels; nothing in the pipeline imports them.
 //!
@@ -27,6 +29,7 @@ pub mod aoi;
 pub mod detect;
 mod error;
 pub mod eval;
+pub mod evidence;
 mod grid;
 mod io;
 pub mod month;
@@ -59,6 +62,11 @@ pub mod report {
     pub use crate::detect::reflectance::OffsetDecision;
     pub use crate::output::provenance::{AoiRecord, Parameters, Period, Provenance, SceneRecord};
     pub use crate::output::report::{multipolygon_of, parse_geojson, read_geojson};
+}
+
+/// The report and diff in other vector formats (GeoPackage, FlatGeobuf, KML, CSV with WKT).
+pub mod vector {
+    pub use crate::output::vector::{export, write, Format, Written, LIST_SEPARATOR};
 }
 
 /// Comparing two reports.

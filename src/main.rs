@@ -96,6 +96,69 @@ enum Command {
     /// alerts.md, and the webhook if set).
     #[command(after_help = RUN_EXIT_CODES)]
     Run(RunArgs),
+    /// Bundle a scan's outputs with everything they were computed from: OUT's outputs, the STAC
+    /// items of the scenes used, the input windows as cached (DIR/inputs/), the tool version and
+    /// parameters (params.json) and a SHA-256 manifest (MANIFEST.sha256, `sha256sum -c` reads it).
+    #[command(after_help = EVIDENCE_EXIT_CODES)]
+    Evidence(EvidenceArgs),
+    /// Check an evidence bundle: every file against its manifest, then the scan run again from the
+    /// bundle alone, offline, and its report, diff and demolition compared byte for byte.
+    #[command(after_help = VERIFY_EXIT_CODES)]
+    Verify(VerifyArgs),
+    /// Write a scan's report and diff in other vector formats, beside them in OUT (as `scan
+    /// --format` does).
+    Export(ExportArgs),
+}
+
+const EVIDENCE_EXIT_CODES: &str = "\
+Exit codes:
+  0  the bundle is written (and packed with --zip)
+  1  failed: OUT is not a finished scan, a window is no longer in the cache, or DIR is not empty
+     (the message says which file and the fix)
+  2  the command line is wrong (see --help)";
+
+const VERIFY_EXIT_CODES: &str = "\
+Exit codes:
+  0  confirmed: every file matches the manifest, and the scan run again from the bundle wrote the
+     same report, diff and demolition, byte for byte
+  1  the bundle cannot be checked: no manifest, a record missing, or an input window missing
+     (verify never reads from the network; the message names the file)
+  2  the command line is wrong (see --help)
+  3  files differ from the manifest (each is named): the bundle was changed after it was written
+  4  the re-run wrote a different report, diff or demolition (the first difference is named:
+     file, feature and property)";
+
+#[derive(Args)]
+struct EvidenceArgs {
+    /// The output folder of a finished scan (`scan --out`).
+    #[arg(value_name = "OUT")]
+    out: PathBuf,
+    /// The bundle folder to write (absent or empty).
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    dir: PathBuf,
+    /// The window cache the scan used [default: as for `scan --cache`].
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Also pack the bundle into DIR.zip.
+    #[arg(long)]
+    zip: bool,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The bundle folder (`evidence -o DIR`; unzip DIR.zip first).
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// The output folder of a finished scan.
+    #[arg(value_name = "OUT")]
+    out: PathBuf,
+    /// Formats, comma-separated: gpkg, fgb, kml, csv.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', required = true)]
+    format: Vec<compound_watch::vector::Format>,
 }
 
 const RUN_EXIT_CODES: &str = "\
@@ -314,6 +377,11 @@ struct ScanArgs {
     /// (`{"event":"stage",...}`) and the final summary (`{"event":"summary",...}`).
     #[arg(long)]
     json: bool,
+    /// Also write the report and the diff in these formats, comma-separated: gpkg (GeoPackage),
+    /// fgb (FlatGeobuf), kml, csv (WKT geometry). GeoJSON is always written. List properties
+    /// (`scenes`) are joined with ";" where the format has no list field.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    format: Vec<compound_watch::vector::Format>,
 }
 
 #[derive(Args)]
@@ -664,6 +732,7 @@ fn scan_config(args: &ScanArgs) -> Result<ScanConfig, compound_watch::Error> {
     config.min_scenes = args.min_scenes.unwrap_or(config.min_scenes);
     config.min_used_share = args.min_used_share.unwrap_or(config.min_used_share);
     config.max_grid_km2 = args.max_aoi_km2.unwrap_or(config.max_grid_km2);
+    config.formats = args.format.clone();
     if let Err(compound_watch::Error::Config { field, reason }) = config.check() {
         usage_error(format!("{field}: {reason}"));
     }
@@ -1019,6 +1088,79 @@ fn run_watch(args: RunArgs, talk: Talk) -> Result<ExitCode, compound_watch::Erro
     Ok(ExitCode::from(r.exit_code(args.exit_code)))
 }
 
+fn run_evidence(args: EvidenceArgs, _talk: Talk) -> Result<ExitCode, compound_watch::Error> {
+    let cache = Cache::new(args.cache.unwrap_or_else(default_cache));
+    let bundle = compound_watch::evidence::write(&args.out, &cache, &args.dir)?;
+    say!(
+        "bundle:    {} ({} outputs, {} input windows, {} STAC items; {} files in {})",
+        bundle.dir.display(),
+        bundle.outputs,
+        bundle.windows,
+        bundle.items,
+        bundle.files,
+        compound_watch::evidence::MANIFEST
+    );
+    if args.zip {
+        let mut name = args.dir.clone().into_os_string();
+        name.push(".zip");
+        let zip = PathBuf::from(name);
+        let n = compound_watch::evidence::pack(&args.dir, &zip)?;
+        say!("zip:       {} ({n} files)", zip.display());
+    }
+    say!("check it:  compound-watch verify {}", args.dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_verify(args: VerifyArgs, _talk: Talk) -> Result<ExitCode, compound_watch::Error> {
+    use compound_watch::evidence::Verdict;
+    match compound_watch::evidence::verify(&args.dir)? {
+        Verdict::Confirmed {
+            files,
+            windows,
+            polygons,
+            compared,
+        } => {
+            say!("manifest:  {files} files match {}", compound_watch::evidence::MANIFEST);
+            say!("re-run:    offline, from {windows} input windows of the bundle");
+            say!(
+                "confirmed: {} identical, byte for byte ({polygons} polygons)",
+                compared.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Verdict::Tampered(problems) => {
+            for p in &problems {
+                eprintln!("compound-watch: verify: {p}");
+            }
+            eprintln!(
+                "compound-watch: verify: {} file(s) of {} differ from its manifest; nothing was run",
+                problems.len(),
+                args.dir.display()
+            );
+            Ok(ExitCode::from(3))
+        }
+        Verdict::Differs(differences) => {
+            for d in &differences {
+                eprintln!("compound-watch: verify: the re-run differs: {d}");
+            }
+            Ok(ExitCode::from(4))
+        }
+    }
+}
+
+fn run_export(args: ExportArgs, _talk: Talk) -> Result<ExitCode, compound_watch::Error> {
+    let _lock = compound_watch::state::lock(&args.out)?;
+    for w in compound_watch::vector::export(&args.out, &args.format)? {
+        let lists = if w.lists {
+            "lists as StringList"
+        } else {
+            "lists joined with \";\""
+        };
+        say!("written:   {} ({lists})", w.path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_sample(args: SampleArgs, talk: Talk) -> Result<ExitCode, compound_watch::Error> {
     let default = SampleSpec::default();
     let spec = SampleSpec {
@@ -1124,6 +1266,9 @@ fn main() -> ExitCode {
         Command::Summary(args) => run_summary(args, talk),
         Command::Diff(args) => run_diff(args, talk),
         Command::Run(args) => run_watch(args, talk),
+        Command::Evidence(args) => run_evidence(args, talk),
+        Command::Verify(args) => run_verify(args, talk),
+        Command::Export(args) => run_export(args, talk),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("compound-watch: error: {e}");

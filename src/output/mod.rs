@@ -1,11 +1,14 @@
 //! What a scan leaves for people: the GeoJSON reports and the composite COG (`report`), the
-//! month-to-month `diff`, the QGIS styles and project (`qgis`), and the monthly `summary` pages.
+//! month-to-month `diff`, the QGIS styles and project (`qgis`), the monthly `summary` pages, the
+//! report in other vector formats (`vector`) and the STAC Item describing the outputs (`stac_item`).
 
 pub(crate) mod diff;
 pub(crate) mod provenance;
 pub(crate) mod qgis;
 pub(crate) mod report;
+pub(crate) mod stac_item;
 pub(crate) mod summary;
+pub(crate) mod vector;
 
 /// `v` rounded to `decimals` decimal places: how every figure is rounded before it is written.
 /// `+ 0.0` turns -0.0 (the sum of nothing, or a tiny negative) into 0.0, which prints as "0".

@@ -8,6 +8,7 @@ use crate::detect::DetectParams;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::month::Month;
+use crate::output::vector::Format;
 
 /// Everything a scan needs to know, already checked.
 #[derive(Debug, Clone)]
@@ -52,6 +53,8 @@ pub struct ScanConfig {
     /// The grid's CRS (a UTM zone's EPSG code); `None` picks the zone of the AOI's centroid. The
     /// tiles of a region (`watch::tile`) are scanned in their region's zone.
     pub epsg: Option<u32>,
+    /// Vector formats the report and the diff are also written in (GeoJSON always is).
+    pub formats: Vec<Format>,
 }
 
 /// The first month with Sentinel-2 L2A data (Sentinel-2A began acquiring in June 2015).
@@ -83,6 +86,7 @@ impl ScanConfig {
             min_used_share: 0.5,
             max_grid_km2: 2_500.0,
             epsg: None,
+            formats: Vec::new(),
         }
     }
 

@@ -231,6 +231,7 @@ fn scan_locked(
         assembled: &mut assembled,
         months,
         found: &found.scenes,
+        items: &found.items,
     };
     let written = write::write(&staging, outputs)?;
     progress.event(Event::Advance(1));

@@ -26,6 +26,18 @@ const STATE_DIR: &str = ".compound-watch";
 /// Folders of `--out` whose whole content a scan owns: files there that the new set does not hold
 /// are stale (e.g. the quicklook of a polygon that is gone) and are deleted when it is published.
 const OWNED_DIRS: [&str; 1] = ["summary"];
+/// Files of `--out` written only on request (`--format`, `export`): when the new set lacks one it is
+/// stale (it would show the previous report) and is deleted when the set is published.
+const OWNED_FILES: [&str; 8] = [
+    "report.gpkg",
+    "report.fgb",
+    "report.kml",
+    "report.csv",
+    "diff.gpkg",
+    "diff.fgb",
+    "diff.kml",
+    "diff.csv",
+];
 
 /// What a publish must do, written before it starts so that a later run can finish it.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -95,6 +107,12 @@ impl Staging {
             list_files(&self.out, &self.out.join(dir), &mut existing)?;
             remove.extend(existing.into_iter().filter(|f| !new.contains(f)));
         }
+        remove.extend(
+            OWNED_FILES
+                .iter()
+                .map(|f| f.to_string())
+                .filter(|f| !new.contains(f) && self.out.join(f).is_file()),
+        );
         remove.sort();
         let journal = Journal { files, remove };
         atomic::write_json(&journal_path(&self.out), &journal)?;

@@ -23,6 +23,8 @@ pub(crate) struct Searched {
     pub(crate) found: usize,
     /// Of the usable scenes, those the previous scan of this output did not have.
     pub(crate) new: usize,
+    /// The item documents the source served for this search (`Found::items`).
+    pub(crate) items: Vec<serde_json::Value>,
 }
 
 /// Searches the source (or the previous scan's list with `--offline`).
@@ -38,7 +40,12 @@ pub(crate) fn search(
         total: 1,
     });
     let found = if config.offline {
-        offline_scenes(config, grid, previous)?
+        offline_scenes(
+            config,
+            grid,
+            previous,
+            &crate::scan::state::load_items(&config.out_dir)?,
+        )?
     } else {
         source.search(&SearchQuery {
             bbox: config.aoi.bbox(),
@@ -61,11 +68,18 @@ pub(crate) fn search(
         scenes,
         superseded,
         rejected: found.rejected,
+        items: found.items,
     })
 }
 
-/// The scenes of the previous scan in this output that fall in the period, for `--offline`.
-fn offline_scenes(config: &ScanConfig, grid: &Grid, previous: Option<&State>) -> Result<Found> {
+/// The scenes of the previous scan in this output that fall in the period, for `--offline`, with
+/// the item documents it recorded for them (`items`).
+fn offline_scenes(
+    config: &ScanConfig,
+    grid: &Grid,
+    previous: Option<&State>,
+    items: &[serde_json::Value],
+) -> Result<Found> {
     let state = previous.ok_or_else(|| Error::Config {
         field: "--offline".into(),
         reason: format!(
@@ -83,14 +97,21 @@ fn offline_scenes(config: &ScanConfig, grid: &Grid, previous: Option<&State>) ->
             ),
         });
     }
-    let scenes = state
+    let scenes: Vec<Scene> = state
         .scenes
         .iter()
         .filter(|s| (config.from..=config.to).contains(&s.month()))
         .cloned()
         .collect();
+    let ids: BTreeSet<&str> = scenes.iter().map(|s| s.id.as_str()).collect();
+    let items = items
+        .iter()
+        .filter(|i| i["id"].as_str().is_some_and(|id| ids.contains(id)))
+        .cloned()
+        .collect();
     Ok(Found {
         scenes,
         rejected: Vec::new(),
+        items,
     })
 }

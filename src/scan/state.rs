@@ -62,6 +62,33 @@ pub(crate) const STATE_FILE: &str = ".compound-watch/state.json";
 /// Where the report a diff compares against is kept, relative to the output folder.
 pub(crate) const PREVIOUS_REPORT_FILE: &str = ".compound-watch/previous-report.geojson";
 
+/// Where the STAC item documents the scan's search was served are kept, relative to the output
+/// folder: an ItemCollection, exactly as the source gave them (evidence bundles carry it).
+pub(crate) const ITEMS_FILE: &str = ".compound-watch/items.json";
+
+/// Where the AOI is kept exactly as the scan used it (coordinates at full precision, unlike the
+/// rounded `aoi.geojson`), relative to the output folder, so `verify` rebuilds the same grid.
+pub(crate) const AOI_FILE: &str = ".compound-watch/aoi.json";
+
+/// The item documents kept by the last scan in `out` (none when it kept none).
+pub(crate) fn load_items(out: &Path) -> Result<Vec<serde_json::Value>> {
+    let path = out.join(ITEMS_FILE);
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::State {
+        path: path.clone(),
+        reason: format!("is not JSON ({e}); delete it and the next scan without --offline writes it again"),
+    })?;
+    Ok(doc["features"].as_array().cloned().unwrap_or_default())
+}
+
+/// An ItemCollection of `items`, as [`ITEMS_FILE`] holds it.
+pub(crate) fn item_collection(items: &[serde_json::Value]) -> serde_json::Value {
+    serde_json::json!({"type": "FeatureCollection", "features": items})
+}
+
 /// One scan attempt on an output, appended to `.compound-watch/attempts.jsonl` whatever its outcome,
 /// so that a refused or failed scheduled run leaves a trace beside the outputs it did not touch.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -13,7 +13,9 @@ use crate::output::diff;
 use crate::output::provenance::Provenance;
 use crate::output::qgis::{project, style};
 use crate::output::report::{self, Detection};
+use crate::output::stac_item;
 use crate::output::summary::{self, Chip, LocationMap, MonthFigures, Quicklook};
+use crate::output::vector::{self, Format};
 use crate::scan::assemble::Assembled;
 use crate::scan::blocks::{self, SceneSet};
 use crate::scan::publish::Staging;
@@ -41,6 +43,8 @@ pub(crate) struct Outputs<'a> {
     pub(crate) months: Vec<MonthFigures>,
     /// Every scene found, for the next `--offline` run.
     pub(crate) found: &'a [Scene],
+    /// The item documents the search was served, kept as the record of what the scan was told.
+    pub(crate) items: &'a [serde_json::Value],
 }
 
 /// Writes the whole set into `staging`.
@@ -98,6 +102,10 @@ pub(crate) fn write(staging: &Staging, o: Outputs<'_>) -> Result<Written> {
             first_scan,
         ),
     )?;
+    atomic::write_json(&staging.path(state::ITEMS_FILE), &state::item_collection(o.items))?;
+    atomic::write_json(&staging.path(state::AOI_FILE), &config.aoi.to_record())?;
+    write_formats(staging, &collection, &changes.collection, &config.formats)?;
+    write_stac_item(staging, config, o.items)?;
     atomic::write_json(
         &staging.path(state::STATE_FILE),
         &State {
@@ -145,6 +153,93 @@ fn write_layers(
     let aoi_path = staging.path("aoi.geojson");
     report::write_geojson(&aoi_path, &report::aoi_feature_collection(&config.aoi))?;
     style::write_qml(&aoi_path, &style::aoi_style())
+}
+
+/// The report and the diff in each of `formats` (report.gpkg, diff.gpkg, ...).
+fn write_formats(
+    staging: &Staging,
+    report: &geojson::FeatureCollection,
+    diff: &geojson::FeatureCollection,
+    formats: &[Format],
+) -> Result<()> {
+    for &format in formats {
+        for (layer, collection) in [("report", report), ("diff", diff)] {
+            let path = staging.path(&format!("{layer}.{}", format.name()));
+            vector::write(collection, layer, format, &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// The STAC Item describing the outputs written so far (`stac-item.json`): each output the staging
+/// folder holds becomes an asset.
+fn write_stac_item(
+    staging: &Staging,
+    config: &crate::scan::config::ScanConfig,
+    items: &[serde_json::Value],
+) -> Result<()> {
+    let asset = |key: &str, file: &str, media_type: &str, role: &'static str, title: &str| stac_item::Output {
+        key: key.to_owned(),
+        href: format!("./{file}"),
+        media_type: media_type.to_owned(),
+        roles: vec![role],
+        title: title.to_owned(),
+    };
+    let geojson = "application/geo+json";
+    let cog = "image/tiff; application=geotiff; profile=cloud-optimized";
+    let mut outputs = vec![
+        asset("report", "report.geojson", geojson, "data", "New construction polygons"),
+        asset(
+            "diff",
+            "diff.geojson",
+            geojson,
+            "data",
+            "Changes since the previous report",
+        ),
+        asset(
+            "demolition",
+            "demolition.geojson",
+            geojson,
+            "data",
+            "Demolition polygons",
+        ),
+        asset(
+            "composite",
+            "composite.tif",
+            cog,
+            "visual",
+            "Latest clear composite (RGB + NIR, x 10000)",
+        ),
+        asset("summary", "summary.html", "text/html", "overview", "Monthly summary"),
+        asset(
+            "summary-json",
+            "summary.json",
+            "application/json",
+            "metadata",
+            "Monthly figures",
+        ),
+        asset(
+            "project",
+            "project.qgs",
+            "application/x-qgis",
+            "metadata",
+            "QGIS project",
+        ),
+    ];
+    for format in &config.formats {
+        for layer in ["report", "diff"] {
+            let (key, file) = (format!("{layer}-{format}"), format!("{layer}.{format}"));
+            let title = format!("{layer} as {}", format.name().to_uppercase());
+            outputs.push(asset(&key, &file, format.media_type(), "data", &title));
+        }
+    }
+    outputs.retain(|o| staging.path(o.href.trim_start_matches("./")).is_file());
+    let period = crate::output::provenance::Period {
+        from: config.from,
+        to: config.to,
+    };
+    let item = stac_item::item(&config.aoi, period, &outputs, items)?;
+    atomic::write_json(&staging.path(stac_item::FILE), &item)
 }
 
 /// The latest clear composite as a COG.

@@ -25,6 +25,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "watch",
         &["aoi", "detect", "error", "grid", "io", "month", "output", "scan"],
     ),
+    // Bundles a scan's outputs with their inputs; verifies by running `scan::run` again.
+    (
+        "evidence",
+        &["aoi", "error", "grid", "io", "month", "output", "scan", "scene"],
+    ),
     ("sample", &["detect", "error", "grid", "io", "month", "output", "scene"]),
     (
         "eval",

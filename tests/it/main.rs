@@ -6,6 +6,8 @@ mod cli;
 mod common;
 mod crash;
 mod diff;
+mod evidence;
+mod formats;
 mod full_disk;
 mod fuzz_smoke;
 mod recorded;

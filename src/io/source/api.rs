@@ -211,6 +211,7 @@ impl StacApi {
             {
                 continue;
             }
+            found.items.push(feature.clone());
             let mut signing_error = None;
             let scene = scene_from_item(&item, &self.collection, |href| {
                 self.sign(href).unwrap_or_else(|e| {

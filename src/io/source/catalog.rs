@@ -128,7 +128,12 @@ impl SceneSearch for StaticCatalog {
             .to_owned();
         let mut found = Found::default();
         for file in files {
-            match Self::read_item(Self::read_json(&file)?, &file, &collection_default, query)? {
+            let doc = Self::read_json(&file)?;
+            let read = Self::read_item(doc.clone(), &file, &collection_default, query)?;
+            if read.is_some() {
+                found.items.push(with_self_link(doc, &file));
+            }
+            match read {
                 Some(Ok(scene)) => found.scenes.push(scene),
                 Some(Err(skipped)) => found.rejected.push(skipped),
                 None => {}
@@ -143,6 +148,24 @@ impl SceneSearch for StaticCatalog {
     fn describe(&self) -> String {
         format!("static STAC catalog {}", self.root.display())
     }
+}
+
+/// The item document with a `self` link naming the file it was read from, when it has none (items
+/// of static catalogs seldom do), so that the record of a scan's items says where each came from.
+fn with_self_link(mut doc: Value, file: &Path) -> Value {
+    let has_self = doc["links"]
+        .as_array()
+        .is_some_and(|links| links.iter().any(|l| l["rel"] == "self"));
+    if !has_self {
+        let href = file.canonicalize().unwrap_or_else(|_| file.to_path_buf());
+        let link =
+            serde_json::json!({"rel": "self", "href": href.display().to_string(), "type": "application/geo+json"});
+        match doc["links"].as_array_mut() {
+            Some(links) => links.push(link),
+            None => doc["links"] = Value::Array(vec![link]),
+        }
+    }
+    doc
 }
 
 /// A relative href resolved against the item's directory; URLs and absolute paths stay as they are.

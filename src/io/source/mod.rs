@@ -42,6 +42,9 @@ pub struct Found {
     pub scenes: Vec<Scene>,
     /// Items that matched but cannot be used (a missing band, no datetime, ...).
     pub rejected: Vec<Skipped>,
+    /// The STAC item documents that matched (usable or not), as the source served them, in the
+    /// order read: the record of exactly what the scan was told (`.compound-watch/items.json`).
+    pub items: Vec<Value>,
 }
 
 /// Finds scenes. Implemented by the static catalog here and by STAC APIs.
