@@ -22,6 +22,9 @@ use crate::scan::progress::{Event, Progress};
 /// every `NORMALIZATION_EVERY`.
 const NORMALIZATION_ROWS: usize = 8;
 const NORMALIZATION_EVERY: usize = 64;
+/// Pixel-months of the normalization sample at most (16 bytes each: 128 MB), whatever the AOI and
+/// the period; only AOIs wider than about 30 km over years of months reach it.
+const NORMALIZATION_PIXEL_MONTHS: usize = 8 << 20;
 
 /// The scenes a scan computes with, and where their pixels are: what every block reads.
 #[derive(Clone, Copy)]
@@ -196,10 +199,15 @@ fn surfaces(set: &SceneSet<'_>, classes: &[Option<Vec<u16>>]) -> Vec<Option<Vec<
 /// The spectral-change normalization, measured on a sample of the AOI's rows.
 fn normalization(set: &SceneSet<'_>, aoi_mask: &[bool]) -> Result<Normalization> {
     let grid = set.grid;
-    let strips: Vec<(usize, usize)> = (0..grid.height)
+    let all: Vec<(usize, usize)> = (0..grid.height)
         .step_by(NORMALIZATION_EVERY)
         .map(|r0| (r0, (r0 + NORMALIZATION_ROWS).min(grid.height)))
         .collect();
+    // The sample is held whole (every month of it at once): on a large AOI over a long period only
+    // every k-th strip is taken, so that it stays within NORMALIZATION_PIXEL_MONTHS.
+    let pixel_months = all.len() * NORMALIZATION_ROWS * grid.width * set.by_month.len();
+    let every = pixel_months.div_ceil(NORMALIZATION_PIXEL_MONTHS).max(1);
+    let strips: Vec<(usize, usize)> = all.into_iter().step_by(every).collect();
     let parts: Vec<Vec<Vec<[f32; 4]>>> = strips
         .par_iter()
         .map(|&(r0, r1)| {
@@ -217,9 +225,12 @@ fn normalization(set: &SceneSet<'_>, aoi_mask: &[bool]) -> Result<Normalization>
                 .collect())
         })
         .collect::<Result<_>>()?;
-    let months = (0..set.by_month.len())
-        .map(|m| parts.iter().flat_map(|part| part[m].iter().copied()).collect())
-        .collect::<Vec<Vec<[f32; 4]>>>();
+    let mut months: Vec<Vec<[f32; 4]>> = vec![Vec::new(); set.by_month.len()];
+    for part in parts {
+        for (month, values) in months.iter_mut().zip(part) {
+            month.extend(values);
+        }
+    }
     Ok(Normalization::measure(&months))
 }
 
