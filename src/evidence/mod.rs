@@ -118,19 +118,31 @@ impl Scanned {
         })
     }
 
-    /// Scenes whose every window the scan read: those it used and those that held no data.
-    pub(crate) fn read_scenes(&self) -> Vec<&Scene> {
-        let read: BTreeSet<&str> = self
+    /// The scenes the scan read, with the bands that must be in a bundle: every band of those it
+    /// used, the classes of those without data or cloudy over the AOI.
+    pub(crate) fn read_scenes(&self) -> Vec<(&Scene, &'static [Band])> {
+        let used: BTreeSet<&str> = self.provenance.scenes.iter().map(|s| s.id.as_str()).collect();
+        // Scenes without data or with nothing clear over the AOI may have been read no further
+        // than their classes (the fetch's scout): those must be there, the other bands if held.
+        let classes_only: BTreeSet<&str> = self
             .provenance
-            .scenes
+            .no_data
             .iter()
-            .map(|s| s.id.as_str())
-            .chain(self.provenance.no_data.iter().map(String::as_str))
+            .chain(&self.provenance.cloudy)
+            .map(String::as_str)
             .collect();
         self.state
             .scenes
             .iter()
-            .filter(|s| read.contains(s.id.as_str()))
+            .filter_map(|s| {
+                if used.contains(s.id.as_str()) {
+                    Some((s, &Band::ALL[..]))
+                } else if classes_only.contains(s.id.as_str()) {
+                    Some((s, &[Band::Scl][..]))
+                } else {
+                    None
+                }
+            })
             .collect()
     }
 }
@@ -208,10 +220,13 @@ fn copy_outputs(out: &Path, to: &Path) -> Result<usize> {
 fn copy_windows(scanned: &Scanned, cache: &Cache, to: &Path) -> Result<usize> {
     let grid = &scanned.state.grid;
     let mut n = 0;
-    for scene in scanned.read_scenes() {
+    for (scene, required) in scanned.read_scenes() {
         for band in Band::ALL {
             let entry = cache.entry(scene, band, grid);
             if !cache.holds(&entry, scene, band, grid) {
+                if !required.contains(&band) {
+                    continue;
+                }
                 return Err(Error::Evidence {
                     path: entry,
                     reason: format!(

@@ -130,10 +130,13 @@ fn config(scanned: &Scanned, out: &Path, cache: &Path) -> ScanConfig {
 fn check_windows(scanned: &Scanned, cache: &Cache, bundle: &Path) -> Result<usize> {
     let grid = &scanned.state.grid;
     let mut n = 0;
-    for scene in scanned.read_scenes() {
+    for (scene, required) in scanned.read_scenes() {
         for band in Band::ALL {
             let entry = cache.entry(scene, band, grid);
             if !cache.holds(&entry, scene, band, grid) {
+                if !required.contains(&band) {
+                    continue;
+                }
                 let rel = entry.strip_prefix(cache.root()).unwrap_or(&entry);
                 return Err(Error::Evidence {
                     path: bundle.join(INPUTS).join(rel),

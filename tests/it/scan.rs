@@ -336,6 +336,15 @@ fn a_scene_all_cloud_in_its_classes_is_not_downloaded() {
     .unwrap();
     assert_eq!(again.reads.load(Ordering::SeqCst), 0);
     assert_eq!(rerun.cloudy, vec![item.to_owned()]);
+    // Its evidence is its classes: a bundle holds them, and verify re-runs to the same report.
+    let bundle = dir.path().join("bundle");
+    let cache = compound_watch::Cache::new(dir.path().join("cache"));
+    compound_watch::evidence::write(&dir.path().join("out"), &cache, &bundle).unwrap();
+    let verdict = compound_watch::evidence::verify(&bundle).unwrap();
+    assert!(
+        matches!(verdict, compound_watch::evidence::Verdict::Confirmed { .. }),
+        "{verdict:?}"
+    );
 }
 
 /// Rewrites a classification band as cloud (high probability) everywhere it has data.
