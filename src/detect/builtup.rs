@@ -22,7 +22,11 @@
 //!   water mixed into the edge of a bank; dark tiles, bright in SWIR, pass);
 //! - not a resolution edge: SWIR 1.6 below about 1.7 times NIR. The 20 m SWIR bands blur across a
 //!   sharp edge, so a 10 m pixel of water beside land reads dark in the visible and NIR but bright
-//!   in SWIR, which no roof (nor soil) does.
+//!   in SWIR, which no roof (nor soil) does;
+//! - not wet: NDMI = (N-S1)/(N+S1) below about 0.2. Roofs are dry (NDMI from about -0.15 for
+//!   tiles and concrete to about 0.1 for white membranes and paint); water absorbs SWIR, so wet
+//!   mud, and a 10 m pixel of sand beside water whose 20 m SWIR pixel takes in the water, have SWIR
+//!   well below NIR with little vegetation to explain it.
 //!
 //! **Step.** A pixel is new construction when its monthly score series, gaps skipped, is best
 //! split into a low part followed by a high part: at least `min_before` clear months mostly low,
@@ -153,15 +157,21 @@ pub(crate) fn bright_flat_score(r: Reflectance) -> f32 {
         * logistic((visible - 0.10) / 0.02)
 }
 
+/// 0..1: how much a pixel looks like bare soil or rock: warm in the visible (red/blue above about
+/// 1.3, green/blue above about 1.06) and bright in SWIR 1.6 (SWIR 1.6/red above about 1.2).
+fn soil(r: Reflectance) -> f32 {
+    let ratio = |a: f32, b: f32| a / b.max(1e-3);
+    logistic((ratio(r.red, r.blue) - 1.3) / 0.04)
+        * logistic((ratio(r.green, r.blue) - 1.06) / 0.02)
+        * logistic((ratio(r.swir16, r.red) - 1.2) / 0.05)
+}
+
 /// The built-up score in 0..1 of the any-material roof model (see the module documentation); NaN
 /// in gives NaN out.
 pub(crate) fn builtup_score(r: Reflectance) -> f32 {
     let ndvi = normalized_difference(r.nir, r.red);
     let mndwi = normalized_difference(r.green, r.swir16);
     let ratio = |a: f32, b: f32| a / b.max(1e-3);
-    let soil = logistic((ratio(r.red, r.blue) - 1.3) / 0.04)
-        * logistic((ratio(r.green, r.blue) - 1.06) / 0.02)
-        * logistic((ratio(r.swir16, r.red) - 1.2) / 0.05);
     let brightness = (r.blue + r.green + r.red + r.nir + r.swir16 + r.swir22) / 6.0;
     // Land with water mixed in (a bank's edge, a flooded field) is dark and only a little wetter
     // than dry land; a roof that reflects as little SWIR as green is bright (blue paint, membranes).
@@ -169,9 +179,10 @@ pub(crate) fn builtup_score(r: Reflectance) -> f32 {
     logistic((0.45 - ndvi) / 0.06)
         * logistic((0.25 - mndwi) / 0.08)
         * (1.0 - wet_edge)
-        * (1.0 - soil)
+        * (1.0 - soil(r))
         * logistic((brightness - 0.08) / 0.005)
         * logistic((1.7 - ratio(r.swir16, r.nir)) / 0.08)
+        * logistic((0.2 - normalized_difference(r.nir, r.swir16)) / 0.04)
 }
 
 /// The built-up score of every pixel of a composite, shape (6 bands, pixels) in the order blue,
@@ -409,6 +420,10 @@ mod tests {
             (
                 "water beside land, SWIR blurred",
                 refl(0.063, 0.079, 0.071, 0.072, 0.17, 0.099),
+            ),
+            (
+                "sand beside water, its 20 m SWIR pixel mostly water",
+                refl(0.11, 0.14, 0.18, 0.22, 0.085, 0.07),
             ),
         ];
         for (name, r) in ground {
