@@ -158,6 +158,37 @@ pub(crate) fn feature_collection(
     })
 }
 
+/// Smallest region of construction counted in [`BelowUnit`], m²: a small building (four 10 m
+/// pixels). Under it a region is as likely a speck of noise as a roof.
+pub(crate) const BELOW_UNIT_FROM_M2: f64 = 400.0;
+
+/// Regions of confirmed construction from [`BELOW_UNIT_FROM_M2`] up to the minimum mapping unit:
+/// small buildings the scan saw and left out of the report.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct BelowUnit {
+    /// How many regions.
+    pub(crate) regions: usize,
+    /// Their area together, m² (pixels x pixel area).
+    pub(crate) area_m2: f64,
+}
+
+/// Member of the report that counts the construction below the mapping unit.
+pub(crate) const BELOW_UNIT_MEMBER: &str = "below_mapping_unit";
+
+/// Adds the [`BELOW_UNIT_MEMBER`] member to a report: `{"regions", "area_m2", "from_m2", "to_m2"}`,
+/// `to_m2` being the minimum mapping unit `min_area_m2`.
+pub(crate) fn add_below_unit(collection: &mut geojson::FeatureCollection, below: &BelowUnit, min_area_m2: f64) {
+    collection.foreign_members.get_or_insert_with(Map::new).insert(
+        BELOW_UNIT_MEMBER.into(),
+        json!({
+            "regions": below.regions,
+            "area_m2": round(below.area_m2, 1),
+            "from_m2": BELOW_UNIT_FROM_M2,
+            "to_m2": min_area_m2,
+        }),
+    );
+}
+
 /// The AOI outline as a FeatureCollection (`aoi.geojson`, drawn in the QGIS project), rounded and
 /// oriented like the report.
 pub(crate) fn aoi_feature_collection(aoi: &crate::aoi::Aoi) -> geojson::FeatureCollection {

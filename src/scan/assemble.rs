@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::grid::{Grid, Projector};
 use crate::io::source::Scene;
 use crate::month::Month;
-use crate::output::report::{self, Detection, Status};
+use crate::output::report::{self, BelowUnit, Detection, Status, BELOW_UNIT_FROM_M2};
 use crate::output::summary::MonthFigures;
 use crate::scan::config::ScanConfig;
 
@@ -37,6 +37,8 @@ pub(crate) struct Assembled {
     pub(crate) latest: [Vec<u16>; 4],
     /// Per month of the period, over the AOI.
     pub(crate) months: Vec<MonthCounts>,
+    /// Construction seen but smaller than the minimum mapping unit, so not in the report.
+    pub(crate) below_unit: BelowUnit,
 }
 
 impl Assembled {
@@ -97,8 +99,8 @@ pub(crate) fn assemble(
         changed,
         magnitude,
     };
-    let (construction, built) = polygons.of(&changes, Kind::Construction)?;
-    let (demolition, unbuilt) = polygons.of(&changes, Kind::Demolition)?;
+    let (construction, built, below_unit) = polygons.of(&changes, Kind::Construction)?;
+    let (demolition, unbuilt, _) = polygons.of(&changes, Kind::Demolition)?;
     for (count, stable) in counts
         .iter_mut()
         .zip(stable_builtup(&built_share, &built, &unbuilt, months.len()))
@@ -113,7 +115,24 @@ pub(crate) fn assemble(
         demolition,
         latest,
         months: counts,
+        below_unit,
     })
+}
+
+/// The regions of `kept` from [`BELOW_UNIT_FROM_M2`] up to `min_pixels` pixels.
+fn below_unit(kept: &[bool], grid: &Grid, min_pixels: usize) -> BelowUnit {
+    let pixel_m2 = grid.res * grid.res;
+    let from = (BELOW_UNIT_FROM_M2 / pixel_m2).ceil().max(1.0) as usize;
+    let (_, regions) = label_regions(kept, grid.width, grid.height);
+    let small: Vec<usize> = regions
+        .iter()
+        .map(Vec::len)
+        .filter(|&n| n >= from && n < min_pixels)
+        .collect();
+    BelowUnit {
+        regions: small.len(),
+        area_m2: small.iter().sum::<usize>() as f64 * pixel_m2,
+    }
 }
 
 /// The pixels of a confirmed region, and the index of the month it is dated to.
@@ -187,8 +206,9 @@ const SEED_PIXELS: usize = 4;
 const SEED_SHARE: f64 = 0.05;
 
 impl Polygons<'_> {
-    /// The polygons of one kind, sorted by first month and id, and the confirmed ones' pixels.
-    fn of(&self, changes: &[PixelChange], kind: Kind) -> Result<(Vec<Detection>, Vec<Dated>)> {
+    /// The polygons of one kind, sorted by first month and id, the confirmed ones' pixels, and
+    /// what was seen below the mapping unit.
+    fn of(&self, changes: &[PixelChange], kind: Kind) -> Result<(Vec<Detection>, Vec<Dated>, BelowUnit)> {
         let grid = self.grid;
         let mut at = vec![usize::MAX; grid.len()];
         for (i, c) in changes.iter().enumerate().filter(|(_, c)| c.kind == kind) {
@@ -201,6 +221,7 @@ impl Polygons<'_> {
             Kind::Demolition => seeds,
         };
         let min_pixels = (self.config.min_area_m2 / (grid.res * grid.res)).ceil().max(1.0) as usize;
+        let below_unit = below_unit(&kept, grid, min_pixels);
         let mut found = Vec::new();
         let mut dated = Vec::new();
         for region in vectorize::regions(&kept, grid, min_pixels)? {
@@ -227,7 +248,7 @@ impl Polygons<'_> {
             found.push(d);
         }
         found.sort_by(|a, b| (a.first_detected, &a.id).cmp(&(b.first_detected, &b.id)));
-        Ok((found, dated))
+        Ok((found, dated, below_unit))
     }
 
     /// Construction grown from its roofs: the connected pixels of significant spectral change

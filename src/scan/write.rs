@@ -52,6 +52,7 @@ pub(crate) fn write(staging: &Staging, o: Outputs<'_>) -> Result<Written> {
     let config = o.set.config;
     let (out, slug) = (&config.out_dir, &config.aoi.slug);
     let mut collection = report::feature_collection(slug, &o.assembled.construction, o.provenance)?;
+    report::add_below_unit(&mut collection, &o.assembled.below_unit, config.min_area_m2);
     // With no previous report, the diff lists every polygon as added.
     let (previous, keep, first_scan) = match state::previous_report(out, &o.provenance.period)? {
         Some(p) => (p.report, p.keep, false),

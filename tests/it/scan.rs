@@ -372,3 +372,67 @@ fn overcast(path: &std::path::Path) {
     band.write((0, 0), size, &mut gdal::raster::Buffer::new(size, values))
         .unwrap();
 }
+
+/// Construction under the mapping unit is counted, not dropped silently: raising the unit moves
+/// the polygons under it from the report into the `below_mapping_unit` member.
+#[test]
+fn construction_below_the_mapping_unit_is_counted_in_the_report() {
+    let demo = demo_scan();
+    let report = read_json(&demo.summary.report);
+    let below = |r: &serde_json::Value| {
+        let b = &r["below_mapping_unit"];
+        (
+            b["regions"].as_u64().unwrap(),
+            b["area_m2"].as_f64().unwrap(),
+            b["to_m2"].as_f64().unwrap(),
+        )
+    };
+    let (regions, area, to) = below(&report);
+    assert_eq!(to, 1_000.0);
+    assert!(
+        area >= 400.0 * regions as f64 && area < 1_000.0 * regions as f64 + 1e-6,
+        "{area} m2 in {regions}"
+    );
+    // The new unit: in the widest gap between the polygons' areas, so pixel counts and geodesic
+    // areas cannot fall on different sides of it.
+    let mut areas: Vec<f64> = report["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["properties"]["area_m2"].as_f64().unwrap())
+        .collect();
+    areas.sort_by(f64::total_cmp);
+    let (gap, unit) = areas
+        .windows(2)
+        .filter(|w| w[0] >= 1_500.0 && w[1] <= 30_000.0)
+        .map(|w| (w[1] - w[0], (w[0] + w[1]) / 2.0))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .unwrap();
+    assert!(gap > 500.0, "{areas:?}");
+    let smaller: Vec<f64> = areas.iter().copied().filter(|&a| a < unit).collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = demo_config(&dir.path().join("out"), &demo.cache());
+    config.min_area_m2 = unit;
+    let summary = scan::run(
+        &config,
+        &StaticCatalog::new(sample_dir().join("catalog.json")),
+        &CountingReader::default(),
+        &Silent,
+    )
+    .unwrap();
+    let raised = read_json(&summary.report);
+    assert_eq!(
+        raised["features"].as_array().unwrap().len(),
+        areas.len() - smaller.len(),
+        "polygons of at least {unit} m2"
+    );
+    let (raised_regions, raised_area, raised_to) = below(&raised);
+    assert_eq!(raised_to, unit);
+    assert_eq!(raised_regions, regions + smaller.len() as u64, "below {unit} m2");
+    let expected = area + smaller.iter().sum::<f64>();
+    assert!(
+        (raised_area - expected).abs() < 0.03 * expected,
+        "{raised_area} m2 against {expected}"
+    );
+}
