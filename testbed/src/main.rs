@@ -198,7 +198,12 @@ fn run(args: &[String]) -> Result<(), String> {
             } else {
                 serde_json::json!({"type": "FeatureCollection", "features": []})
             };
-            let s: Score = score::score(&report, &truth).map_err(|e| format!("{}: {e}", report_path.display()))?;
+            let mut s: Score = score::score(&report, &truth).map_err(|e| format!("{}: {e}", report_path.display()))?;
+            let summary_path = out.join("summary.json");
+            if summary_path.is_file() {
+                s.stability = score::stability(&read_json(&summary_path)?)
+                    .map_err(|e| format!("{}: {e}", summary_path.display()))?;
+            }
             eprintln!(
                 "{split} seed {seed}: scan {:.0} s, exit {:?}, found {}/{}, real {}/{}",
                 seconds,

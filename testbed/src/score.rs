@@ -68,6 +68,62 @@ pub struct Score {
     pub provisional: usize,
     /// Of those, real ones.
     pub provisional_real: usize,
+    /// How steady the scan's monthly built-up estimate was (from its `summary.json`).
+    pub stability: Stability,
+}
+
+/// The month-to-month moves of a scan's stable built-up estimate (`builtup_ha` in `summary.json`)
+/// against that month's confirmed construction (`new_ha`) and demolition (`demolished_ha`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stability {
+    /// Pairs of consecutive months compared.
+    pub pairs: usize,
+    /// Pairs whose move is outside [-demolished, +new] widened by [`STABILITY_TOLERANCE`].
+    pub beyond: usize,
+    /// Largest move of the estimate, ha (absolute).
+    pub largest_move_ha: f64,
+    /// Largest excess of a move over what construction and demolition allow, ha.
+    pub largest_excess_ha: f64,
+    /// Largest move of the raw single-month measurement (`builtup_measured_ha`) between two
+    /// measured months, ha: what the estimate is steadier than.
+    pub largest_measured_move_ha: f64,
+}
+
+/// Tolerance of a move: a share of that month's construction and demolition, and hectares. Pixel
+/// counts (the estimate) against geodesic polygon areas (`new_ha`).
+pub const STABILITY_TOLERANCE: (f64, f64) = (0.05, 0.01);
+
+/// The [`Stability`] of a scan's `summary.json`.
+pub fn stability(summary: &Value) -> Result<Stability, FormatError> {
+    let months = summary
+        .get("months")
+        .and_then(Value::as_array)
+        .ok_or_else(|| FormatError("summary: no `months` list".into()))?;
+    let num = |m: &Value, k: &str| m.get(k).and_then(Value::as_f64);
+    let mut st = Stability::default();
+    for pair in months.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if let (Some(x), Some(y)) = (num(a, "builtup_measured_ha"), num(b, "builtup_measured_ha")) {
+            st.largest_measured_move_ha = st.largest_measured_move_ha.max((y - x).abs());
+        }
+        let (Some(x), Some(y)) = (num(a, "builtup_ha"), num(b, "builtup_ha")) else {
+            return Err(FormatError(format!(
+                "summary: month {} or the one before has no `builtup_ha`",
+                b.get("month").and_then(Value::as_str).unwrap_or("?")
+            )));
+        };
+        let (new, gone) = (num(b, "new_ha").unwrap_or(0.0), num(b, "demolished_ha").unwrap_or(0.0));
+        let (share, ha) = STABILITY_TOLERANCE;
+        let jump = y - x;
+        let excess = (jump - new * (1.0 + share) - ha).max(-jump - gone * (1.0 + share) - ha);
+        st.pairs += 1;
+        st.largest_move_ha = st.largest_move_ha.max(jump.abs());
+        if excess > 0.0 {
+            st.beyond += 1;
+            st.largest_excess_ha = st.largest_excess_ha.max(excess);
+        }
+    }
+    Ok(st)
 }
 
 impl Score {
@@ -97,6 +153,12 @@ impl Score {
         self.false_elsewhere += other.false_elsewhere;
         self.provisional += other.provisional;
         self.provisional_real += other.provisional_real;
+        let (a, b) = (&mut self.stability, &other.stability);
+        a.pairs += b.pairs;
+        a.beyond += b.beyond;
+        a.largest_move_ha = a.largest_move_ha.max(b.largest_move_ha);
+        a.largest_excess_ha = a.largest_excess_ha.max(b.largest_excess_ha);
+        a.largest_measured_move_ha = a.largest_measured_move_ha.max(b.largest_measured_move_ha);
     }
 }
 
@@ -320,6 +382,27 @@ pub fn score(report: &Value, truth: &Value) -> Result<Score, FormatError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_estimate_may_move_by_construction_and_demolition_only() {
+        let month = |m: &str, builtup: f64, measured: Option<f64>, new: f64, gone: f64| {
+            json!({"month": m, "builtup_ha": builtup, "builtup_measured_ha": measured,
+                   "new_ha": new, "demolished_ha": gone})
+        };
+        let summary = json!({"months": [
+            month("2022-01", 10.0, Some(10.0), 0.0, 0.0),
+            month("2022-02", 12.0, None, 2.0, 0.0),       // construction: allowed
+            month("2022-03", 11.5, Some(300.0), 0.0, 0.5), // demolition: allowed
+            month("2022-04", 13.0, Some(11.0), 0.5, 0.0),  // 1.5 ha with 0.5 ha new: 0.965 too far
+        ]});
+        let st = stability(&summary).unwrap();
+        assert_eq!((st.pairs, st.beyond), (3, 1));
+        assert!((st.largest_move_ha - 2.0).abs() < 1e-9);
+        assert!((st.largest_excess_ha - (1.5 - 0.525 - 0.01)).abs() < 1e-9);
+        assert!((st.largest_measured_move_ha - 289.0).abs() < 1e-9);
+        let broken = json!({"months": [month("2022-01", 1.0, None, 0.0, 0.0), {"month": "2022-02"}]});
+        assert!(stability(&broken).unwrap_err().0.contains("2022-02"));
+    }
 
     /// A square of `side` metres at (x, y) metres east and north of 98.4 E, 15.3 N.
     fn square(x: f64, y: f64, side: f64) -> Value {

@@ -97,6 +97,18 @@ pub fn summary(scenarios: &[Scenario]) -> String {
             seconds += s.scan_seconds;
         }
         row(&mut out, &format!("**pooled {split}**"), &pooled, Some(seconds), None);
+        let st = &pooled.stability;
+        let _ = writeln!(
+            out,
+            "\nStable built-up estimate (`builtup_ha` of each scan's summary.json): {}/{} month-to-month moves beyond that month's confirmed construction and demolition (+{:.0} % +{} ha); largest move {:.2} ha, largest excess {:.2} ha. The raw single-month measurement (`builtup_measured_ha`) moved by up to {:.2} ha between measured months.",
+            st.beyond,
+            st.pairs,
+            crate::score::STABILITY_TOLERANCE.0 * 100.0,
+            crate::score::STABILITY_TOLERANCE.1,
+            st.largest_move_ha,
+            st.largest_excess_ha,
+            st.largest_measured_move_ha,
+        );
         let _ = writeln!(out);
         out.push_str(&breakdown(&pooled));
         let _ = writeln!(out);
