@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use geo::Centroid;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -698,15 +699,34 @@ pub(crate) fn write_figures(dir: &Path, s: &SiteSummary, f: &SiteFigures) -> Res
         written.push(path);
         Ok(())
     };
-    let mut pictures: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    // Every picture is drawn and encoded on its own: in parallel.
+    enum Picture<'a> {
+        Location(&'a LocationMap),
+        Builtup,
+        NewConstruction,
+        Quicklook(&'a Quicklook),
+    }
+    let mut jobs: Vec<(&str, Picture<'_>)> = Vec::new();
     if let (Some(map), Some(picture)) = (&s.location, &f.location) {
-        pictures.insert(picture.path.clone(), chart::png(&location::render(map, f)?)?);
+        jobs.push((&picture.path, Picture::Location(map)));
     }
-    pictures.insert(f.charts[0].path.clone(), chart::builtup(&f.months)?);
-    pictures.insert(f.charts[1].path.clone(), chart::new_construction(&f.months)?);
+    jobs.push((&f.charts[0].path, Picture::Builtup));
+    jobs.push((&f.charts[1].path, Picture::NewConstruction));
     for (q, picture) in s.quicklooks.iter().zip(&f.quicklooks) {
-        pictures.insert(picture.path.clone(), chart::png(&quicklook::render(q)?)?);
+        jobs.push((&picture.path, Picture::Quicklook(q)));
     }
+    let pictures: BTreeMap<String, Vec<u8>> = jobs
+        .into_par_iter()
+        .map(|(path, picture)| {
+            let bytes = match picture {
+                Picture::Location(map) => chart::png(&location::render(map, f)?)?,
+                Picture::Builtup => chart::builtup(&f.months)?,
+                Picture::NewConstruction => chart::new_construction(&f.months)?,
+                Picture::Quicklook(q) => chart::png(&quicklook::render(q)?)?,
+            };
+            Ok((path.to_owned(), bytes))
+        })
+        .collect::<Result<_>>()?;
     let markdown = page::site_markdown(f);
     let title = page::site_title(f);
     let embedded = |path: &str| pictures.get(path).cloned();
