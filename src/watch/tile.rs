@@ -16,8 +16,11 @@
 //!   that tile's core, the pieces that touch across seams unioned into one polygon (see
 //!   [`merge`] for how its figures are combined).
 //!
-//! Each tile is an ordinary scan ([`crate::scan::run`]) into `<site>/tiles/<r..c..>/`; the merged
-//! report, demolition layer and diff go to the site's folder. Never prints; reads no imagery itself.
+//! Each tile is an ordinary scan ([`crate::scan::run`]) into `<site>/tiles/<r..c..>/`, with the
+//! region's statistics given ([`crate::scan::region`]: per scene its offset and whether it is mostly
+//! clear, and the spectral normalization, measured once over the whole region in a first pass), so
+//! that its pixels are the unsplit scan's; the merged report, demolition layer and diff go to the
+//! site's folder. Never prints; reads no imagery itself.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -34,6 +37,7 @@ use crate::io::window::WindowReader;
 use crate::output::diff;
 use crate::output::report::{self, multipolygon_of};
 use crate::output::round;
+use crate::scan::region::Part;
 use crate::scan::{self, Progress, ScanConfig, ScanSummary};
 
 /// The analysis resolution, metres (as `scan::run` uses).
@@ -194,12 +198,27 @@ pub fn scan(
     progress: &dyn Progress,
 ) -> Result<ScanSummary> {
     let out = &config.out_dir;
+    let parts: Vec<Part> = tiling
+        .tiles
+        .iter()
+        .map(|tile| {
+            let mut tile_config = config.clone();
+            tile_config.aoi = tile.aoi.clone();
+            tile_config.out_dir = out.join("tiles").join(&tile.name);
+            tile_config.epsg = Some(tiling.grid.epsg);
+            Part {
+                config: tile_config,
+                rows: tile.core.row..tile.core.row + tile.core.rows,
+                cols: tile.core.col..tile.core.col + tile.core.cols,
+            }
+        })
+        .collect();
+    // The tiles compute with the region's statistics, not their own: see `scan::region`.
+    let (stats, windows_fetched) = scan::region::measure(&tiling.grid, &parts, source, reader, progress)?;
     let mut summaries = Vec::new();
-    for tile in &tiling.tiles {
-        let mut tile_config = config.clone();
-        tile_config.aoi = tile.aoi.clone();
-        tile_config.out_dir = out.join("tiles").join(&tile.name);
-        tile_config.epsg = Some(tiling.grid.epsg);
+    for part in parts {
+        let mut tile_config = part.config;
+        tile_config.given = Some(stats.clone());
         summaries.push(scan::run(&tile_config, source, reader, progress)?);
     }
     let _lock = scan::lock(out)?;
@@ -227,7 +246,11 @@ pub fn scan(
     report::write_geojson(&out.join("diff.geojson"), &changes.collection)?;
     report::write_geojson(&out.join("demolition.geojson"), &demolition)?;
     report::write_geojson(&report_path, &construction)?;
-    Ok(combined(out, &summaries, &construction, changes.counts))
+    let mut summary = combined(out, &summaries, &construction, changes.counts);
+    // The windows the first pass read are cached by the time the tiles' scans look for them.
+    summary.windows_fetched += windows_fetched;
+    summary.windows_cached = summary.windows_cached.saturating_sub(windows_fetched);
+    Ok(summary)
 }
 
 /// The region's summary from its tiles' (see [`scan`]).
@@ -408,9 +431,7 @@ pub fn merge(tiling: &Tiling, reports: &[(PathBuf, FeatureCollection)]) -> Resul
         }
     }
     let (mut wholes, pieces): (Vec<Found>, Vec<Found>) = found.into_iter().partition(|f| f.whole);
-    // A polygon whole in two tiles is kept once: from the tile that owns its first pixel. (Two
-    // tiles may draw it a pixel apart: each decides its scenes' offsets and normalization on its
-    // own pixels.)
+    // A polygon whole in two tiles is kept once: from the tile that owns its first pixel.
     wholes.sort_by_key(|f| !f.owned);
     let mut kept: BTreeMap<String, Found> = BTreeMap::new();
     for f in wholes {

@@ -1,6 +1,6 @@
 //! Region-wide sites: the sample's AOI cut into 3 x 4 tiles on its scan grid, each tile scanned
-//! alone and the reports merged: every polygon once, one polygon across the seams. Prints how many
-//! keep the unsplit scan's id and area (within 1 %).
+//! alone (with the region's statistics) and the reports merged give the unsplit scan's polygons:
+//! the same count, the same ids, areas within 1 %, polygons across the seams whole.
 
 use compound_watch::report::{multipolygon_of, read_geojson};
 use compound_watch::scan::Silent;
@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::common::{demo_config, demo_scan, sample_dir};
 
-/// (id, area m², outline in the grid's CRS) of every polygon of a report.
-fn polygons(path: &std::path::Path, to_utm: &Projector) -> Vec<(String, f64, MultiPolygon<f64>)> {
+/// (id, area m², outline in the grid's CRS, dates and status) of every polygon of a report.
+fn polygons(path: &std::path::Path, to_utm: &Projector) -> Vec<(String, f64, MultiPolygon<f64>, String)> {
     read_geojson(path)
         .unwrap()
         .features
@@ -22,7 +22,10 @@ fn polygons(path: &std::path::Path, to_utm: &Projector) -> Vec<(String, f64, Mul
         .map(|f| {
             let id = f.property("id").and_then(Value::as_str).unwrap().to_owned();
             let area = f.property("area_m2").and_then(Value::as_f64).unwrap();
-            (id, area, to_utm.multi_polygon(&multipolygon_of(f)).unwrap())
+            let facts = ["first_detected", "last_clear_before", "status", "confirmed_on"]
+                .map(|k| f.property(k).map(Value::to_string).unwrap_or_default())
+                .join(" ");
+            (id, area, to_utm.multi_polygon(&multipolygon_of(f)).unwrap(), facts)
         })
         .collect()
 }
@@ -32,7 +35,7 @@ fn shared_area(a: &MultiPolygon<f64>, b: &MultiPolygon<f64>) -> f64 {
 }
 
 #[test]
-fn a_region_scanned_in_tiles_gives_each_polygon_once_and_whole_across_the_seams() {
+fn a_region_scanned_in_tiles_gives_the_unsplit_scans_polygons() {
     let whole = demo_scan();
     let dir = tempfile::tempdir().unwrap();
     let config = demo_config(&dir.path().join("out"), &whole.cache());
@@ -46,18 +49,13 @@ fn a_region_scanned_in_tiles_gives_each_polygon_once_and_whole_across_the_seams(
     let to_utm = Projector::new(4326, grid.epsg).unwrap();
     let merged = polygons(&summary.report, &to_utm);
     let unsplit = polygons(&whole.summary.report, &to_utm);
-    let rows: Vec<f64> = tiling
-        .tiles
-        .iter()
-        .map(|t| t.core.row as f64)
-        .filter(|&r| r > 0.0)
-        .collect();
-    let cols: Vec<f64> = tiling
-        .tiles
-        .iter()
-        .map(|t| t.core.col as f64)
-        .filter(|&c| c > 0.0)
-        .collect();
+    let seams = |core: fn(&tile::Tile) -> usize| -> Vec<f64> {
+        let mut at: Vec<usize> = tiling.tiles.iter().map(core).filter(|&r| r > 0).collect();
+        at.sort_unstable();
+        at.dedup();
+        at.into_iter().map(|r| r as f64).collect()
+    };
+    let (rows, cols) = (seams(|t| t.core.row), seams(|t| t.core.col));
     let crosses = |g: &MultiPolygon<f64>| {
         let r = g.bounding_rect().unwrap();
         let (c0, c1) = ((r.min().x - grid.x0) / grid.res, (r.max().x - grid.x0) / grid.res);
@@ -66,39 +64,39 @@ fn a_region_scanned_in_tiles_gives_each_polygon_once_and_whole_across_the_seams(
     };
 
     eprintln!(
-        "{:<24} {:>9} {:<24} {:>9} {:>7} {:>7}",
-        "unsplit", "m²", "tiles", "m²", "cover", "seam"
+        "{:<24} {:>9} {:>9} {:>7} {:>5} {:>5}",
+        "unsplit id", "m²", "tiles m²", "cover", "seam", "dates"
     );
-    let (mut same, mut crossing) = (0, 0);
-    for (id, area, outline) in &unsplit {
-        // Every merged polygon that covers a part of it.
-        let covering: Vec<(&String, f64, f64)> = merged
-            .iter()
-            .map(|(m_id, m_area, m)| (m_id, *m_area, shared_area(outline, m) / outline.unsigned_area()))
-            .filter(|c| c.2 > 0.05)
-            .collect();
-        let best = covering.iter().max_by(|a, b| a.2.total_cmp(&b.2));
+    let (mut same, mut crossing, mut differ) = (0, 0, Vec::new());
+    for (id, area, outline, facts) in &unsplit {
         let seam = crosses(outline);
         crossing += usize::from(seam);
-        let (m_id, m_area, cover) = best.map_or(("-", f64::NAN, 0.0), |b| (b.0.as_str(), b.1, b.2));
-        eprintln!("{id:<24} {area:>9.1} {m_id:<24} {m_area:>9.1} {cover:>7.3} {seam:>7}");
-        same += usize::from(m_id == id && (m_area - area).abs() <= 0.01 * area);
-        // Away from the seams a tile's polygon may differ from the unsplit scan's by the pixels its
-        // own statistics decide (README, "Region-wide sites"); across a seam it must be one polygon.
-        if seam {
-            assert!(
-                covering.len() == 1 && cover > 0.5,
-                "{id} crosses a seam and is not one polygon: {covering:?}"
-            );
+        let counterpart = merged.iter().find(|(m_id, _, _, _)| m_id == id);
+        let (m_area, cover, dates) = counterpart.map_or((f64::NAN, 0.0, false), |(_, m_area, m, m_facts)| {
+            let cover = shared_area(outline, m) / outline.unsigned_area();
+            (*m_area, cover, m_facts == facts)
+        });
+        eprintln!("{id:<24} {area:>9.1} {m_area:>9.1} {cover:>7.3} {seam:>5} {dates:>5}");
+        if dates && (m_area - area).abs() <= 0.01 * area {
+            same += 1;
+        } else {
+            differ.push(id.clone());
         }
     }
     eprintln!(
-        "{same} of {} polygons keep their id and their area within 1 %; {crossing} cross a seam",
-        unsplit.len()
+        "{same} of {} polygons keep their id, their dates and their area within 1 %; {crossing} cross a seam; the \
+         tiles give {} polygons",
+        unsplit.len(),
+        merged.len()
     );
     assert!(crossing >= 1, "no polygon of the sample crosses a seam of this tiling");
-    for (i, (a_id, _, a)) in merged.iter().enumerate() {
-        for (b_id, _, b) in &merged[i + 1..] {
+    assert!(
+        differ.is_empty(),
+        "no counterpart with the same id, dates and area within 1 %: {differ:?}"
+    );
+    assert_eq!(merged.len(), unsplit.len(), "the tiles give other polygons as well");
+    for (i, (a_id, _, a, _)) in merged.iter().enumerate() {
+        for (b_id, _, b, _) in &merged[i + 1..] {
             assert!(
                 shared_area(a, b) == 0.0,
                 "{a_id} and {b_id} overlap: a polygon kept twice"
