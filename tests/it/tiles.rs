@@ -3,7 +3,7 @@
 //! the same count, the same ids, areas within 1 %, polygons across the seams whole.
 
 use compound_watch::report::{multipolygon_of, read_geojson};
-use compound_watch::scan::Silent;
+use compound_watch::scan::{ScanConfig, Silent};
 use compound_watch::source::StaticCatalog;
 use compound_watch::watch::tile;
 use compound_watch::window::GdalReader;
@@ -36,14 +36,38 @@ fn shared_area(a: &MultiPolygon<f64>, b: &MultiPolygon<f64>) -> f64 {
 
 #[test]
 fn a_region_scanned_in_tiles_gives_the_unsplit_scans_polygons() {
-    let whole = demo_scan();
+    let config = |out: &std::path::Path| demo_config(out, &demo_scan().cache());
     let dir = tempfile::tempdir().unwrap();
-    let config = demo_config(&dir.path().join("out"), &whole.cache());
     // About 22 km² of grid in tiles of at most 2.5 km²: 3 x 4 tiles, whose seams cross compounds.
-    let tiling = tile::plan(&config.aoi, 2.5).unwrap().expect("the sample is cut");
-    assert_eq!(tiling.tiles.len(), 12);
+    let tiling = tile::plan(&config(dir.path()).aoi, 2.5)
+        .unwrap()
+        .expect("the sample is cut");
+    assert_eq!((tiling.tiles.len(), tiling.margin), (12, tile::MARGIN_PIXELS));
+    let patches = same_polygons(&config(&dir.path().join("out")), &tiling);
+    assert_eq!(patches, 0, "every polygon is whole within the default margin of a tile");
+}
+
+#[test]
+fn a_polygon_larger_than_the_margin_is_scanned_again_whole() {
+    let config = |out: &std::path::Path| demo_config(out, &demo_scan().cache());
+    let dir = tempfile::tempdir().unwrap();
+    // A margin of 12 pixels (120 m): compounds across the seams are larger than it.
+    let tiling = tile::plan_with_margin(&config(dir.path()).aoi, 2.5, 12)
+        .unwrap()
+        .expect("the sample is cut");
+    let patches = same_polygons(&config(&dir.path().join("out")), &tiling);
+    assert!(
+        patches >= 1,
+        "no polygon of the sample is larger than a 12-pixel margin"
+    );
+}
+
+/// Scans `tiling` with `config` and asserts its merged report has the unsplit scan's polygons;
+/// returns how many patches were scanned.
+fn same_polygons(config: &ScanConfig, tiling: &tile::Tiling) -> usize {
+    let whole = demo_scan();
     let source = StaticCatalog::new(sample_dir().join("catalog.json"));
-    let summary = tile::scan(&config, &tiling, &source, &GdalReader::default(), &Silent).unwrap();
+    let summary = tile::scan(config, tiling, &source, &GdalReader::default(), &Silent).unwrap();
 
     let grid = &tiling.grid;
     let to_utm = Projector::new(4326, grid.epsg).unwrap();
@@ -103,4 +127,14 @@ fn a_region_scanned_in_tiles_gives_the_unsplit_scans_polygons() {
             );
         }
     }
+    let report = read_geojson(&summary.report).unwrap();
+    let tiles = &report.foreign_members.unwrap()["compound_watch"]["tiles"];
+    let patches: Vec<&Value> = tiles
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["patch"] == true)
+        .collect();
+    eprintln!("{} patches scanned: {patches:?}", patches.len());
+    patches.len()
 }
