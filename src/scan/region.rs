@@ -3,8 +3,8 @@
 //! the region's values and draws the unsplit scan's polygons.
 //!
 //! Three things a scan decides from all its pixels at once: per scene, the offset decision (from
-//! the dark pixels, [`crate::detect::reflectance`]) and whether the scene is mostly clear (which
-//! scenes rule 4 of [`crate::detect::mask`] counts); and the spectral normalization (medians and
+//! the dark pixels, `detect::reflectance`) and whether the scene is mostly clear (which
+//! scenes rule 4 of `detect::mask` counts); and the spectral normalization (medians and
 //! spreads over a sample of the AOI's rows, [`Normalization`]). A part measuring them on its own
 //! pixels draws other polygons than the unsplit scan. Here each part's windows are fetched (into
 //! the cache its scan then reads) and counted over the cells the part owns, so the sums are the
@@ -69,7 +69,7 @@ pub struct Part {
 ///
 /// Each part's scenes are searched and fetched as its scan will (a scene that cannot be read is
 /// left to the part's scan to skip and report); then every scene's pixels are counted over the
-/// owned cells, and the normalization's sample rows (the unsplit scan's, [`blocks`]) are
+/// owned cells, and the normalization's sample rows (the unsplit scan's) are
 /// composited from the parts that own them, with the region's decisions.
 pub fn measure(
     region: &Grid,
@@ -229,5 +229,41 @@ impl Owned {
             cols: cut(&part.cols, dc, grid.width),
             dr,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aoi::{from_bbox, AoiLimits};
+    use crate::month::Month;
+
+    #[test]
+    fn a_parts_owned_cells_are_found_in_its_own_grid() {
+        let region = Grid {
+            epsg: 32647,
+            x0: 1000.0,
+            y0: 5000.0,
+            width: 300,
+            height: 200,
+            res: 10.0,
+        };
+        // The part's grid starts 40 rows down and 90 columns right of the region's.
+        let grid = Grid {
+            x0: 1900.0,
+            y0: 4600.0,
+            width: 150,
+            height: 100,
+            ..region.clone()
+        };
+        let aoi = from_bbox([98.5, 16.6, 98.51, 16.61], &AoiLimits::default()).unwrap();
+        let month: Month = "2022-01".parse().unwrap();
+        let part = Part {
+            config: ScanConfig::new(aoi, month, month, "out".into(), "cache".into()),
+            rows: 88..120,
+            cols: 138..400,
+        };
+        let owned = Owned::of(&part, &region, &grid);
+        assert_eq!((owned.rows, owned.cols, owned.dr), (48..80, 48..150, 40));
     }
 }

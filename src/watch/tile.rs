@@ -114,7 +114,7 @@ pub struct Tile {
     pub core: Cells,
     /// The cells it scans: the core and its margin.
     pub scanned: Cells,
-    /// A patch: scanned after the tiles, around a polygon larger than their margin (see [`scan`]);
+    /// A patch: scanned after the tiles, around a polygon larger than their margin (see [`scan()`]);
     /// only the polygons it holds whole are taken from it.
     pub patch: bool,
     /// What it scans: the region's AOI cut to `scanned`, with the region's name and slug (so
@@ -142,7 +142,7 @@ pub fn plan(aoi: &Aoi, tile_km2: f64) -> Result<Option<Tiling>> {
 }
 
 /// [`plan`] with a margin of `margin` pixels (a larger one scans more twice; with a smaller one
-/// more polygons cross it and are scanned again in patches, see [`scan`]).
+/// more polygons cross it and are scanned again in patches, see [`scan()`]).
 pub fn plan_with_margin(aoi: &Aoi, tile_km2: f64, margin: usize) -> Result<Option<Tiling>> {
     if !(tile_km2.is_finite() && tile_km2 > 0.0) {
         return Err(Error::Config {
