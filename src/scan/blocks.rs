@@ -40,11 +40,13 @@ pub(crate) struct SceneSet<'a> {
     pub(crate) by_month: &'a [Vec<usize>],
 }
 
-/// Runs the kernel over every block of the grid.
+/// Runs the kernel over every block of the grid, with the `given` normalization (a region's, see
+/// [`crate::scan::RegionStats`]) or, without one, the grid's own.
 /// Returns the blocks' results in row order and the normalization they used.
 pub(crate) fn detect(
     set: &SceneSet<'_>,
     aoi_mask: &[bool],
+    given: Option<&Normalization>,
     progress: &dyn Progress,
 ) -> Result<(Vec<BlockResult>, Normalization)> {
     let grid = set.grid;
@@ -62,7 +64,10 @@ pub(crate) fn detect(
         name: "detect",
         total: blocks.len() as u64,
     });
-    let norm = normalization(set, aoi_mask)?;
+    let norm = match given {
+        Some(norm) => norm.clone(),
+        None => normalization(set, aoi_mask)?,
+    };
     let results = blocks
         .par_iter()
         .map(|&(r0, r1)| {
@@ -199,21 +204,49 @@ fn surfaces(set: &SceneSet<'_>, classes: &[Option<Vec<u16>>]) -> Vec<Option<Vec<
 /// The spectral-change normalization, measured on a sample of the AOI's rows.
 fn normalization(set: &SceneSet<'_>, aoi_mask: &[bool]) -> Result<Normalization> {
     let grid = set.grid;
-    let all: Vec<(usize, usize)> = (0..grid.height)
-        .step_by(NORMALIZATION_EVERY)
-        .map(|r0| (r0, (r0 + NORMALIZATION_ROWS).min(grid.height)))
+    let windows: Vec<(Range<usize>, Range<usize>)> = normalization_strips(grid, set.by_month.len())
+        .into_iter()
+        .map(|rows| (rows, 0..grid.width))
         .collect();
-    // The sample is held whole (every month of it at once): on a large AOI over a long period only
-    // every k-th strip is taken, so that it stays within NORMALIZATION_PIXEL_MONTHS.
-    let pixel_months = all.len() * NORMALIZATION_ROWS * grid.width * set.by_month.len();
+    Ok(Normalization::measure(&normalization_sample(set, aoi_mask, &windows)?))
+}
+
+/// The rows of `grid` the normalization samples over `months` months: the first
+/// `NORMALIZATION_ROWS` of every `NORMALIZATION_EVERY`, and on a large AOI over a long period only
+/// every k-th such strip, so that the sample (held whole, every month of it at once) stays within
+/// `NORMALIZATION_PIXEL_MONTHS`.
+pub(crate) fn normalization_strips(grid: &Grid, months: usize) -> Vec<Range<usize>> {
+    let all: Vec<Range<usize>> = (0..grid.height)
+        .step_by(NORMALIZATION_EVERY)
+        .map(|r0| r0..(r0 + NORMALIZATION_ROWS).min(grid.height))
+        .collect();
+    let pixel_months = all.len() * NORMALIZATION_ROWS * grid.width * months;
     let every = pixel_months.div_ceil(NORMALIZATION_PIXEL_MONTHS).max(1);
-    let strips: Vec<(usize, usize)> = all.into_iter().step_by(every).collect();
-    let parts: Vec<Vec<Vec<[f32; 4]>>> = strips
+    all.into_iter().step_by(every).collect()
+}
+
+/// Per month, the magnitude bands of the composites of the AOI pixels (`aoi_mask`) of `windows`
+/// (rows x columns of the grid), NaN in a gap: what [`Normalization::measure`] takes. The pixels'
+/// order is the windows', row-major in each; the measure does not depend on it.
+pub(crate) fn normalization_sample(
+    set: &SceneSet<'_>,
+    aoi_mask: &[bool],
+    windows: &[(Range<usize>, Range<usize>)],
+) -> Result<Vec<Vec<[f32; 4]>>> {
+    let grid = set.grid;
+    let parts: Vec<Vec<Vec<[f32; 4]>>> = windows
         .par_iter()
-        .map(|&(r0, r1)| {
-            let block = composites(set, r0, r1)?;
-            let inside: Vec<usize> = (0..(r1 - r0) * grid.width)
-                .filter(|&p| aoi_mask[r0 * grid.width + p])
+        .map(|(rows, cols)| {
+            let (block, read_cols) = composites_window(set, rows.clone(), cols.clone())?;
+            let width = read_cols.len();
+            let inside: Vec<usize> = rows
+                .clone()
+                .enumerate()
+                .flat_map(|(i, r)| {
+                    cols.clone()
+                        .filter(move |&c| aoi_mask[r * grid.width + c])
+                        .map(move |c| i * width + c - read_cols.start)
+                })
                 .collect();
             Ok(block
                 .months
@@ -231,7 +264,7 @@ fn normalization(set: &SceneSet<'_>, aoi_mask: &[bool]) -> Result<Normalization>
             month.extend(values);
         }
     }
-    Ok(Normalization::measure(&months))
+    Ok(months)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::month::Month;
 use crate::output::vector::Format;
+use crate::scan::region::RegionStats;
 
 /// Everything a scan needs to know, already checked.
 #[derive(Debug, Clone)]
@@ -55,6 +56,9 @@ pub struct ScanConfig {
     pub epsg: Option<u32>,
     /// Vector formats the report and the diff are also written in (GeoJSON always is).
     pub formats: Vec<Format>,
+    /// Statistics of a region this scan is a part of ([`crate::scan::region`]), taken instead of
+    /// measuring them on this scan's own pixels; `None` for a scan of its own.
+    pub given: Option<RegionStats>,
 }
 
 /// The first month with Sentinel-2 L2A data (Sentinel-2A began acquiring in June 2015).
@@ -87,6 +91,7 @@ impl ScanConfig {
             max_grid_km2: 2_500.0,
             epsg: None,
             formats: Vec::new(),
+            given: None,
         }
     }
 

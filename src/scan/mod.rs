@@ -13,6 +13,7 @@ mod fetch;
 mod offsets;
 mod progress;
 pub(crate) mod publish;
+pub mod region;
 mod search;
 pub(crate) mod state;
 mod write;
@@ -32,6 +33,7 @@ use crate::output::summary::MonthFigures;
 
 pub use config::{ScanConfig, FIRST_MONTH};
 pub use progress::{Event, Progress, Silent};
+pub use region::RegionStats;
 pub use state::lock;
 
 /// What happened, for the binary to report and turn into an exit code.
@@ -184,7 +186,8 @@ fn scan_locked(
     let found = search::search(config, grid, source, previous.as_ref(), progress)?;
     let fetched = fetch::fetch(config, grid, &cache, reader, &found.scenes, progress)?;
     let skipped = [found.rejected.as_slice(), fetched.skipped.as_slice()].concat();
-    let mut decided = offsets::offsets(grid, &cache, fetched.scenes.clone(), progress)?;
+    let given = config.given.as_ref();
+    let mut decided = offsets::offsets(grid, &cache, fetched.scenes.clone(), given, progress)?;
     decided.no_data.extend(fetched.no_data.iter().map(|s| s.id.clone()));
     decided.cloudy = fetched.cloudy.iter().map(|s| s.id.clone()).collect();
     // Scenes seen to hold nothing clear or no data are not failures: the share used is of the others.
@@ -215,7 +218,7 @@ fn scan_locked(
         mostly_clear: &decided.mostly_clear,
         by_month: &by_month,
     };
-    let (results, norm) = blocks::detect(&set, &aoi_mask, progress)?;
+    let (results, norm) = blocks::detect(&set, &aoi_mask, given.map(|g| &g.normalization), progress)?;
     progress.event(Event::Stage {
         name: "report",
         total: 1,

@@ -16,8 +16,19 @@
 //!   that tile's core, the pieces that touch across seams unioned into one polygon (see
 //!   [`merge`] for how its figures are combined).
 //!
-//! Each tile is an ordinary scan ([`crate::scan::run`]) into `<site>/tiles/<r..c..>/`; the merged
-//! report, demolition layer and diff go to the site's folder. Never prints; reads no imagery itself.
+//! The pieces are not the unsplit scan's polygon: a tile decides a cut polygon's regions
+//! (hysteresis of the spectral change, growth from roofs and its share of roofs, the minimum
+//! mapping unit) on the part it sees. So a polygon put together from pieces is scanned again in a
+//! patch, a tile whose core is the polygon's bounding cells with a margin around them, doubled
+//! each round while it is still cut (at most `PATCH_ROUNDS` rounds, each patch at most
+//! `PATCH_TILES` times the largest tile); the patch's whole polygons replace the pieces. Only a
+//! polygon larger than that stays a union of pieces.
+//!
+//! Each tile is an ordinary scan ([`crate::scan::run`]) into `<site>/tiles/<name>/`, with the
+//! region's statistics given ([`crate::scan::region`]: per scene its offset and whether it is mostly
+//! clear, and the spectral normalization, measured once over the whole region in a first pass), so
+//! that its pixels are the unsplit scan's; the merged report, demolition layer and diff go to the
+//! site's folder. Never prints; reads no imagery itself.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -34,6 +45,7 @@ use crate::io::window::WindowReader;
 use crate::output::diff;
 use crate::output::report::{self, multipolygon_of};
 use crate::output::round;
+use crate::scan::region::Part;
 use crate::scan::{self, Progress, ScanConfig, ScanSummary};
 
 /// The analysis resolution, metres (as `scan::run` uses).
@@ -102,6 +114,9 @@ pub struct Tile {
     pub core: Cells,
     /// The cells it scans: the core and its margin.
     pub scanned: Cells,
+    /// A patch: scanned after the tiles, around a polygon larger than their margin (see [`scan()`]);
+    /// only the polygons it holds whole are taken from it.
+    pub patch: bool,
     /// What it scans: the region's AOI cut to `scanned`, with the region's name and slug (so
     /// feature ids are formed as the region's).
     pub aoi: Aoi,
@@ -116,11 +131,19 @@ pub struct Tiling {
     pub grid: Grid,
     /// The tiles that hold part of the AOI, row by row.
     pub tiles: Vec<Tile>,
+    /// Pixels of margin scanned around each tile's core.
+    pub margin: usize,
 }
 
-/// The tiling of `aoi` into tiles of at most about `tile_km2` of grid each, or `None` when its grid
-/// is no larger than one tile.
+/// The tiling of `aoi` into tiles of at most about `tile_km2` of grid each, scanned with a margin of
+/// [`MARGIN_PIXELS`], or `None` when its grid is no larger than one tile.
 pub fn plan(aoi: &Aoi, tile_km2: f64) -> Result<Option<Tiling>> {
+    plan_with_margin(aoi, tile_km2, MARGIN_PIXELS)
+}
+
+/// [`plan`] with a margin of `margin` pixels (a larger one scans more twice; with a smaller one
+/// more polygons cross it and are scanned again in patches, see [`scan()`]).
+pub fn plan_with_margin(aoi: &Aoi, tile_km2: f64, margin: usize) -> Result<Option<Tiling>> {
     if !(tile_km2.is_finite() && tile_km2 > 0.0) {
         return Err(Error::Config {
             field: "tile_km2".into(),
@@ -134,9 +157,7 @@ pub fn plan(aoi: &Aoi, tile_km2: f64) -> Result<Option<Tiling>> {
     }
     let side = (((tile_km2 * 1e6).sqrt() / grid.res) as usize).max(1);
     let (n_rows, n_cols) = (grid.height.div_ceil(side), grid.width.div_ceil(side));
-    let to_utm = Projector::new(4326, grid.epsg)?;
-    let to_wgs84 = Projector::new(grid.epsg, 4326)?;
-    let region = to_utm.multi_polygon(&aoi.geometry)?;
+    let region = Projector::new(4326, grid.epsg)?.multi_polygon(&aoi.geometry)?;
     let mut tiles = Vec::new();
     for i in 0..n_rows {
         for j in 0..n_cols {
@@ -148,33 +169,49 @@ pub fn plan(aoi: &Aoi, tile_km2: f64) -> Result<Option<Tiling>> {
                 rows: r1 - r0,
                 cols: c1 - c0,
             };
-            let owned = region.intersection(&MultiPolygon::new(vec![core.map_rect(&grid)]));
-            if owned.unsigned_area() == 0.0 {
-                continue;
+            if let Some(tile) = tile_of(aoi, &grid, &region, format!("r{i}c{j}"), core, margin)? {
+                tiles.push(tile);
             }
-            let scanned = core.grown(MARGIN_PIXELS, grid.height, grid.width);
-            let part = region.intersection(&MultiPolygon::new(vec![scanned.map_rect(&grid)]));
-            let geometry = to_wgs84.multi_polygon(&part)?;
-            let name = format!("r{i}c{j}");
-            tiles.push(Tile {
-                aoi: Aoi {
-                    name: aoi.name.clone(),
-                    slug: aoi.slug.clone(),
-                    origin: format!("{} (tile {name})", aoi.origin),
-                    area_m2: geo::GeodesicArea::geodesic_area_unsigned(&geometry),
-                    geometry,
-                    properties: aoi.properties.clone(),
-                },
-                name,
-                core,
-                scanned,
-            });
         }
     }
     Ok(Some(Tiling {
         aoi: aoi.clone(),
         grid,
         tiles,
+        margin,
+    }))
+}
+
+/// The tile `name` that owns `core` of `grid` and scans it with `margin` pixels around, or `None`
+/// when its core holds no part of the region (`region`: the AOI in the grid's CRS).
+fn tile_of(
+    aoi: &Aoi,
+    grid: &Grid,
+    region: &MultiPolygon<f64>,
+    name: String,
+    core: Cells,
+    margin: usize,
+) -> Result<Option<Tile>> {
+    let owned = region.intersection(&MultiPolygon::new(vec![core.map_rect(grid)]));
+    if owned.unsigned_area() == 0.0 {
+        return Ok(None);
+    }
+    let scanned = core.grown(margin, grid.height, grid.width);
+    let part = region.intersection(&MultiPolygon::new(vec![scanned.map_rect(grid)]));
+    let geometry = Projector::new(grid.epsg, 4326)?.multi_polygon(&part)?;
+    Ok(Some(Tile {
+        aoi: Aoi {
+            name: aoi.name.clone(),
+            slug: aoi.slug.clone(),
+            origin: format!("{} (tile {name})", aoi.origin),
+            area_m2: geo::GeodesicArea::geodesic_area_unsigned(&geometry),
+            geometry,
+            properties: aoi.properties.clone(),
+        },
+        name,
+        core,
+        scanned,
+        patch: false,
     }))
 }
 
@@ -194,25 +231,66 @@ pub fn scan(
     progress: &dyn Progress,
 ) -> Result<ScanSummary> {
     let out = &config.out_dir;
-    let mut summaries = Vec::new();
-    for tile in &tiling.tiles {
+    let grid = &tiling.grid;
+    let tile_config = |tile: &Tile| {
         let mut tile_config = config.clone();
         tile_config.aoi = tile.aoi.clone();
         tile_config.out_dir = out.join("tiles").join(&tile.name);
-        tile_config.epsg = Some(tiling.grid.epsg);
-        summaries.push(scan::run(&tile_config, source, reader, progress)?);
-    }
-    let _lock = scan::lock(out)?;
-    let read = |pick: fn(&ScanSummary) -> &PathBuf| {
-        summaries
-            .iter()
-            .map(|s| Ok((pick(s).clone(), report::read_geojson(pick(s))?)))
-            .collect::<Result<Vec<_>>>()
+        tile_config.epsg = Some(grid.epsg);
+        tile_config
     };
-    let reports = read(|s| &s.report)?;
-    let mut construction = merged_collection(tiling, merge(tiling, &reports)?, &reports)?;
-    let reports = read(|s| &s.demolition)?;
-    let demolition = merged_collection(tiling, merge(tiling, &reports)?, &reports)?;
+    let parts: Vec<Part> = tiling
+        .tiles
+        .iter()
+        .map(|tile| Part {
+            config: tile_config(tile),
+            rows: tile.core.row..tile.core.row + tile.core.rows,
+            cols: tile.core.col..tile.core.col + tile.core.cols,
+        })
+        .collect();
+    // The tiles compute with the region's statistics, not their own: see `scan::region`.
+    let (stats, windows_fetched) = scan::region::measure(grid, &parts, source, reader, progress)?;
+    let given = |mut config: ScanConfig| {
+        config.given = Some(stats.clone());
+        config
+    };
+    let mut summaries = Vec::new();
+    for part in parts {
+        summaries.push(scan::run(&given(part.config), source, reader, progress)?);
+    }
+    // A polygon larger than the margin comes in pieces, each decided on part of it: it is scanned
+    // again whole, in a patch around it, with a margin doubled each round it is still cut.
+    let mut tiling = tiling.clone();
+    let region = Projector::new(4326, grid.epsg)?.multi_polygon(&tiling.aoi.geometry)?;
+    let largest = tiling
+        .tiles
+        .iter()
+        .map(|t| t.scanned.rows * t.scanned.cols)
+        .max()
+        .unwrap_or(0);
+    let mut round = 0;
+    let (reports, construction, demolitions, demolition) = loop {
+        let reports = read_reports(&summaries, |s| &s.report)?;
+        let demolitions = read_reports(&summaries, |s| &s.demolition)?;
+        let (construction, mut cut) = merge_cut(&tiling, &reports)?;
+        let (demolition, more) = merge_cut(&tiling, &demolitions)?;
+        cut.extend(more);
+        let patches = match round < PATCH_ROUNDS {
+            true => patches(&tiling, &region, cut, round, largest)?,
+            false => Vec::new(),
+        };
+        if patches.is_empty() {
+            break (reports, construction, demolitions, demolition);
+        }
+        for tile in patches {
+            summaries.push(scan::run(&given(tile_config(&tile)), source, reader, progress)?);
+            tiling.tiles.push(tile);
+        }
+        round += 1;
+    };
+    let _lock = scan::lock(out)?;
+    let mut construction = merged_collection(&tiling, construction, &reports)?;
+    let demolition = merged_collection(&tiling, demolition, &demolitions)?;
     let report_path = out.join("report.geojson");
     let previous = match report_path.is_file() {
         true => report::read_geojson(&report_path)?,
@@ -227,7 +305,54 @@ pub fn scan(
     report::write_geojson(&out.join("diff.geojson"), &changes.collection)?;
     report::write_geojson(&out.join("demolition.geojson"), &demolition)?;
     report::write_geojson(&report_path, &construction)?;
-    Ok(combined(out, &summaries, &construction, changes.counts))
+    let mut summary = combined(out, &summaries, &construction, changes.counts);
+    // The windows the first pass read are cached by the time the tiles' scans look for them.
+    summary.windows_fetched += windows_fetched;
+    summary.windows_cached = summary.windows_cached.saturating_sub(windows_fetched);
+    Ok(summary)
+}
+
+/// The patches of round `round` (from 0) around the polygons put together from pieces (their
+/// bounding `cut` cells), each with the tiling's margin doubled each round; none larger
+/// than [`PATCH_TILES`] times the `largest` tile's pixels.
+fn patches(
+    tiling: &Tiling,
+    region: &MultiPolygon<f64>,
+    cut: Vec<Cells>,
+    round: usize,
+    largest: usize,
+) -> Result<Vec<Tile>> {
+    let mut patches: Vec<Tile> = Vec::new();
+    for cells in cut {
+        let name = format!("patch{round}-r{}c{}", cells.row, cells.col);
+        let Some(tile) = tile_of(&tiling.aoi, &tiling.grid, region, name, cells, tiling.margin << round)? else {
+            continue;
+        };
+        let fits = tile.scanned.rows * tile.scanned.cols <= PATCH_TILES * largest;
+        if fits && !patches.iter().any(|p| p.core == tile.core) {
+            patches.push(Tile { patch: true, ..tile });
+        }
+    }
+    Ok(patches)
+}
+
+/// Rounds of patches at most (with the default margin, 48, 96 and 192 pixels around a polygon's
+/// pieces).
+const PATCH_ROUNDS: usize = 3;
+
+/// A patch scans at most this many times the pixels of the largest tile (a polygon larger still
+/// stays the union of its pieces).
+const PATCH_TILES: usize = 4;
+
+/// Each scan's report picked by `pick` from its summary, with its path.
+fn read_reports(
+    summaries: &[ScanSummary],
+    pick: fn(&ScanSummary) -> &PathBuf,
+) -> Result<Vec<(PathBuf, FeatureCollection)>> {
+    summaries
+        .iter()
+        .map(|s| Ok((pick(s).clone(), report::read_geojson(pick(s))?)))
+        .collect()
 }
 
 /// The region's summary from its tiles' (see [`scan`]).
@@ -317,7 +442,10 @@ fn merged_collection(
                 json!({
                     "name": t.name,
                     "core": {"row": t.core.row, "col": t.core.col, "rows": t.core.rows, "cols": t.core.cols},
-                    "margin_px": MARGIN_PIXELS,
+                    "scanned": {
+                        "row": t.scanned.row, "col": t.scanned.col, "rows": t.scanned.rows, "cols": t.scanned.cols
+                    },
+                    "patch": t.patch,
                 })
             })
             .collect(),
@@ -367,6 +495,13 @@ struct Found {
 /// scan's rule, with area for pixels); `area_m2` is the union's geodesic area (the one way areas
 /// are computed) and its id is formed from its first pixel, as the scan forms ids.
 pub fn merge(tiling: &Tiling, reports: &[(PathBuf, FeatureCollection)]) -> Result<Vec<Feature>> {
+    merge_cut(tiling, reports).map(|(features, _)| features)
+}
+
+/// [`merge`], and the cells of each polygon it had to put together from pieces (each polygon's
+/// bounding cells): the polygons no tile saw whole. A patch tile's polygons that it did not see
+/// whole are left out.
+fn merge_cut(tiling: &Tiling, reports: &[(PathBuf, FeatureCollection)]) -> Result<(Vec<Feature>, Vec<Cells>)> {
     let grid = &tiling.grid;
     let slug = &tiling.aoi.slug;
     let to_utm = Projector::new(4326, grid.epsg)?;
@@ -398,8 +533,12 @@ pub fn merge(tiling: &Tiling, reports: &[(PathBuf, FeatureCollection)]) -> Resul
             let utm = to_utm.multi_polygon(&multipolygon_of(feature))?;
             let mut feature = feature.clone();
             set_id(&mut feature, make_id(slug, kind, row, col));
+            let whole = !touches_cut(&utm, tile.scanned, grid);
+            if tile.patch && !whole {
+                continue;
+            }
             found.push(Found {
-                whole: !touches_cut(&utm, tile.scanned, grid),
+                whole,
                 owned: tile.core.contains(row, col),
                 core: tile.core.map_rect(grid),
                 utm,
@@ -408,9 +547,7 @@ pub fn merge(tiling: &Tiling, reports: &[(PathBuf, FeatureCollection)]) -> Resul
         }
     }
     let (mut wholes, pieces): (Vec<Found>, Vec<Found>) = found.into_iter().partition(|f| f.whole);
-    // A polygon whole in two tiles is kept once: from the tile that owns its first pixel. (Two
-    // tiles may draw it a pixel apart: each decides its scenes' offsets and normalization on its
-    // own pixels.)
+    // A polygon whole in two tiles is kept once: from the tile that owns its first pixel.
     wholes.sort_by_key(|f| !f.owned);
     let mut kept: BTreeMap<String, Found> = BTreeMap::new();
     for f in wholes {
@@ -426,11 +563,14 @@ pub fn merge(tiling: &Tiling, reports: &[(PathBuf, FeatureCollection)]) -> Resul
         .filter(|(utm, _)| utm.unsigned_area() > 0.0)
         .collect();
     let mut features: Vec<Feature> = kept.into_values().map(|f| f.feature).collect();
+    let mut cut = Vec::new();
     for group in touching(pieces) {
-        features.push(union_of(group, grid, slug)?);
+        let (feature, cells) = union_of(group, grid, slug)?;
+        features.push(feature);
+        cut.push(cells);
     }
     features.sort_by_cached_key(|f| (text(f, "first_detected"), feature_id(f)));
-    Ok(features)
+    Ok((features, cut))
 }
 
 fn feature_id(feature: &Feature) -> String {
@@ -507,8 +647,9 @@ fn touching(pieces: Vec<(MultiPolygon<f64>, Feature)>) -> Vec<Vec<(MultiPolygon<
     groups.into_values().collect()
 }
 
-/// One polygon from the pieces of a polygon cut by the tiles' margins (rules at [`merge`]).
-fn union_of(group: Vec<(MultiPolygon<f64>, Feature)>, grid: &Grid, slug: &str) -> Result<Feature> {
+/// One polygon from the pieces of a polygon cut by the tiles' margins (rules at [`merge`]), and
+/// the cells it covers.
+fn union_of(group: Vec<(MultiPolygon<f64>, Feature)>, grid: &Grid, slug: &str) -> Result<(Feature, Cells)> {
     let union = group
         .iter()
         .skip(1)
@@ -583,7 +724,34 @@ fn union_of(group: Vec<(MultiPolygon<f64>, Feature)>, grid: &Grid, slug: &str) -
         json!(half_way(&obs, total).unwrap_or_default().round() as u32),
     );
     props.insert("scenes".into(), json!(scenes));
-    Ok(feature)
+    Ok((feature, cells_of(&union, grid)))
+}
+
+/// The cells of `grid` an outline's bounding box covers.
+fn cells_of(outline: &MultiPolygon<f64>, grid: &Grid) -> Cells {
+    let Some(r) = outline.bounding_rect() else {
+        return Cells {
+            row: 0,
+            col: 0,
+            rows: 0,
+            cols: 0,
+        };
+    };
+    let at = |v: f64, n: usize| (v.max(0.0) as usize).min(n);
+    let (col, col_end) = (
+        at(((r.min().x - grid.x0) / grid.res).floor(), grid.width),
+        at(((r.max().x - grid.x0) / grid.res).ceil(), grid.width),
+    );
+    let (row, row_end) = (
+        at(((grid.y0 - r.max().y) / grid.res).floor(), grid.height),
+        at(((grid.y0 - r.min().y) / grid.res).ceil(), grid.height),
+    );
+    Cells {
+        row,
+        col,
+        rows: row_end - row,
+        cols: col_end - col,
+    }
 }
 
 /// The value at which the running total of `weights` (sorted by value) reaches half of `total`.
