@@ -66,6 +66,16 @@ pub struct Bundle {
     pub files: usize,
 }
 
+/// A window a bundle must hold that the cache does not.
+pub(crate) struct MissingWindow {
+    /// Where the cache would hold it.
+    pub(crate) entry: PathBuf,
+    /// Its band.
+    pub(crate) band: Band,
+    /// Its scene's id.
+    pub(crate) scene: String,
+}
+
 /// A scan output read for a bundle or a verification.
 pub(crate) struct Scanned {
     pub(crate) provenance: Provenance,
@@ -116,6 +126,28 @@ impl Scanned {
             aoi,
             items,
         })
+    }
+
+    /// The cache entries of every window of [`Self::read_scenes`] that `cache` holds, in scene
+    /// and band order; or the first window a bundle must hold that it does not.
+    pub(crate) fn held_windows(&self, cache: &Cache) -> std::result::Result<Vec<PathBuf>, MissingWindow> {
+        let grid = &self.state.grid;
+        let mut held = Vec::new();
+        for (scene, required) in self.read_scenes() {
+            for band in Band::ALL {
+                let entry = cache.entry(scene, band, grid);
+                if cache.holds(&entry, scene, band, grid) {
+                    held.push(entry);
+                } else if required.contains(&band) {
+                    return Err(MissingWindow {
+                        entry,
+                        band,
+                        scene: scene.id.clone(),
+                    });
+                }
+            }
+        }
+        Ok(held)
     }
 
     /// The scenes the scan read, with the bands that must be in a bundle: every band of those it
@@ -218,34 +250,23 @@ fn copy_outputs(out: &Path, to: &Path) -> Result<usize> {
 /// layout; returns how many. A window the cache no longer holds (pruned, or another cache) is an
 /// error naming it: a bundle without it could not be verified.
 fn copy_windows(scanned: &Scanned, cache: &Cache, to: &Path) -> Result<usize> {
-    let grid = &scanned.state.grid;
-    let mut n = 0;
-    for (scene, required) in scanned.read_scenes() {
-        for band in Band::ALL {
-            let entry = cache.entry(scene, band, grid);
-            if !cache.holds(&entry, scene, band, grid) {
-                if !required.contains(&band) {
-                    continue;
-                }
-                return Err(Error::Evidence {
-                    path: entry,
-                    reason: format!(
-                        "the {} window of scene {} is not in the cache {} (pruned, or the scan used another \
-                         --cache); pass the scan's --cache, or scan again to refill it, then retry",
-                        band.asset_key(),
-                        scene.id,
-                        cache.root().display()
-                    ),
-                });
-            }
-            let rel = entry
-                .strip_prefix(cache.root())
-                .expect("cache entries are inside the root");
-            copy(&entry, &to.join(rel))?;
-            n += 1;
-        }
+    let held = scanned.held_windows(cache).map_err(|missing| Error::Evidence {
+        reason: format!(
+            "the {} window of scene {} is not in the cache {} (pruned, or the scan used another \
+             --cache); pass the scan's --cache, or scan again to refill it, then retry",
+            missing.band.asset_key(),
+            missing.scene,
+            cache.root().display()
+        ),
+        path: missing.entry,
+    })?;
+    for entry in &held {
+        let rel = entry
+            .strip_prefix(cache.root())
+            .expect("cache entries are inside the root");
+        copy(entry, &to.join(rel))?;
     }
-    Ok(n)
+    Ok(held.len())
 }
 
 fn copy(from: &Path, to: &Path) -> Result<()> {

@@ -128,30 +128,19 @@ fn config(scanned: &Scanned, out: &Path, cache: &Path) -> ScanConfig {
 /// Every window of every scene the scan read must be in the bundle's inputs: one that is not is an
 /// error naming it, never a read from the network. Returns how many windows there are.
 fn check_windows(scanned: &Scanned, cache: &Cache, bundle: &Path) -> Result<usize> {
-    let grid = &scanned.state.grid;
-    let mut n = 0;
-    for (scene, required) in scanned.read_scenes() {
-        for band in Band::ALL {
-            let entry = cache.entry(scene, band, grid);
-            if !cache.holds(&entry, scene, band, grid) {
-                if !required.contains(&band) {
-                    continue;
-                }
-                let rel = entry.strip_prefix(cache.root()).unwrap_or(&entry);
-                return Err(Error::Evidence {
-                    path: bundle.join(INPUTS).join(rel),
-                    reason: format!(
-                        "the {} window of scene {} is missing or unreadable, and verify reads nothing from \
-                         the network; the bundle is incomplete: write it again with `compound-watch evidence`",
-                        band.asset_key(),
-                        scene.id
-                    ),
-                });
-            }
-            n += 1;
+    let held = scanned.held_windows(cache).map_err(|missing| {
+        let rel = missing.entry.strip_prefix(cache.root()).unwrap_or(&missing.entry);
+        Error::Evidence {
+            path: bundle.join(INPUTS).join(rel),
+            reason: format!(
+                "the {} window of scene {} is missing or unreadable, and verify reads nothing from \
+                 the network; the bundle is incomplete: write it again with `compound-watch evidence`",
+                missing.band.asset_key(),
+                missing.scene
+            ),
         }
-    }
-    Ok(n)
+    })?;
+    Ok(held.len())
 }
 
 /// The scan's search, replayed from its records: the scenes it found (with the hrefs that key the
