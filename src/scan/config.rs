@@ -55,14 +55,17 @@ pub struct ScanConfig {
     pub epsg: Option<u32>,
     /// Vector formats the report and the diff are also written in (GeoJSON always is).
     pub formats: Vec<Format>,
+    /// Also write month-by-month imagery (`months/YYYY-MM.tif`, `--months`): off by default, as it
+    /// costs more than the rest of the outputs together (see the README's Outputs).
+    pub monthly_composites: bool,
 }
 
 /// The first month with Sentinel-2 L2A data (Sentinel-2A began acquiring in June 2015).
 pub const FIRST_MONTH: &str = "2015-06";
 
-/// Bytes of memory a scan holds per grid pixel for the whole AOI at once (the latest composite,
+/// Bytes of memory a scan holds per grid pixel for the whole AOI at once (the recent composite,
 /// change magnitudes, masks and per-pixel results); the per-block work comes on top of it.
-const BYTES_PER_GRID_PIXEL: u64 = 48;
+const BYTES_PER_GRID_PIXEL: u64 = 54;
 
 impl ScanConfig {
     /// A configuration with the documented defaults.
@@ -87,6 +90,7 @@ impl ScanConfig {
             max_grid_km2: 2_500.0,
             epsg: None,
             formats: Vec::new(),
+            monthly_composites: false,
         }
     }
 

@@ -27,6 +27,7 @@ use crate::io::cache::Cache;
 use crate::io::source::{Band, SceneSearch, Skipped};
 use crate::io::window::WindowReader;
 use crate::output::diff;
+use crate::output::months::{self, MonthStack};
 use crate::output::provenance::{self, AoiRecord, Parameters, Period, Provenance, SceneRecord};
 use crate::output::summary::MonthFigures;
 
@@ -215,7 +216,14 @@ fn scan_locked(
         mostly_clear: &decided.mostly_clear,
         by_month: &by_month,
     };
-    let (results, norm) = blocks::detect(&set, &aoi_mask, progress)?;
+    // The staging folder is begun before detection: the blocks write the monthly composites
+    // into it as they go.
+    let staging = publish::Staging::begin(&config.out_dir)?;
+    let month_stack = match config.monthly_composites {
+        true => Some(MonthStack::create(&staging.path(months::DIR), grid, &months)?),
+        false => None,
+    };
+    let (results, norm) = blocks::detect(&set, &aoi_mask, month_stack.as_ref(), progress)?;
     progress.event(Event::Stage {
         name: "report",
         total: 1,
@@ -224,8 +232,8 @@ fn scan_locked(
     let provenance = provenance_of(config, grid, source, &decided, norm, &found, &skipped);
     let aoi_pixels = aoi_mask.iter().filter(|&&m| m).count() as u64;
     let months = assembled.month_figures(&months, &acquired, aoi_pixels, grid.res);
-    let staging = publish::Staging::begin(&config.out_dir)?;
     let outputs = write::Outputs {
+        month_stack,
         set,
         provenance: &provenance,
         assembled: &mut assembled,
