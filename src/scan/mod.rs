@@ -219,10 +219,9 @@ fn scan_locked(
     // The staging folder is begun before detection: the blocks write the monthly composites
     // into it as they go.
     let staging = publish::Staging::begin(&config.out_dir)?;
-    let month_stack = match config.monthly_composites {
-        true => Some(MonthStack::create(&staging.path(months::DIR), grid, &months)?),
-        false => None,
-    };
+    let month_stack = (config.monthly_composites)
+        .then(|| MonthStack::create(&staging.path(months::DIR), grid, &months))
+        .transpose()?;
     let (results, norm) = blocks::detect(&set, &aoi_mask, month_stack.as_ref(), progress)?;
     progress.event(Event::Stage {
         name: "report",
