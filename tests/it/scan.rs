@@ -57,7 +57,10 @@ fn a_second_scan_reads_no_scene_and_writes_identical_outputs() {
     assert_eq!(demo.reads, demo.summary.windows_fetched);
     let out2 = demo.dir.join("out-again");
     let reader = CountingReader::default();
-    let config = demo_config(&out2, &demo.cache());
+    let config = scan::ScanConfig {
+        monthly_composites: true,
+        ..demo_config(&out2, &demo.cache())
+    };
     let summary = scan::run(
         &config,
         &StaticCatalog::new(sample_dir().join("catalog.json")),
