@@ -2,13 +2,15 @@
 """Headless QGIS: render a scan's project.qgs as QGIS draws it, optionally at one month of its
 temporal controller.
 
-usage: render_project.py OUT/project.qgs map.png [--month YYYY-MM] [--width PX]
+usage: render_project.py OUT/project.qgs map.png [--month YYYY-MM] [--width PX] [--tick GROUP]
 
 Draws the project's ticked layers in the project's order, CRS and time settings, framed on its
 AOI layer. With --month the map is temporal, as the temporal controller draws it at that month
 (the report's polygons first detected by the end of the month); without it, every polygon is
 drawn. Prints, per temporal layer, how many features the month shows, e.g.
-"temporal report: 7 of 16 features by 2022-07".
+"temporal report: 7 of 16 features by 2022-07", and the temporal rasters it draws, e.g.
+"temporal rasters: 2022-07". --tick ticks a layer-panel group (e.g. the monthly composites)
+before drawing.
 Exit 0 drawn, 1 a layer invalid or the render failed, 2 the project unreadable.
 
 Run with Debian's /usr/bin/python3 (python3-qgis), QT_QPA_PLATFORM=offscreen. `make demo-map`
@@ -31,6 +33,7 @@ args.add_argument("project")
 args.add_argument("png")
 args.add_argument("--month")
 args.add_argument("--width", type=int, default=1600)
+args.add_argument("--tick", action="append", default=[])
 a = args.parse_args()
 
 qgs = QgsApplication([], False)
@@ -41,6 +44,13 @@ if not project.read(a.project):
     print("PROJECT UNREADABLE:", project.error())
     rc = 2
 else:
+    for name in a.tick:
+        group = project.layerTreeRoot().findGroup(name)
+        if group is None:
+            print("NO GROUP", name)
+            rc = 1
+        else:
+            group.setItemVisibilityChecked(True)
     layers = project.layerTreeRoot().checkedLayers()
     for layer in project.mapLayers().values():
         if not layer.isValid():
@@ -75,6 +85,9 @@ else:
             shown = sum(1 for _ in layer.getFeatures(QgsFeatureRequest(QgsExpression(expression))))
             print(f"temporal {layer.id().removeprefix('compound_watch_')}: "
                   f"{shown} of {layer.featureCount()} features by {a.month}")
+        rasters = [l.name() for l in layers if l.type() == 1 and l.temporalProperties().isActive()
+                   and l.temporalProperties().isVisibleInTemporalRange(frame)]
+        print("temporal rasters:", " ".join(sorted(rasters)))
     job = QgsMapRendererParallelJob(ms)
     job.start()
     job.waitForFinished()

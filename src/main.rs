@@ -382,6 +382,11 @@ struct ScanArgs {
     /// (`scenes`) are joined with ";" where the format has no list field.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     format: Vec<compound_watch::vector::Format>,
+    /// Also write month-by-month imagery: months/YYYY-MM.tif, one COG per month (RGB + NIR and the
+    /// clear observations), and their layers in project.qgs. Costs more time and disk than every
+    /// other output together; a later scan without it deletes them.
+    #[arg(long)]
+    months: bool,
 }
 
 #[derive(Args)]
@@ -733,6 +738,7 @@ fn scan_config(args: &ScanArgs) -> Result<ScanConfig, compound_watch::Error> {
     config.min_used_share = args.min_used_share.unwrap_or(config.min_used_share);
     config.max_grid_km2 = args.max_aoi_km2.unwrap_or(config.max_grid_km2);
     config.formats = args.format.clone();
+    config.monthly_composites = args.months;
     if let Err(compound_watch::Error::Config { field, reason }) = config.check() {
         usage_error(format!("{field}: {reason}"));
     }

@@ -13,7 +13,7 @@ use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::detect::builtup::{scores, step, DetectParams, Step};
-use crate::detect::composite::{monthly_median, Composite};
+use crate::detect::composite::{median, monthly_median, Composite};
 use crate::detect::mask::{clear_mask, unflag_surfaces};
 use crate::detect::reflectance::reflectance;
 use crate::detect::spectral::{spectral_step, Normalization, BANDS};
@@ -26,8 +26,12 @@ const RED: usize = 2;
 const NIR: usize = 3;
 /// Red, green and blue, in that order.
 pub(crate) const TRUE_COLOUR: [usize; 3] = [RED, GREEN, BLUE];
-/// Bands of the latest clear composite, in the COG's order: red, green, blue (true colour), NIR.
+/// Bands of the recent composite and the monthly composites, in the COGs' order: red, green, blue
+/// (true colour), NIR.
 pub(crate) const LATEST_BANDS: [usize; 4] = [RED, GREEN, BLUE, NIR];
+/// Months of the recent composite's trailing window: the period's last three months, a season at
+/// most, so that the median of their clear views is one season's ground and not a patchwork.
+pub(crate) const RECENT_MONTHS: usize = 3;
 /// Bins of [`MonthCounts::clear_obs_histogram`] (the last bin holds that many or more).
 pub(crate) const OBS_BINS: usize = 16;
 
@@ -268,8 +272,8 @@ pub(crate) struct BlockResult {
     /// Per pixel: the share of its clear months in which it is built-up (NaN where it is outside
     /// the AOI or never clear): the persistent classification behind the stable built-up estimate.
     pub(crate) built_share: Vec<f32>,
-    /// Latest clear composite of [`LATEST_BANDS`], reflectance x 10000 (0 = never seen).
-    pub(crate) latest: [Vec<u16>; 4],
+    /// The recent composite of the block's pixels.
+    pub(crate) recent: Recent,
     /// Per month, over the block's AOI pixels.
     pub(crate) months: Vec<MonthCounts>,
 }
@@ -291,7 +295,7 @@ pub(crate) fn detect_block(
     params: &DetectParams,
     norm: &Normalization,
 ) -> BlockResult {
-    let (series, latest, months) = monthly(c, inside, params);
+    let (series, months) = monthly(c, inside, params);
     let n_months = c.months.len();
     let mut changes = Vec::new();
     let mut magnitude = vec![0f32; inside.len()];
@@ -337,7 +341,7 @@ pub(crate) fn detect_block(
         changes,
         magnitude,
         built_share,
-        latest,
+        recent: recent(c, inside.len()),
         months,
     }
 }
@@ -356,15 +360,14 @@ fn seen_enough(c: &Composites, p: usize, score: &[f32], from: usize) -> bool {
     })
 }
 
-/// The scores, spectra and counts of every month of a block, and its latest clear composite.
-fn monthly(c: &Composites, inside: &[bool], params: &DetectParams) -> (Series, [Vec<u16>; 4], Vec<MonthCounts>) {
+/// The scores, spectra and counts of every month of a block.
+fn monthly(c: &Composites, inside: &[bool], params: &DetectParams) -> (Series, Vec<MonthCounts>) {
     let (pixels, n_months) = (inside.len(), c.months.len());
     let mut series = Series {
         score: Array2::from_elem((n_months, pixels), f32::NAN),
         spectra: vec![[f32::NAN; 4]; n_months * pixels],
         clear_obs: vec![0u32; pixels],
     };
-    let mut latest: [Vec<u16>; 4] = std::array::from_fn(|_| vec![0u16; pixels]);
     let mut counts = vec![MonthCounts::default(); n_months];
     for (m, comp) in c.months.iter().enumerate() {
         let count = &mut counts[m];
@@ -389,12 +392,101 @@ fn monthly(c: &Composites, inside: &[bool], params: &DetectParams) -> (Series, [
             series.score[(m, p)] = month_scores[p];
             let b = comp.bands.index_axis(Axis(1), p);
             series.spectra[p * n_months + m] = BANDS.map(|band| b[band]);
-            for (i, band) in LATEST_BANDS.into_iter().enumerate() {
-                latest[i][p] = (b[band] * 10_000.0).round().clamp(1.0, 65_535.0) as u16;
+        }
+    }
+    (series, counts)
+}
+
+/// Reflectance as the COGs store it: x 10000, at least 1 (0 is no data).
+fn stored(reflectance: f32) -> u16 {
+    (reflectance * 10_000.0).round().clamp(1.0, 65_535.0) as u16
+}
+
+/// The recent composite of a block: per pixel and band of [`LATEST_BANDS`], the median of its
+/// clear monthly composites among the period's last [`RECENT_MONTHS`] months. A pixel with no
+/// clear month there is widened back, alone: its window is the [`RECENT_MONTHS`] months ending at
+/// its newest clear month. Each pixel records the months and observations it stands on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Recent {
+    /// Reflectance x 10000 of [`LATEST_BANDS`] (0 = never seen).
+    pub(crate) bands: [Vec<u16>; 4],
+    /// Index of the newest clear month used, plus one (0 = never seen).
+    pub(crate) newest: Vec<u16>,
+    /// Index of the oldest clear month used, plus one (0 = never seen): where the window began
+    /// for this pixel.
+    pub(crate) oldest: Vec<u16>,
+    /// Clear observations behind the months used.
+    pub(crate) clear_obs: Vec<u16>,
+}
+
+impl Recent {
+    /// Appends another block's pixels.
+    pub(crate) fn extend(&mut self, other: Recent) {
+        for (a, b) in self.bands.iter_mut().zip(other.bands) {
+            a.extend(b);
+        }
+        self.newest.extend(other.newest);
+        self.oldest.extend(other.oldest);
+        self.clear_obs.extend(other.clear_obs);
+    }
+}
+
+/// The recent composite of `pixels` pixels of `c` (see [`Recent`]).
+fn recent(c: &Composites, pixels: usize) -> Recent {
+    let mut r = Recent {
+        bands: std::array::from_fn(|_| vec![0; pixels]),
+        newest: vec![0; pixels],
+        oldest: vec![0; pixels],
+        clear_obs: vec![0; pixels],
+    };
+    let clear = |m: usize, p: usize| {
+        c.months[m]
+            .as_ref()
+            .is_some_and(|comp| LATEST_BANDS.iter().all(|&b| !comp.bands[(b, p)].is_nan()))
+    };
+    let n = c.months.len();
+    let mut values = Vec::with_capacity(RECENT_MONTHS);
+    for p in 0..pixels {
+        let Some(newest) = (0..n).rev().find(|&m| clear(m, p)) else {
+            continue;
+        };
+        // The period's window, or where it holds no clear month, the window ending at the newest.
+        let end = if newest + RECENT_MONTHS >= n { n } else { newest + 1 };
+        let used: Vec<usize> = (end.saturating_sub(RECENT_MONTHS)..end)
+            .filter(|&m| clear(m, p))
+            .collect();
+        let comps: Vec<&Composite> = used.iter().map(|&m| c.months[m].as_ref().expect("clear")).collect();
+        for (i, &band) in LATEST_BANDS.iter().enumerate() {
+            values.clear();
+            values.extend(comps.iter().map(|comp| comp.bands[(band, p)]));
+            r.bands[i][p] = stored(median(&mut values));
+        }
+        r.newest[p] = (newest + 1) as u16;
+        r.oldest[p] = (used[0] + 1) as u16;
+        r.clear_obs[p] = comps
+            .iter()
+            .map(|comp| comp.clear_obs[p])
+            .fold(0u16, u16::saturating_add);
+    }
+    r
+}
+
+/// One month's composite as its COG stores it: [`LATEST_BANDS`] x 10000 and the clear
+/// observations, 0 (no data) in gaps and everywhere in a month without scenes.
+pub(crate) fn month_rows(comp: Option<&Composite>, pixels: usize) -> [Vec<u16>; 5] {
+    let mut rows: [Vec<u16>; 5] = std::array::from_fn(|_| vec![0; pixels]);
+    let Some(comp) = comp else {
+        return rows;
+    };
+    for (i, &band) in LATEST_BANDS.iter().enumerate() {
+        for (v, &r) in rows[i].iter_mut().zip(comp.bands.row(band)) {
+            if !r.is_nan() {
+                *v = stored(r);
             }
         }
     }
-    (series, latest, counts)
+    rows[4] = comp.clear_obs.to_vec();
+    rows
 }
 
 /// The evidence of a step at month `at` of pixel `p`: the scenes that saw the pixel clearly in the
@@ -462,6 +554,63 @@ mod tests {
         assert!(r.months.iter().all(|m| m.clear_pixels == 2));
         assert_eq!(r.months[3].builtup_pixels, 0);
         assert_eq!(r.months[4].builtup_pixels, 1);
+    }
+
+    /// A dry-season field: much brighter in red and blue, dimmer in NIR than the growing season.
+    const DRY: [f32; 6] = [0.15, 0.18, 0.24, 0.22, 0.40, 0.35];
+
+    #[test]
+    fn the_recent_composite_is_the_median_of_the_window_not_the_last_clear_month() {
+        // 8 months, one scene a month. Pixel 0 is a field, seen in the dry season in its last
+        // month; pixel 1 is clouded over from month 4 on, and was a roof once, in month 1.
+        let months: Vec<Vec<Observation>> = (0..8)
+            .map(|m| {
+                let p0 = if m == 7 { DRY } else { FIELD };
+                let p1 = if m == 1 { ROOF } else { FIELD };
+                vec![observation(m, &[p0, p1], &[true, m < 4])]
+            })
+            .collect();
+        let c = composites(&months, 2, 8, 1);
+        let r = recent(&c, 2);
+        let field = LATEST_BANDS.map(|b| stored(FIELD[b]));
+        let dry = LATEST_BANDS.map(|b| stored(DRY[b]));
+        let at = |p: usize| [0, 1, 2, 3].map(|i| r.bands[i][p]);
+        // Per pixel latest would give the dry season: the window's median is the field of months 5-7.
+        assert_ne!(field, dry);
+        assert_eq!(at(0), field);
+        assert_eq!((r.newest[0], r.oldest[0], r.clear_obs[0]), (8, 6, 3));
+        // No clear month in 5-7: the window of pixel 1 alone ends at its newest clear month (3).
+        assert_eq!(at(1), field);
+        assert_eq!((r.newest[1], r.oldest[1], r.clear_obs[1]), (4, 2, 3));
+    }
+
+    #[test]
+    fn a_pixel_never_seen_clearly_is_no_data_in_the_recent_composite() {
+        let months: Vec<Vec<Observation>> = (0..4)
+            .map(|m| vec![observation(m, &[FIELD, FIELD], &[false, m == 3])])
+            .collect();
+        let r = recent(&composites(&months, 2, 4, 1), 2);
+        assert!(r.bands.iter().all(|b| b[0] == 0));
+        assert_eq!((r.newest[0], r.oldest[0], r.clear_obs[0]), (0, 0, 0));
+        // One clear month in the window: that month alone.
+        assert_eq!((r.newest[1], r.oldest[1], r.clear_obs[1]), (4, 4, 1));
+        assert_eq!(r.bands[0][1], stored(FIELD[RED]));
+    }
+
+    #[test]
+    fn a_month_is_stored_with_its_clear_counts_and_no_data_in_its_gaps() {
+        // Month 0: two scenes, pixel 0 clear in both, pixel 1 in one (a gap with two required).
+        let month = vec![
+            observation(0, &[FIELD, ROOF], &[true, true]),
+            observation(1, &[FIELD, ROOF], &[true, false]),
+        ];
+        let c = composites(&[month, Vec::new()], 2, 2, 2);
+        let rows = month_rows(c.months[0].as_ref(), 2);
+        assert_eq!(rows[0], vec![stored(FIELD[RED]), 0]);
+        assert_eq!(rows[3], vec![stored(FIELD[NIR]), 0]);
+        assert_eq!(rows[4], vec![2, 1]);
+        // A month without scenes: no data everywhere, its clear count included.
+        assert!(month_rows(c.months[1].as_ref(), 2).iter().all(|b| b == &vec![0, 0]));
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //!
 //! [`write()`] copies a published scan output (`--out` of `scan`) into a bundle folder:
 //!
-//! - `outputs/`: every file the scan published (report, diff, demolition, composite, summary and
-//!   its quicklooks, QGIS files, and `.compound-watch/` with the scan's state, the STAC items its
-//!   search was served, the exact AOI and the report its diff compared against);
+//! - `outputs/`: every file the scan published (report, diff, demolition, composite, the monthly
+//!   composites of `months/`, summary and its quicklooks, QGIS files, and `.compound-watch/` with
+//!   the scan's state, the STAC items its search was served, the exact AOI and the report its diff
+//!   compared against);
 //! - `items.json`: the STAC items of the scenes the report used, as the source served them;
 //! - `inputs/`: every window of those scenes as the cache holds it, in the cache's own layout
 //!   (located only through [`Cache::entry`], each entry an opaque file);

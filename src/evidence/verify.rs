@@ -15,7 +15,9 @@ use crate::io::source::{scene_from_item, Band, Found, SceneSearch, SearchQuery};
 use crate::io::window::{Window, WindowReader};
 use crate::scan::{ScanConfig, Silent};
 
-/// The outputs a verification compares, relative to the output folder.
+/// The outputs a verification compares, relative to the output folder. The imagery (`composite.tif`,
+/// `months/`, quicklooks) and the summary are derived outputs: the manifest covers them, the re-run
+/// does not compare them (they follow from the same composites as the report).
 const COMPARED: [&str; 3] = ["report.geojson", "diff.geojson", "demolition.geojson"];
 
 /// What a verification found.

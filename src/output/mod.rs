@@ -1,8 +1,9 @@
 //! What a scan leaves for people: the GeoJSON reports and the composite COG (`report`), the
-//! month-to-month `diff`, the QGIS styles and project (`qgis`), the monthly `summary` pages, the
+//! monthly composite COGs (`months`), the month-to-month `diff`, the QGIS styles and project (`qgis`), the monthly `summary` pages, the
 //! report in other vector formats (`vector`) and the STAC Item describing the outputs (`stac_item`).
 
 pub(crate) mod diff;
+pub(crate) mod months;
 pub(crate) mod provenance;
 pub(crate) mod qgis;
 pub(crate) mod report;

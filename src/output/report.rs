@@ -280,8 +280,6 @@ pub(crate) struct CogRaster<'a> {
 
 /// Writes a raster as a deflate-compressed COG with overviews, atomically. The one COG writer.
 pub(crate) fn write_cog(path: &Path, raster: &CogRaster<'_>) -> Result<()> {
-    use gdal::raster::ColorInterpretation as C;
-    use gdal::Metadata;
     let gdal = |what: &str| Error::gdal(format!("{what} {}", path.display()));
     let mem = gdal::DriverManager::get_driver_by_name("MEM").map_err(gdal("loading MEM for"))?;
     let mut ds = mem
@@ -291,28 +289,61 @@ pub(crate) fn write_cog(path: &Path, raster: &CogRaster<'_>) -> Result<()> {
         .map_err(gdal("georeferencing"))?;
     ds.set_spatial_ref(&crate::grid::srs(raster.epsg)?)
         .map_err(gdal("georeferencing"))?;
-    ds.set_metadata_item("DESCRIPTION", raster.description, "")
-        .map_err(gdal("describing"))?;
-    for (key, value) in &raster.metadata {
-        ds.set_metadata_item(key, value, "").map_err(gdal("describing"))?;
-    }
-    for (i, (data, name)) in raster.bands.iter().enumerate() {
+    for (i, (data, _)) in raster.bands.iter().enumerate() {
         let mut band = ds.rasterband(i + 1).map_err(gdal("opening a band of"))?;
         let mut buffer = gdal::raster::Buffer::new((raster.width, raster.height), data.to_vec());
         band.write((0, 0), (raster.width, raster.height), &mut buffer)
             .map_err(gdal("writing"))?;
+    }
+    let names: Vec<&str> = raster.bands.iter().map(|(_, name)| *name).collect();
+    label(&mut ds, path, &names, raster.rgb, raster.description, &raster.metadata)?;
+    copy_as_cog(&ds, path, |tmp| verify_cog(tmp, raster))
+}
+
+/// Labels a u16 raster as every COG of a scan is labelled: a description and metadata items, and
+/// per band its name, 0 as no data and, with `rgb`, red, green, blue for the first three bands.
+/// `path` is the file it becomes, for errors.
+pub(crate) fn label(
+    ds: &mut gdal::Dataset,
+    path: &Path,
+    names: &[&str],
+    rgb: bool,
+    description: &str,
+    metadata: &[(&str, String)],
+) -> Result<()> {
+    use gdal::raster::ColorInterpretation as C;
+    use gdal::Metadata;
+    let gdal = |what: &str| Error::gdal(format!("{what} {}", path.display()));
+    ds.set_metadata_item("DESCRIPTION", description, "")
+        .map_err(gdal("describing"))?;
+    for (key, value) in metadata {
+        ds.set_metadata_item(key, value, "").map_err(gdal("describing"))?;
+    }
+    for (i, name) in names.iter().enumerate() {
+        let mut band = ds.rasterband(i + 1).map_err(gdal("opening a band of"))?;
         band.set_no_data_value(Some(0.0)).map_err(gdal("setting no-data in"))?;
-        let interp = match (raster.rgb, i) {
+        let interp = match (rgb, i) {
             (true, 0) => C::RedBand,
             (true, 1) => C::GreenBand,
             (true, 2) => C::BlueBand,
-            (false, 0) if raster.bands.len() == 1 => C::GrayIndex,
+            (false, 0) if names.len() == 1 => C::GrayIndex,
             _ => C::Undefined,
         };
         band.set_color_interpretation(interp)
             .map_err(gdal("labelling bands of"))?;
         band.set_description(name).map_err(gdal("naming bands of"))?;
     }
+    Ok(())
+}
+
+/// Copies a labelled raster into a deflate-compressed COG with overviews at `path`, atomically:
+/// into a temp file beside it, synced, `check`ed (its reason names what is wrong), then renamed.
+pub(crate) fn copy_as_cog(
+    ds: &gdal::Dataset,
+    path: &Path,
+    check: impl FnOnce(&Path) -> std::result::Result<(), String>,
+) -> Result<()> {
+    let gdal = |what: &str| Error::gdal(format!("{what} {}", path.display()));
     let cog = gdal::DriverManager::get_driver_by_name("COG").map_err(gdal("loading the COG driver for"))?;
     let tmp = atomic::temp_path_beside(path)?;
     let options: gdal::raster::RasterCreationOptions = [
@@ -331,7 +362,7 @@ pub(crate) fn write_cog(path: &Path, raster: &CogRaster<'_>) -> Result<()> {
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
         .map_err(Error::io(path))?;
-    verify_cog(&tmp, raster).map_err(|reason| Error::Report {
+    check(&tmp).map_err(|reason| Error::Report {
         path: path.to_path_buf(),
         reason: format!("was not written whole ({reason}); check the free disk space and rerun"),
     })?;

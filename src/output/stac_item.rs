@@ -61,7 +61,7 @@ pub(crate) fn item(aoi: &Aoi, period: Period, outputs: &[Output], sources: &[Val
     ));
     item.properties.description = Some(
         "Polygons of new construction detected in Sentinel-2 L2A imagery by compound-watch, with the \
-         diff against the previous report, the latest clear composite and the monthly summary."
+         diff against the previous report, the recent composite, the monthly composites and the monthly summary."
             .into(),
     );
     item.properties

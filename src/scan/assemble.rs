@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use crate::detect::composite::median;
-use crate::detect::kernel::{confirmed, BlockResult, Kind, MonthCounts, PixelChange};
+use crate::detect::kernel::{confirmed, BlockResult, Kind, MonthCounts, PixelChange, Recent};
 use crate::detect::mask::dilate;
 use crate::detect::spectral::changed_regions;
 use crate::detect::vectorize::{self, label_regions, Region};
@@ -33,8 +33,8 @@ pub(crate) struct Assembled {
     pub(crate) construction: Vec<Detection>,
     /// Demolition, by first month and id.
     pub(crate) demolition: Vec<Detection>,
-    /// Latest clear composite of red, green, blue and NIR, reflectance x 10000, row-major.
-    pub(crate) latest: [Vec<u16>; 4],
+    /// The recent composite of the whole grid, row-major.
+    pub(crate) recent: Recent,
     /// Per month of the period, over the AOI.
     pub(crate) months: Vec<MonthCounts>,
     /// Construction seen but smaller than the minimum mapping unit, so not in the report.
@@ -68,16 +68,14 @@ pub(crate) fn assemble(
     scenes: &[Scene],
     months: &[Month],
 ) -> Result<Assembled> {
-    let mut latest: [Vec<u16>; 4] = Default::default();
+    let mut recent = Recent::default();
     let mut magnitude = Vec::with_capacity(grid.len());
     let mut built_share = Vec::with_capacity(grid.len());
     let mut counts = vec![MonthCounts::default(); months.len()];
     let mut changes = Vec::new();
     let mut offset = 0;
     for block in blocks {
-        for (i, band) in block.latest.into_iter().enumerate() {
-            latest[i].extend(band);
-        }
+        recent.extend(block.recent);
         for (total, m) in counts.iter_mut().zip(&block.months) {
             total.add(m);
         }
@@ -113,7 +111,7 @@ pub(crate) fn assemble(
     Ok(Assembled {
         construction,
         demolition,
-        latest,
+        recent,
         months: counts,
         below_unit,
     })

@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::grid::Grid;
 use crate::io::cache::Cache;
 use crate::io::source::{Band, Scene};
+use crate::output::months::MonthStack;
 use crate::scan::config::ScanConfig;
 use crate::scan::progress::{Event, Progress};
 
@@ -41,12 +42,14 @@ pub(crate) struct SceneSet<'a> {
 }
 
 /// Runs the kernel over every block of the grid, with the `given` normalization (a region's, see
-/// [`crate::scan::RegionStats`]) or, without one, the grid's own.
+/// [`crate::scan::RegionStats`]) or, without one, the grid's own, writing each block's monthly
+/// composites into `months` as it goes (when given).
 /// Returns the blocks' results in row order and the normalization they used.
 pub(crate) fn detect(
     set: &SceneSet<'_>,
     aoi_mask: &[bool],
     given: Option<&Normalization>,
+    months: Option<&MonthStack>,
     progress: &dyn Progress,
 ) -> Result<(Vec<BlockResult>, Normalization)> {
     let grid = set.grid;
@@ -72,6 +75,11 @@ pub(crate) fn detect(
         .par_iter()
         .map(|&(r0, r1)| {
             let c = composites(set, r0, r1)?;
+            if let Some(stack) = months {
+                for (m, comp) in c.months.iter().enumerate() {
+                    stack.write_rows(m, r0, &kernel::month_rows(comp.as_ref(), (r1 - r0) * grid.width))?;
+                }
+            }
             let inside = &aoi_mask[r0 * grid.width..r1 * grid.width];
             let r = kernel::detect_block(&c, inside, &set.config.detect, &norm);
             progress.event(Event::Advance(1));

@@ -59,14 +59,17 @@ pub struct ScanConfig {
     /// Statistics of a region this scan is a part of ([`crate::scan::region`]), taken instead of
     /// measuring them on this scan's own pixels; `None` for a scan of its own.
     pub given: Option<RegionStats>,
+    /// Also write month-by-month imagery (`months/YYYY-MM.tif`, `--months`): off by default, as it
+    /// costs more than the rest of the outputs together (see the README's Outputs).
+    pub monthly_composites: bool,
 }
 
 /// The first month with Sentinel-2 L2A data (Sentinel-2A began acquiring in June 2015).
 pub const FIRST_MONTH: &str = "2015-06";
 
-/// Bytes of memory a scan holds per grid pixel for the whole AOI at once (the latest composite,
+/// Bytes of memory a scan holds per grid pixel for the whole AOI at once (the recent composite,
 /// change magnitudes, masks and per-pixel results); the per-block work comes on top of it.
-const BYTES_PER_GRID_PIXEL: u64 = 48;
+const BYTES_PER_GRID_PIXEL: u64 = 54;
 
 impl ScanConfig {
     /// A configuration with the documented defaults.
@@ -92,6 +95,7 @@ impl ScanConfig {
             epsg: None,
             formats: Vec::new(),
             given: None,
+            monthly_composites: false,
         }
     }
 

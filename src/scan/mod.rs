@@ -28,6 +28,7 @@ use crate::io::cache::Cache;
 use crate::io::source::{Band, SceneSearch, Skipped};
 use crate::io::window::WindowReader;
 use crate::output::diff;
+use crate::output::months::{self, MonthStack};
 use crate::output::provenance::{self, AoiRecord, Parameters, Period, Provenance, SceneRecord};
 use crate::output::summary::MonthFigures;
 
@@ -172,6 +173,30 @@ fn refusal(config: &ScanConfig, found: usize, readable: usize, used: usize, skip
 }
 
 /// The stages, in order, under the output's lock.
+/// The offsets stage, then the refusal: the scenes decided on, or [`Error::Refused`] when too few
+/// are left (nothing in `--out` changes).
+fn decide(
+    config: &ScanConfig,
+    grid: &Grid,
+    cache: &Cache,
+    found: &search::Searched,
+    fetched: &fetch::Fetched,
+    skipped: Vec<Skipped>,
+    progress: &dyn Progress,
+) -> Result<offsets::Decided> {
+    let given = config.given.as_ref();
+    let mut decided = offsets::offsets(grid, cache, fetched.scenes.clone(), given, progress)?;
+    decided.no_data.extend(fetched.no_data.iter().map(|s| s.id.clone()));
+    decided.cloudy = fetched.cloudy.iter().map(|s| s.id.clone()).collect();
+    // Scenes seen to hold nothing clear or no data are not failures: the share used is of the others.
+    let readable = found.found.saturating_sub(fetched.cloudy.len() + decided.no_data.len());
+    if let Some(reason) = refusal(config, found.found, readable, decided.scenes.len(), &skipped) {
+        let out = config.out_dir.clone();
+        return Err(Error::Refused { out, reason, skipped });
+    }
+    Ok(decided)
+}
+
 fn scan_locked(
     config: &ScanConfig,
     grid: &Grid,
@@ -187,15 +212,7 @@ fn scan_locked(
     let fetched = fetch::fetch(config, grid, &cache, reader, &found.scenes, progress)?;
     let skipped = [found.rejected.as_slice(), fetched.skipped.as_slice()].concat();
     let given = config.given.as_ref();
-    let mut decided = offsets::offsets(grid, &cache, fetched.scenes.clone(), given, progress)?;
-    decided.no_data.extend(fetched.no_data.iter().map(|s| s.id.clone()));
-    decided.cloudy = fetched.cloudy.iter().map(|s| s.id.clone()).collect();
-    // Scenes seen to hold nothing clear or no data are not failures: the share used is of the others.
-    let readable = found.found.saturating_sub(fetched.cloudy.len() + decided.no_data.len());
-    if let Some(reason) = refusal(config, found.found, readable, decided.scenes.len(), &skipped) {
-        let out = config.out_dir.clone();
-        return Err(Error::Refused { out, reason, skipped });
-    }
+    let decided = decide(config, grid, &cache, &found, &fetched, skipped.clone(), progress)?;
     let months = config.from.through(config.to);
     let by_month = decided.by_month(&months);
     // A month's figures count every scene acquired in it, the cloudy ones left unread too.
@@ -218,7 +235,19 @@ fn scan_locked(
         mostly_clear: &decided.mostly_clear,
         by_month: &by_month,
     };
-    let (results, norm) = blocks::detect(&set, &aoi_mask, given.map(|g| &g.normalization), progress)?;
+    // The staging folder is begun before detection: the blocks write the monthly composites
+    // into it as they go.
+    let staging = publish::Staging::begin(&config.out_dir)?;
+    let month_stack = (config.monthly_composites)
+        .then(|| MonthStack::create(&staging.path(months::DIR), grid, &months))
+        .transpose()?;
+    let (results, norm) = blocks::detect(
+        &set,
+        &aoi_mask,
+        given.map(|g| &g.normalization),
+        month_stack.as_ref(),
+        progress,
+    )?;
     progress.event(Event::Stage {
         name: "report",
         total: 1,
@@ -227,8 +256,8 @@ fn scan_locked(
     let provenance = provenance_of(config, grid, source, &decided, norm, &found, &skipped);
     let aoi_pixels = aoi_mask.iter().filter(|&&m| m).count() as u64;
     let months = assembled.month_figures(&months, &acquired, aoi_pixels, grid.res);
-    let staging = publish::Staging::begin(&config.out_dir)?;
     let outputs = write::Outputs {
+        month_stack,
         set,
         provenance: &provenance,
         assembled: &mut assembled,

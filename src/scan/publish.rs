@@ -25,7 +25,7 @@ use crate::scan::progress::{Event, Progress};
 const STATE_DIR: &str = ".compound-watch";
 /// Folders of `--out` whose whole content a scan owns: files there that the new set does not hold
 /// are stale (e.g. the quicklook of a polygon that is gone) and are deleted when it is published.
-const OWNED_DIRS: [&str; 1] = ["summary"];
+const OWNED_DIRS: [&str; 2] = ["summary", crate::output::months::DIR];
 /// Files of `--out` written only on request (`--format`, `export`): when the new set lacks one it is
 /// stale (it would show the previous report) and is deleted when the set is published.
 const OWNED_FILES: [&str; 8] = [

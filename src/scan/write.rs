@@ -4,12 +4,13 @@
 
 use rayon::prelude::*;
 
-use crate::detect::kernel::TRUE_COLOUR;
+use crate::detect::kernel::{Recent, RECENT_MONTHS, TRUE_COLOUR};
 use crate::error::Result;
 use crate::grid::{Grid, Projector};
 use crate::io::atomic;
 use crate::io::source::Scene;
 use crate::output::diff;
+use crate::output::months::{self, MonthStack};
 use crate::output::provenance::Provenance;
 use crate::output::qgis::{project, style};
 use crate::output::report::{self, Detection};
@@ -45,10 +46,12 @@ pub(crate) struct Outputs<'a> {
     pub(crate) found: &'a [Scene],
     /// The item documents the search was served, kept as the record of what the scan was told.
     pub(crate) items: &'a [serde_json::Value],
+    /// The monthly composites, filled by the detect stage, to be finished as COGs.
+    pub(crate) month_stack: Option<MonthStack>,
 }
 
 /// Writes the whole set into `staging`.
-pub(crate) fn write(staging: &Staging, o: Outputs<'_>) -> Result<Written> {
+pub(crate) fn write(staging: &Staging, mut o: Outputs<'_>) -> Result<Written> {
     let config = o.set.config;
     let (out, slug) = (&config.out_dir, &config.aoi.slug);
     let mut collection = report::feature_collection(slug, &o.assembled.construction, o.provenance)?;
@@ -71,12 +74,16 @@ pub(crate) fn write(staging: &Staging, o: Outputs<'_>) -> Result<Written> {
     let changes = diff::diff(&previous, &collection);
     let demolition = report::feature_collection(slug, &o.assembled.demolition, o.provenance)?;
     write_layers(staging, &collection, &demolition, &changes.collection, config)?;
-    // The composite goes through GDAL on one thread while the quicklooks' windows are composited.
+    // The COGs go through GDAL on one thread while the quicklooks' windows are composited.
+    let month_stack = o.month_stack.take();
     let (composite, quicklooks) = rayon::join(
-        || write_composite(staging, o.set.grid, &o.assembled.latest, config),
+        || {
+            write_composite(staging, o.set.grid, &o.assembled.recent, config)?;
+            month_stack.map_or(Ok(Vec::new()), |m| m.finish(&config.aoi.name))
+        },
         || quicklooks(&o.set, &o.assembled.construction),
     );
-    composite?;
+    let month_files = composite?;
     let site = summary::SiteSummary {
         aoi_name: config.aoi.name.clone(),
         aoi_slug: slug.clone(),
@@ -101,12 +108,13 @@ pub(crate) fn write(staging: &Staging, o: Outputs<'_>) -> Result<Written> {
             &collection,
             &demolition,
             first_scan,
+            !month_files.is_empty(),
         ),
     )?;
     atomic::write_json(&staging.path(state::ITEMS_FILE), &state::item_collection(o.items))?;
     atomic::write_json(&staging.path(state::AOI_FILE), &config.aoi.to_record())?;
     write_formats(staging, &collection, &changes.collection, &config.formats)?;
-    write_stac_item(staging, config, o.items)?;
+    write_stac_item(staging, config, o.items, !month_files.is_empty())?;
     atomic::write_json(
         &staging.path(state::STATE_FILE),
         &State {
@@ -178,6 +186,7 @@ fn write_stac_item(
     staging: &Staging,
     config: &crate::scan::config::ScanConfig,
     items: &[serde_json::Value],
+    with_months: bool,
 ) -> Result<()> {
     let asset = |key: &str, file: &str, media_type: &str, role: &'static str, title: &str| stac_item::Output {
         key: key.to_owned(),
@@ -209,7 +218,9 @@ fn write_stac_item(
             "composite.tif",
             cog,
             "visual",
-            "Latest clear composite (RGB + NIR, x 10000)",
+            "Recent composite: per pixel the median of the clear months of the period's last 3 \
+             (RGB + NIR x 10000), then the newest and oldest month used (YYMM) and the clear \
+             observations behind it",
         ),
         asset("summary", "summary.html", "text/html", "overview", "Monthly summary"),
         asset(
@@ -227,6 +238,13 @@ fn write_stac_item(
             "QGIS project",
         ),
     ];
+    if with_months {
+        for month in config.from.through(config.to) {
+            let file = months::file(month);
+            let title = format!("Composite of {month} (RGB + NIR x 10000, clear observations)");
+            outputs.push(asset(&format!("month-{month}"), &file, cog, "visual", &title));
+        }
+    }
     for format in &config.formats {
         for layer in ["report", "diff"] {
             let (key, file) = (format!("{layer}-{format}"), format!("{layer}.{format}"));
@@ -243,17 +261,40 @@ fn write_stac_item(
     atomic::write_json(&staging.path(stac_item::FILE), &item)
 }
 
-/// The latest clear composite as a COG.
+/// The recent composite as a COG: red, green, blue, NIR (as the QGIS project and styles read
+/// it), then the newest and the oldest clear month used per pixel and the clear observations
+/// behind them, so that a seam between pixels of other months can be seen for what it is.
 fn write_composite(
     staging: &Staging,
     grid: &Grid,
-    latest: &[Vec<u16>; 4],
+    recent: &Recent,
     config: &crate::scan::config::ScanConfig,
 ) -> Result<()> {
+    let months = config.from.through(config.to);
+    let window = &months[months.len().saturating_sub(RECENT_MONTHS)..];
+    let (first, last) = (window[0], window[window.len() - 1]);
     let description = format!(
-        "compound-watch latest clear composite of {} for {}..{}: each pixel from the most recent month with a clear view; reflectance x 10000",
+        "compound-watch recent composite of {} for {}..{}: per pixel and band, the median of the \
+         clear monthly composites of {first}..{last} (the period's last {RECENT_MONTHS} months), or \
+         where none of them is clear, of the {RECENT_MONTHS} months ending at the pixel's newest clear \
+         month; reflectance x 10000 (bands 1-4), newest and oldest month used as YYMM (bands 5-6), \
+         clear observations behind the pixel (band 7); 0 is no data",
         config.aoi.name, config.from, config.to
     );
+    let yymm = |index: &[u16]| -> Vec<u16> {
+        index
+            .iter()
+            .map(|&i| match i {
+                0 => 0,
+                i => {
+                    let m = months[i as usize - 1];
+                    (m.year.rem_euclid(100) * 100) as u16 + m.month as u16
+                }
+            })
+            .collect()
+    };
+    let (newest, oldest) = (yymm(&recent.newest), yymm(&recent.oldest));
+    let b = &recent.bands;
     report::write_cog(
         &staging.path("composite.tif"),
         &report::CogRaster {
@@ -262,25 +303,39 @@ fn write_composite(
             width: grid.width,
             height: grid.height,
             bands: vec![
-                (&latest[0], "red (B04)"),
-                (&latest[1], "green (B03)"),
-                (&latest[2], "blue (B02)"),
-                (&latest[3], "nir (B08)"),
+                (&b[0], "red (B04)"),
+                (&b[1], "green (B03)"),
+                (&b[2], "blue (B02)"),
+                (&b[3], "nir (B08)"),
+                (&newest, "newest clear month used (YYMM, 2203 = 2022-03)"),
+                (&oldest, "oldest clear month used (YYMM, 2203 = 2022-03)"),
+                (&recent.clear_obs, "clear observations behind the pixel"),
             ],
             rgb: true,
             description: &description,
-            metadata: vec![("SCALE_FACTOR", "0.0001".into())],
+            metadata: vec![
+                ("SCALE_FACTOR", "0.0001".into()),
+                ("SCALED_BANDS", "1,2,3,4".into()),
+                ("RECENT_WINDOW", format!("{first}..{last}")),
+                ("RECENT_WINDOW_MONTHS", RECENT_MONTHS.to_string()),
+                (
+                    "RECENT_METHOD",
+                    "per-band median of the clear monthly composites in the window; a pixel with no \
+                     clear month in it takes the window ending at its newest clear month"
+                        .into(),
+                ),
+            ],
         },
     )
 }
 
-/// The latest composite with the AOI and every polygon (construction) in its pixel coordinates.
+/// The recent composite with the AOI and every polygon (construction) in its pixel coordinates.
 fn location_map(grid: &Grid, aoi: &crate::aoi::Aoi, assembled: &Assembled) -> Result<LocationMap> {
     let to_grid = Projector::new(4326, grid.epsg)?;
     let pixels = |ring: &geo::LineString<f64>| grid_pixels(ring, grid, &to_grid);
-    let latest = &assembled.latest;
+    let b = &assembled.recent.bands;
     Ok(LocationMap {
-        composite: summary::true_colour([&latest[0], &latest[1], &latest[2]], grid.width, grid.height),
+        composite: summary::true_colour([&b[0], &b[1], &b[2]], grid.width, grid.height),
         metres_per_pixel: grid.res,
         aoi: aoi
             .geometry

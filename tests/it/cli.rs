@@ -197,8 +197,9 @@ fn a_scan_killed_at_each_stage_boundary_and_rerun_writes_what_an_uninterrupted_s
     let dir = tempfile::tempdir().unwrap();
     let scan = |out: &Path, cache: &Path, abort_at: Option<&str>| {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("compound-watch"));
+        // With --months: the monthly composites, written during detection, are published with the rest.
         cmd.args([
-            "scan", "--from", "2021-07", "--to", "2023-06", "--bbox", &bbox, "--source",
+            "scan", "--months", "--from", "2021-07", "--to", "2023-06", "--bbox", &bbox, "--source",
         ])
         .arg(sample.join("catalog.json"))
         .arg("--out")

@@ -306,10 +306,13 @@ fn qgis_opens_the_project_with_every_layer_valid_even_after_a_move() {
 }
 
 /// The project's temporal controller steps through the months: rendered by headless QGIS at two
-/// months (docs/render_project.py), the report layer shows the polygons first detected by each,
-/// as the report dates them. The PNGs are kept in target/qgis-maps/ to be looked at.
+/// months (docs/render_project.py) with the monthly composites ticked, the report layer shows the
+/// polygons first detected by each, as the report dates them, and of the monthly composites only
+/// that month's is drawn. The PNGs are kept in target/qgis-maps/ to be looked at.
 #[test]
 fn qgis_steps_the_project_through_the_months_by_first_detected() {
+    /// The layer-panel group of the monthly composites in project.qgs.
+    const MONTHS_GROUP: &str = "monthly composites (tick, then step with the temporal controller)";
     let scan = &demo_scan().summary;
     let report = read_json(&scan.report);
     let dates: Vec<&str> = report["features"]
@@ -331,6 +334,8 @@ fn qgis_steps_the_project_through_the_months_by_first_detected() {
             month.as_ref(),
             "--width".as_ref(),
             "800".as_ref(),
+            "--tick".as_ref(),
+            MONTHS_GROUP.as_ref(),
         ];
         let Some(out) = crate::common::qgis_python(&script, &args) else {
             return;
@@ -354,6 +359,10 @@ fn qgis_steps_the_project_through_the_months_by_first_detected() {
         let first_day = format!("{month}-01");
         let expected = dates.iter().filter(|&&d| d <= first_day.as_str()).count();
         assert_eq!(n, expected, "{month}: {line}");
+        assert!(
+            stdout.lines().any(|l| l == format!("temporal rasters: {month}")),
+            "{month}: not that month's composite alone: {stdout}"
+        );
         assert!(line.contains(&format!("of {} features", dates.len())), "{line}");
         shown.push((n, std::fs::read(&png).unwrap()));
         eprintln!("{month}: {} ({line})", png.display());

@@ -224,6 +224,7 @@ fn the_stac_item_of_a_scan_validates_and_a_broken_one_does_not() {
         ("report", "data"),
         ("diff", "data"),
         ("composite", "visual"),
+        ("month-2022-03", "visual"),
         ("summary", "overview"),
     ] {
         assert_eq!(item["assets"][key]["roles"][0], role, "{key}");

@@ -119,8 +119,8 @@ fn a_full_disk_under_out_fails_the_scan_and_keeps_the_previous_outputs() {
     let d = tempfile::tempdir().unwrap();
     let previous = good_output(d.path());
     let total = size_kib(&previous);
-    // Full at once, and full part-way through writing the new set (its largest file, the
-    // composite, is most of it).
+    // Full at once, and full part-way through writing the new set (as the previous one, with the
+    // monthly composites: most of it, written during detection, then the composite).
     for free in [0, 64, total / 4, total * 3 / 4] {
         let case = format!("--out on a disk with {free} KiB free");
         let (mnt, back) = (
@@ -128,7 +128,8 @@ fn a_full_disk_under_out_fails_the_scan_and_keeps_the_previous_outputs() {
             d.path().join(format!("back-{free}")),
         );
         let out = mnt.join("out");
-        let args = scan_args(&out, &demo_scan().cache(), &[]);
+        let mut args = scan_args(&out, &demo_scan().cache(), &[]);
+        args.push("--months".into());
         let output = scan_on_a_small_disk(&mnt, Some(&previous), free, &args, &back);
         assert_failed_naming(&output, &out, &case);
         assert_unchanged(&previous, &back.join("out"), &case);

@@ -57,7 +57,10 @@ fn a_second_scan_reads_no_scene_and_writes_identical_outputs() {
     assert_eq!(demo.reads, demo.summary.windows_fetched);
     let out2 = demo.dir.join("out-again");
     let reader = CountingReader::default();
-    let config = demo_config(&out2, &demo.cache());
+    let config = scan::ScanConfig {
+        monthly_composites: true,
+        ..demo_config(&out2, &demo.cache())
+    };
     let summary = scan::run(
         &config,
         &StaticCatalog::new(sample_dir().join("catalog.json")),
@@ -154,12 +157,165 @@ fn the_composite_is_a_cloud_optimized_geotiff_on_the_grid() {
     use gdal::Metadata;
     let demo = demo_scan();
     let ds = gdal::Dataset::open(&demo.summary.composite).unwrap();
-    assert_eq!(ds.raster_count(), 4);
+    assert_eq!(ds.raster_count(), 7);
     assert_eq!(ds.metadata_item("LAYOUT", "IMAGE_STRUCTURE").as_deref(), Some("COG"));
     let gt = ds.geo_transform().unwrap();
     assert_eq!((gt[1], gt[5]), (10.0, -10.0));
     assert_eq!(gt[0] % 10.0, 0.0);
     assert!(ds.spatial_ref().unwrap().auth_code().unwrap() == 32647);
+}
+
+/// Every band of a dataset, as u16.
+fn bands(ds: &gdal::Dataset) -> Vec<Vec<u16>> {
+    (1..=ds.raster_count())
+        .map(|i| ds.rasterband(i).unwrap().read_band_as::<u16>().unwrap().data().to_vec())
+        .collect()
+}
+
+/// The months of the demo period and their COGs, read whole.
+fn demo_months() -> Vec<(compound_watch::month::Month, gdal::Dataset)> {
+    let demo = demo_scan();
+    let out = demo.summary.report.parent().unwrap();
+    demo.summary
+        .months
+        .iter()
+        .map(|m| {
+            let path = out.join(format!("months/{}.tif", m.month));
+            (
+                m.month,
+                gdal::Dataset::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+            )
+        })
+        .collect()
+}
+
+/// One COG per month: RGB + NIR and the clear observations, labelled; reflectance exactly where
+/// the month saw the pixel clearly; never more observations than the month's scenes; a month
+/// without scenes is no data throughout.
+#[test]
+fn every_month_has_a_cog_with_its_clear_counts_and_no_data_in_its_gaps() {
+    use gdal::Metadata;
+    let demo = demo_scan();
+    let months = demo_months();
+    assert_eq!(months.len(), 24, "2021-07..2023-06");
+    let composite = gdal::Dataset::open(&demo.summary.composite).unwrap();
+    let mut without_scenes = 0;
+    for ((month, ds), figures) in months.iter().zip(&demo.summary.months) {
+        assert_eq!(ds.raster_size(), composite.raster_size(), "{month}");
+        assert_eq!(ds.metadata_item("LAYOUT", "IMAGE_STRUCTURE").as_deref(), Some("COG"));
+        assert_eq!(
+            ds.metadata_item("MONTH", "").as_deref(),
+            Some(month.to_string().as_str())
+        );
+        let names: Vec<String> = (1..=5)
+            .map(|i| ds.rasterband(i).unwrap().description().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "red (B04)",
+                "green (B03)",
+                "blue (B02)",
+                "nir (B08)",
+                "clear observations"
+            ]
+        );
+        assert!((1..=5).all(|i| ds.rasterband(i).unwrap().no_data_value() == Some(0.0)));
+        let b = bands(ds);
+        let (red, count) = (&b[0], &b[4]);
+        let seen = count.iter().filter(|&&n| n > 0).count();
+        assert!(
+            red.iter().zip(count).all(|(&r, &n)| (r > 0) == (n > 0)),
+            "{month}: reflectance where the clear count is 0, or none where it is not"
+        );
+        let most = *count.iter().max().unwrap() as usize;
+        assert!(
+            most <= figures.scenes,
+            "{month}: {most} clear observations of {} scenes",
+            figures.scenes
+        );
+        if figures.scenes == 0 {
+            without_scenes += 1;
+            assert!(
+                b.iter().all(|band| band.iter().all(|&v| v == 0)),
+                "{month}: no scene, yet data"
+            );
+        } else {
+            // The summary's share of AOI pixels seen clearly, from the same composites.
+            let share = seen as f64 / count.len() as f64;
+            assert!(
+                (share - figures.clear_fraction).abs() < 0.05,
+                "{month}: {share} of the grid seen, the summary says {} of the AOI",
+                figures.clear_fraction
+            );
+        }
+    }
+    eprintln!("{without_scenes} months without scenes");
+}
+
+/// The recent composite is the median of the monthly composites of its window, per pixel, and
+/// says which months and how many observations stand behind it: not the per-pixel latest month.
+#[test]
+fn the_recent_composite_is_the_median_of_the_monthly_composites_of_its_window() {
+    use gdal::Metadata;
+    let demo = demo_scan();
+    let ds = gdal::Dataset::open(&demo.summary.composite).unwrap();
+    assert_eq!(
+        ds.metadata_item("RECENT_WINDOW", "").as_deref(),
+        Some("2023-04..2023-06")
+    );
+    let names: Vec<String> = (1..=7)
+        .map(|i| ds.rasterband(i).unwrap().description().unwrap())
+        .collect();
+    assert_eq!(&names[..4], ["red (B04)", "green (B03)", "blue (B02)", "nir (B08)"]);
+    assert!(names[4].starts_with("newest clear month used (YYMM") && names[6].starts_with("clear observations"));
+    let recent = bands(&ds);
+    let months: Vec<(u16, Vec<Vec<u16>>)> = demo_months()
+        .iter()
+        .map(|(m, ds)| (((m.year % 100) * 100) as u16 + m.month as u16, bands(ds)))
+        .collect();
+    let (mut several, mut unlike_latest, mut widened) = (0, 0, 0);
+    for p in 0..recent[0].len() {
+        let (newest, oldest, obs) = (recent[4][p], recent[5][p], recent[6][p]);
+        if newest == 0 {
+            assert!(recent.iter().all(|b| b[p] == 0), "pixel {p}: never seen, yet data");
+            continue;
+        }
+        let used: Vec<&Vec<Vec<u16>>> = months
+            .iter()
+            .filter(|(yymm, b)| (oldest..=newest).contains(yymm) && b[4][p] > 0)
+            .map(|(_, b)| b)
+            .collect();
+        assert!(!used.is_empty() && used.len() <= 3, "pixel {p}: {} months", used.len());
+        assert_eq!(
+            obs,
+            used.iter().map(|b| b[4][p]).sum::<u16>(),
+            "pixel {p}: observations"
+        );
+        widened += (newest < 2304) as usize;
+        for band in 0..4 {
+            let mut v: Vec<u16> = used.iter().map(|b| b[band][p]).collect();
+            v.sort_unstable();
+            let (lo, hi) = (v[(v.len() - 1) / 2], v[v.len() / 2]);
+            // The median of the reflectances, stored: within rounding of the stored months' median.
+            assert!(
+                (lo.saturating_sub(1)..=hi + 1).contains(&recent[band][p]),
+                "pixel {p} band {band}: {} is not the median of {v:?}",
+                recent[band][p]
+            );
+            let latest = used.last().unwrap()[band][p];
+            unlike_latest += (used.len() >= 3 && recent[band][p].abs_diff(latest) > 1) as usize;
+        }
+        several += (used.len() >= 2) as usize;
+    }
+    eprintln!(
+        "{several} pixels of several months, {unlike_latest} band values unlike the latest month, {widened} widened"
+    );
+    assert!(
+        several > recent[0].len() / 2,
+        "most pixels stand on several months: {several}"
+    );
+    assert!(unlike_latest > 0, "the median never differs from the latest month");
 }
 
 /// The README's confidence table: every polygon is real construction and lies at 0.6-0.7 (1),

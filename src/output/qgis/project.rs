@@ -9,9 +9,12 @@
 
 use std::path::Path;
 
+use crate::detect::kernel::RECENT_MONTHS;
 use crate::error::{Error, Result};
 use crate::grid;
 use crate::io::atomic;
+use crate::month::Month;
+use crate::output::months;
 use crate::output::provenance::Period;
 use crate::output::qgis::style::{self, document, Element, LayerStyle, QGIS_VERSION};
 
@@ -46,6 +49,12 @@ pub(crate) struct Layer {
     /// The Date field that makes the layer temporal: with the temporal controller on, a feature is
     /// drawn from that date on (QGIS's "single field with date/time", accumulating).
     pub temporal_field: Option<&'static str>,
+    /// The month a raster shows: with the temporal controller on, it is drawn in that month only
+    /// (QGIS's fixed temporal range).
+    pub month: Option<Month>,
+    /// The group the layer sits in, in the layer panel (consecutive layers of one group share it);
+    /// a group is unticked when the project opens.
+    pub group: Option<&'static str>,
 }
 
 /// A project: its CRS, initial view and layers (first drawn on top).
@@ -151,6 +160,21 @@ fn temporal(field: &str) -> Element {
         )
 }
 
+/// A raster's fixed temporal range: the whole of `month`, and not the first second of the next
+/// (a range's end is included, and the next month's frame starts there).
+fn fixed_month(month: Month) -> Element {
+    let last = month.plus(1).first_day() - chrono::Days::new(1);
+    Element::new("temporal")
+        .attr("enabled", 1)
+        .attr("mode", 0)
+        .attr("fetchMode", 0)
+        .child(
+            Element::new("fixedRange")
+                .child(Element::with_text("start", format!("{}T00:00:00Z", month.first_day())))
+                .child(Element::with_text("end", format!("{last}T23:59:59Z"))),
+        )
+}
+
 /// The project's time range, a month a step: from the first day of the first month to the first
 /// day after the last.
 fn time_settings(Period { from, to }: Period) -> Element {
@@ -192,15 +216,20 @@ fn map_layer(layer: &Layer) -> Result<Element> {
             }
             e
         }
-        Content::TrueColour { max } => common(Element::new("maplayer").attr("type", "raster"))?
-            .child(Element::with_text("provider", "gdal"))
-            .child(true_colour(*max)),
+        Content::TrueColour { max } => {
+            let mut e =
+                common(Element::new("maplayer").attr("type", "raster"))?.child(Element::with_text("provider", "gdal"));
+            if let Some(month) = layer.month {
+                e = e.child(fixed_month(month));
+            }
+            e.child(true_colour(*max))
+        }
     })
 }
 
-/// The project as a `.qgs` document.
-pub(crate) fn qgs(project: &Project) -> Result<String> {
-    let tree = project.layers.iter().map(|l| {
+/// The layer panel: each layer in turn, consecutive layers of a group inside it (unticked).
+fn layer_tree(layers: &[Layer]) -> Vec<Element> {
+    let node = |l: &Layer| {
         Element::new("layer-tree-layer")
             .attr("id", layer_id(&l.id))
             .attr("name", &l.name)
@@ -215,7 +244,31 @@ pub(crate) fn qgs(project: &Project) -> Result<String> {
             )
             .attr("checked", if l.visible { "Qt::Checked" } else { "Qt::Unchecked" })
             .attr("expanded", 1)
-    });
+    };
+    let mut tree = Vec::new();
+    let mut i = 0;
+    while i < layers.len() {
+        let Some(group) = layers[i].group else {
+            tree.push(node(&layers[i]));
+            i += 1;
+            continue;
+        };
+        let n = layers[i..].iter().take_while(|l| l.group == Some(group)).count();
+        tree.push(
+            Element::new("layer-tree-group")
+                .attr("name", group)
+                .attr("checked", "Qt::Unchecked")
+                .attr("expanded", 0)
+                .children(layers[i..i + n].iter().map(node)),
+        );
+        i += n;
+    }
+    tree
+}
+
+/// The project as a `.qgs` document.
+pub(crate) fn qgs(project: &Project) -> Result<String> {
+    let tree = layer_tree(&project.layers);
     let layers = project.layers.iter().map(map_layer).collect::<Result<Vec<_>>>()?;
     let crs = spatial_ref(project.epsg)?;
     let mut root = Element::new("qgis")
@@ -260,8 +313,10 @@ pub(crate) fn write(path: &Path, project: &Project) -> Result<()> {
     atomic::write(path, qgs(project)?.as_bytes())
 }
 
-/// The project of a scan's outputs over `period`: AOI, report, diff, demolition and the
-/// composite, titled `title`, in the grid's UTM CRS and framed on the grid.
+/// The project of a scan's outputs over `period`: AOI, report, diff, demolition, with `months` the
+/// monthly composites (a group, unticked: tick it and the temporal controller shows one month at a
+/// time, the newest on top without it) and the recent composite, titled `title`, in the grid's
+/// UTM CRS and framed on the grid.
 ///
 /// The report sits above the diff: on a first scan (`first_scan`) the diff marks every polygon
 /// `added` and would hide the report's colours by month, so it is then left unticked; on a later
@@ -273,6 +328,7 @@ pub(crate) fn of_scan(
     report: &geojson::FeatureCollection,
     demolition: &geojson::FeatureCollection,
     first_scan: bool,
+    months: bool,
 ) -> Project {
     let vector = |id: &str, name: &str, style: LayerStyle| Layer {
         id: id.into(),
@@ -282,7 +338,25 @@ pub(crate) fn of_scan(
         content: Content::Vector(style),
         visible: true,
         temporal_field: None,
+        month: None,
+        group: None,
     };
+    let raster = |id: String, name: String, file: String| Layer {
+        id,
+        name,
+        file,
+        epsg: grid.epsg,
+        content: Content::TrueColour { max: TRUE_COLOUR_WHITE },
+        visible: true,
+        temporal_field: None,
+        month: None,
+        group: None,
+    };
+    let month_layers = period.from.through(period.to).into_iter().rev().map(|m| Layer {
+        month: Some(m),
+        group: Some(MONTHS_GROUP),
+        ..raster(format!("month_{m}"), m.to_string(), months::file(m))
+    });
     let by_month = |layer: Layer| Layer {
         temporal_field: Some("first_detected"),
         ..layer
@@ -291,39 +365,42 @@ pub(crate) fn of_scan(
         grid.x0 + grid.width as f64 * grid.res,
         grid.y0 - grid.height as f64 * grid.res,
     );
+    let mut layers = vec![
+        vector("aoi", "AOI", style::aoi_style()),
+        by_month(vector(
+            "report",
+            "new construction (report)",
+            style::report_style(report),
+        )),
+        Layer {
+            visible: !first_scan,
+            ..vector("diff", "change since the previous scan (diff)", style::diff_style())
+        },
+        by_month(vector(
+            "demolition",
+            "demolition (reported apart)",
+            style::report_style(demolition),
+        )),
+    ];
+    if months {
+        layers.extend(month_layers);
+    }
+    layers.push(raster(
+        "composite".into(),
+        format!("recent composite (median of the last {RECENT_MONTHS} months)"),
+        "composite.tif".into(),
+    ));
     Project {
         title,
         epsg: grid.epsg,
         extent: [grid.x0, y0, x1, grid.y0],
-        layers: vec![
-            vector("aoi", "AOI", style::aoi_style()),
-            by_month(vector(
-                "report",
-                "new construction (report)",
-                style::report_style(report),
-            )),
-            Layer {
-                visible: !first_scan,
-                ..vector("diff", "change since the previous scan (diff)", style::diff_style())
-            },
-            by_month(vector(
-                "demolition",
-                "demolition (reported apart)",
-                style::report_style(demolition),
-            )),
-            Layer {
-                id: "composite".into(),
-                name: "latest clear composite".into(),
-                file: "composite.tif".into(),
-                epsg: grid.epsg,
-                content: Content::TrueColour { max: TRUE_COLOUR_WHITE },
-                visible: true,
-                temporal_field: None,
-            },
-        ],
+        layers,
         period: Some(*period),
     }
 }
+
+/// The layer-panel group of the monthly composites.
+pub(crate) const MONTHS_GROUP: &str = "monthly composites (tick, then step with the temporal controller)";
 
 /// Reflectance x 10000 drawn white in the composite layer (0.25 shows land and roofs without
 /// saturating most of them).
@@ -348,6 +425,8 @@ mod tests {
                     content: Content::Vector(crate::output::qgis::style::aoi_style()),
                     visible: true,
                     temporal_field: None,
+                    month: None,
+                    group: None,
                 },
                 Layer {
                     id: "composite".into(),
@@ -357,6 +436,8 @@ mod tests {
                     content: Content::TrueColour { max: 2500 },
                     visible: true,
                     temporal_field: None,
+                    month: None,
+                    group: None,
                 },
             ],
             period: None,
@@ -396,7 +477,7 @@ mod tests {
             from: "2021-07".parse().unwrap(),
             to: "2023-06".parse().unwrap(),
         };
-        qgs(&of_scan("t".into(), &grid, &period, &empty, &empty, first_scan)).unwrap()
+        qgs(&of_scan("t".into(), &grid, &period, &empty, &empty, first_scan, true)).unwrap()
     }
 
     /// The `<maplayer>` element of the layer `id`.
@@ -425,6 +506,51 @@ mod tests {
         assert!(
             text.contains("<start>2021-07-01T00:00:00Z</start>") && text.contains("<end>2023-07-01T00:00:00Z</end>")
         );
+    }
+
+    #[test]
+    fn each_monthly_composite_is_drawn_in_its_own_month_in_an_unticked_group_above_the_composite() {
+        let text = scan_project(true);
+        let march = maplayer(&text, "month_2022-03");
+        assert!(
+            march.contains("<datasource>./months/2022-03.tif</datasource>"),
+            "{march}"
+        );
+        assert!(
+            march.contains(r#"<temporal enabled="1" mode="0" fetchMode="0">"#)
+                && march.contains("<start>2022-03-01T00:00:00Z</start>")
+                && march.contains("<end>2022-03-31T23:59:59Z</end>"),
+            "{march}"
+        );
+        // 24 months, newest first, in one unticked group between the vectors and the composite.
+        let group = text.find("<layer-tree-group name=\"monthly composites").unwrap();
+        assert!(text[group..].split('>').next().unwrap().contains("Qt::Unchecked"));
+        let at = |id: &str| {
+            text.find(&format!("<layer-tree-layer id=\"compound_watch_{id}\""))
+                .unwrap()
+        };
+        assert!(at("demolition") < group && group < at("month_2023-06"));
+        assert!(at("month_2023-06") < at("month_2021-07") && at("month_2021-07") < at("composite"));
+        assert_eq!(text.matches("<layer-tree-layer id=\"compound_watch_month_").count(), 24);
+        let composite_in_group = text[group..].find("</layer-tree-group>").unwrap()
+            < text[group..].find("compound_watch_composite").unwrap();
+        assert!(composite_in_group, "the composite is outside the group");
+        let grid = crate::grid::Grid {
+            epsg: 32647,
+            x0: 0.0,
+            y0: 0.0,
+            width: 1,
+            height: 1,
+            res: 10.0,
+        };
+        let period = Period {
+            from: "2022-01".parse().unwrap(),
+            to: "2022-02".parse().unwrap(),
+        };
+        let empty: geojson::FeatureCollection =
+            serde_json::from_str(r#"{"type":"FeatureCollection","features":[]}"#).unwrap();
+        let without = qgs(&of_scan("t".into(), &grid, &period, &empty, &empty, true, false)).unwrap();
+        assert!(!without.contains("month_") && !without.contains("monthly composites"));
     }
 
     #[test]

@@ -126,7 +126,11 @@ pub fn demo_scan() -> &'static DemoScan {
     SCAN.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
         let reader = CountingReader::default();
-        let config = demo_config(&dir.join("out"), &dir.join("cache"));
+        // The demo scan writes every output there is, the monthly composites (`--months`) too.
+        let config = ScanConfig {
+            monthly_composites: true,
+            ..demo_config(&dir.join("out"), &dir.join("cache"))
+        };
         let source = StaticCatalog::new(sample_dir().join("catalog.json"));
         let summary = scan::run(&config, &source, &reader, &Silent).unwrap();
         DemoScan {
