@@ -1,4 +1,4 @@
-//! Reports: the GeoJSON of new construction and the latest composite as a Cloud-Optimized GeoTIFF.
+//! Reports: the GeoJSON of new construction and the recent composite as a Cloud-Optimized GeoTIFF.
 //!
 //! The GeoJSON follows RFC 7946 to the letter: WGS84 longitude/latitude, at most 6 decimals
 //! (~0.1 m), exterior rings counter-clockwise and holes clockwise, no `crs` member. Everything that

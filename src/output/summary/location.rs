@@ -1,5 +1,5 @@
 //! The location map of a summary: every polygon of the report, numbered as in the page's table,
-//! over the AOI outline and the latest clear composite, north up, with a scale bar.
+//! over the AOI outline and the recent composite, north up, with a scale bar.
 //!
 //! The scan hands over the composite already as a true-colour picture and the outlines in its
 //! pixel coordinates ([`LocationMap`]); this module only draws. Enlarging is nearest neighbour,
@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 /// What a location map is drawn from.
 #[derive(Debug, Clone)]
 pub struct LocationMap {
-    /// The latest clear composite in true colour, one picture pixel per grid pixel, north up.
+    /// The recent composite in true colour, one picture pixel per grid pixel, north up.
     pub composite: RgbImage,
     /// Metres on the ground per picture pixel.
     pub metres_per_pixel: f64,

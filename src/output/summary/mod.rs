@@ -82,7 +82,7 @@ pub struct SiteSummary {
     pub report: geojson::FeatureCollection,
     /// Before and after chips of the report's polygons (every one the scan could picture).
     pub quicklooks: Vec<Quicklook>,
-    /// The polygons over the AOI and the latest composite; `None` draws no location map.
+    /// The polygons over the AOI and the recent composite; `None` draws no location map.
     pub location: Option<LocationMap>,
     /// The day the summary is written (the caller reads the clock; pages say "generated on").
     pub generated: chrono::NaiveDate,
@@ -472,7 +472,7 @@ pub(crate) fn figures(s: &SiteSummary) -> Result<SiteFigures> {
         location: s.location.as_ref().map(|map| Picture {
             path: format!("{PICTURES}/location.png"),
             caption: format!(
-                "Where the {} {}: numbered as in the table of polygons (largest first), outlined in yellow (confirmed) or orange (provisional) over the latest clear composite; the AOI outline in white. North is up; the bar is {}.",
+                "Where the {} {}: numbered as in the table of polygons (largest first), outlined in yellow (confirmed) or orange (provisional) over the recent composite (the median of the last three months' clear views); the AOI outline in white. North is up; the bar is {}.",
                 polygons.len(),
                 if polygons.len() == 1 { "polygon is" } else { "polygons are" },
                 location::scale_bar_words(map)
