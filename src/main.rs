@@ -1138,9 +1138,10 @@ fn run_verify(args: VerifyArgs, _talk: Talk) -> Result<ExitCode, compound_watch:
             for p in &problems {
                 eprintln!("compound-watch: verify: {p}");
             }
+            let files = compound_watch::plural(problems.len(), "file", "files");
+            let verb = if problems.len() == 1 { "differs" } else { "differ" };
             eprintln!(
-                "compound-watch: verify: {} file(s) of {} differ from its manifest; nothing was run",
-                problems.len(),
+                "compound-watch: verify: {files} of {} {verb} from its manifest; nothing was run",
                 args.dir.display()
             );
             Ok(ExitCode::from(3))

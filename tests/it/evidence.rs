@@ -100,7 +100,7 @@ fn a_fresh_bundle_verifies_offline_and_a_changed_byte_of_an_input_window_is_name
         "{stderr}"
     );
     assert!(
-        stderr.contains("1 file(s)"),
+        stderr.contains("1 file of"),
         "only the changed window is named: {stderr}"
     );
 }
