@@ -347,10 +347,15 @@ struct ScanArgs {
     /// Minimum mapping unit: smaller change regions are dropped, in m².
     #[arg(long, value_name = "M2", value_parser = non_negative, allow_negative_numbers = true)]
     min_area: Option<f64>,
-    /// Which surfaces count as roofs: bright-flat (concrete, metal, white and blue roofs; robust to
-    /// haze) or any-material (also red, green and dark roofs; see the README's Accuracy section).
+    /// Which surfaces count as roofs: bright-flat (concrete, metal, white and blue roofs) or
+    /// any-material (also red, green and dark roofs; use it with --haze-correction; see the
+    /// README's Accuracy section).
     #[arg(long, value_name = "MODEL", default_value = "bright-flat")]
     roofs: compound_watch::detect::RoofModel,
+    /// Subtract each scene's haze, measured from its darkest clear pixels against the site's
+    /// clearest scenes, before scoring (recorded per scene in the report).
+    #[arg(long)]
+    haze_correction: bool,
     /// Refuse AOIs (and AOI bounding boxes) larger than this, in km².
     #[arg(long, value_name = "KM2", value_parser = positive)]
     max_aoi_km2: Option<f64>,
@@ -730,6 +735,7 @@ fn scan_config(args: &ScanArgs) -> Result<ScanConfig, compound_watch::Error> {
     config.max_cloud_cover = args.max_cloud_cover.unwrap_or(config.max_cloud_cover);
     config.min_area_m2 = args.min_area.unwrap_or(config.min_area_m2);
     config.detect.roofs = args.roofs;
+    config.detect.haze_correction = args.haze_correction;
     config.cloud_buffer = args.cloud_buffer.unwrap_or(config.cloud_buffer);
     config.min_clear_obs = args.min_clear_obs.unwrap_or(config.min_clear_obs);
     config.fetch_jobs = args.fetch_jobs.unwrap_or(config.fetch_jobs);

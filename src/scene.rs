@@ -128,6 +128,25 @@ impl Scene {
     }
 }
 
+#[cfg(test)]
+impl Scene {
+    /// A scene for tests: `id`, acquired at 03:50 UTC on `date` (YYYY-MM-DD), no metadata, no file.
+    pub(crate) fn for_tests(id: &str, date: &str) -> Scene {
+        Scene {
+            id: id.into(),
+            collection: "sentinel-2-l2a".into(),
+            datetime: format!("{date}T03:50:00Z").parse().expect("a YYYY-MM-DD date"),
+            cloud_cover: None,
+            processing_baseline: None,
+            boa_offset_applied: None,
+            synthetic: false,
+            epsg: None,
+            tile: None,
+            hrefs: BTreeMap::new(),
+        }
+    }
+}
+
 /// A scene that was found but cannot be used, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Skipped {

@@ -57,6 +57,11 @@ pub struct DetectParams {
     /// Which surfaces the built-up score calls roofs (see [`RoofModel`]).
     #[serde(default)]
     pub roofs: RoofModel,
+    /// Subtract each scene's haze, measured against the site's clearest scenes (see
+    /// `detect::reflectance`), before any score. Off by default: `bright-flat`'s brightness test
+    /// was set on uncorrected reflectance; `any-material`'s soil test needs it.
+    #[serde(default)]
+    pub haze_correction: bool,
     /// Spectral change: a changed region is made of pixels whose smoothed change magnitude is at
     /// least this (fitted on OSCD, see the README).
     pub change_low: f32,
@@ -75,6 +80,7 @@ impl Default for DetectParams {
             change_low: 1.6,
             change_high: 3.2,
             roofs: RoofModel::default(),
+            haze_correction: false,
         }
     }
 }
@@ -83,13 +89,13 @@ impl Default for DetectParams {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RoofModel {
-    /// Bright and spectrally flat or blue: concrete, galvanized, white and blue roofs. Robust to
-    /// haze over red-roofed towns; misses red, green and dark roofs (see the README's Accuracy).
+    /// Bright and spectrally flat or blue: concrete, galvanized, white and blue roofs. Misses red,
+    /// green and dark roofs (see the README's Accuracy).
     #[default]
     BrightFlat,
     /// Any roof material: not vegetation, not water, not bare soil or rock, not dark (see the
-    /// module documentation). Finds red, green and dark roofs too; haze over old red roofs can look
-    /// like construction.
+    /// module documentation). Finds red, green and dark roofs too; needs the haze correction
+    /// ([`DetectParams::haze_correction`]) to keep hazy laterite from looking like a roof.
     AnyMaterial,
 }
 
@@ -283,8 +289,9 @@ pub fn step(series: &[f32], p: &DetectParams) -> Option<Step> {
     }
     let not_seasonal = |s: &Step| {
         let (before, after) = clear.split_at(clear.len() - s.n_after);
-        seasonal(series, after, YEAR as isize, |v| v >= p.threshold) != Some(true)
-            && seasonal(series, before, -(YEAR as isize), |v| v < p.threshold) != Some(true)
+        let mostly = |share: Option<f32>| share.is_some_and(|a| a > 0.5);
+        !mostly(seasonal(series, after, YEAR as isize, |v| v >= p.threshold))
+            && !mostly(seasonal(series, before, -(YEAR as isize), |v| v < p.threshold))
     };
     if let Some(confirmed) = best
         .and_then(|(_, k)| split_step(&clear, k, p, p.persistence))
@@ -293,8 +300,9 @@ pub fn step(series: &[f32], p: &DetectParams) -> Option<Step> {
         return Some(confirmed);
     }
     // A provisional tail: the shortest first, so the step is dated at its first high month. Its
-    // months must have been seen low in the same season a year before: with one or two months of
-    // evidence, the season is the likelier cause until shown otherwise.
+    // months must have been seen low in the same season a year before, every time: with one or two
+    // months of evidence, the season is the likelier cause until shown otherwise, and one high
+    // month a year before (a field flooding in May both years) is the season shown.
     let tail = p.min_after.saturating_sub(1).min(n - p.min_before);
     (1..=tail)
         .rev()
@@ -307,7 +315,7 @@ pub fn step(series: &[f32], p: &DetectParams) -> Option<Step> {
         .filter(|s| {
             seasonal(series, &clear[clear.len() - s.n_after..], YEAR as isize, |v| {
                 v >= p.threshold
-            }) == Some(false)
+            }) == Some(0.0)
         })
         .filter(not_seasonal)
 }
@@ -319,16 +327,17 @@ const PROVISIONAL_SCORE: f32 = 0.8;
 /// Months in a year: a season comes back after this many.
 const YEAR: usize = 12;
 
-/// Whether one side of a step, when it spans less than a year, looks the same in the same months a
-/// year away (`back` months back: 12 for the year before the months after a step, -12 for the
-/// year after the months before it), in most of those months seen clearly (`like`: the side's own state): the
-/// season coming round again (a field flooding, a bank drying out), not a new surface. A side of
-/// a year or more has lived through every season (`Some(false)`). The months a year away are
-/// taken a month either side too; None when none of them was seen clearly.
-fn seasonal(series: &[f32], side: &[(usize, f32)], back: isize, like: impl Fn(f32) -> bool) -> Option<bool> {
+/// How much one side of a step, when it spans less than a year, looks the same in the same months
+/// a year away (`back` months back: 12 for the year before the months after a step, -12 for the
+/// year after the months before it): the share of those months seen clearly that are `like` the
+/// side's own state. The season coming round again (a field flooding, a bank drying out) looks
+/// the same; a new surface does not. A side of a year or more has lived through every season
+/// (`Some(0.0)`). The months a year away are taken a month either side too; None when none of
+/// them was seen clearly.
+fn seasonal(series: &[f32], side: &[(usize, f32)], back: isize, like: impl Fn(f32) -> bool) -> Option<f32> {
     let (first, last) = (side[0].0, side[side.len() - 1].0);
     if last - first >= YEAR {
-        return Some(false);
+        return Some(0.0);
     }
     let other_year: BTreeSet<usize> = side
         .iter()
@@ -337,7 +346,7 @@ fn seasonal(series: &[f32], side: &[(usize, f32)], back: isize, like: impl Fn(f3
         .filter(|&o| o < series.len() && !series[o].is_nan() && !side.iter().any(|&(m, _)| m == o))
         .collect();
     let alike = other_year.iter().filter(|&&o| like(series[o])).count();
-    (!other_year.is_empty()).then_some(alike * 2 > other_year.len())
+    (!other_year.is_empty()).then(|| alike as f32 / other_year.len() as f32)
 }
 
 /// The step between `clear[..k]` and `clear[k..]`, if it passes the rise and persistence tests
@@ -451,6 +460,22 @@ mod tests {
         assert_eq!((step.index, step.last_before, step.confirmed_on), (6, 3, Some(7)));
         assert_eq!((step.n_before, step.n_after), (3, 4));
         assert!(step.confidence > 0.8, "{}", step.confidence);
+    }
+
+    #[test]
+    fn a_provisional_month_seen_high_once_a_year_before_is_the_season() {
+        let p = DetectParams::default();
+        // A field flooding in May: the last month scores high; a year before, April was low and
+        // May high (June unseen). Half the months a year away: not a season for a confirmed
+        // step, but a provisional one has only its month to go on.
+        let mut s = vec![0.0f32; 23];
+        s[11] = f32::NAN;
+        s[22] = 0.85;
+        s[10] = 0.9;
+        assert_eq!(step(&s, &p), None);
+        // Never seen high a year before: provisional.
+        s[10] = 0.0;
+        assert!(step(&s, &p).is_some_and(|st| st.provisional()));
     }
 
     #[test]

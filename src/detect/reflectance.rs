@@ -7,6 +7,17 @@
 //! construction. So the pixels decide when they can: water, shade and vegetation have NIR/SWIR
 //! reflectance near zero, which with the offset still in the numbers is impossible below 1000 DN.
 //!
+//! **Haze.** Haze the scene classification does not flag lifts every pixel of a scene, most in the
+//! blue, and turns bare laterite grey enough to pass for a roof. Each scene's darkest clear pixels
+//! in the visible bands (the 1st percentile per band: water, shade, forest) are compared with the
+//! same level in the site's clearest scenes, and the excess is subtracted as haze: relative
+//! dark-object subtraction (Chavez 1988), which restores the visible band ratios the built-up score
+//! reads. Scattering falls with wavelength, so the haze taken in green is at most the blue's and
+//! in red at most the green's: an excess in green or red alone is the season changing the dark
+//! vegetation, not haze. Haze that covers only part of a scene leaves its darkest pixels clear and
+//! is not corrected. NIR and SWIR are left alone: haze scatters little there, and their only dark objects
+//! are water, which clouds hide often enough that the level would measure the clouds.
+//!
 //! Pure functions; this module reads nothing.
 
 use chrono::NaiveDate;
@@ -88,6 +99,109 @@ pub struct OffsetDecision {
     pub flag_consistent: Option<bool>,
     /// The evidence in words, e.g. "2.1% of NIR/SWIR pixels below 1000 DN".
     pub evidence: String,
+    /// Haze subtracted as well, in digital numbers per visible band (B02, B03, B04): how far the
+    /// scene's darkest clear pixels sit above the site's (see the module documentation).
+    #[serde(default)]
+    pub haze_dn: [u16; HAZE_BANDS],
+}
+
+impl OffsetDecision {
+    /// Digital numbers to subtract from each reflectance band (`Band::REFLECTANCE` order): the
+    /// offset plus the band's haze.
+    pub(crate) fn subtract_per_band(&self) -> [u32; 6] {
+        std::array::from_fn(|b| u32::from(self.subtract_dn) + u32::from(self.haze_dn.get(b).copied().unwrap_or(0)))
+    }
+}
+
+/// Bands whose haze is measured and subtracted: the first three of `Band::REFLECTANCE`, B02, B03
+/// and B04.
+pub(crate) const HAZE_BANDS: usize = 3;
+
+/// Digital numbers above which a band's dark level is not counted: no dark object there.
+const DARK_CEILING_DN: usize = 4096;
+
+/// Clear pixels needed before a band's dark level counts.
+const MIN_DARK_PIXELS: u32 = 1000;
+
+/// Which of the scenes' dark levels is taken as the site's haze-free level: the 10th percentile,
+/// so that a few scenes darkened by unflagged shadow do not set it.
+const SITE_DARK_QUANTILE: f64 = 0.1;
+
+/// One band's dark level in a scene: the 1st percentile of its clear digital numbers, counted
+/// block by block (values above [`DARK_CEILING_DN`] only counted).
+#[derive(Debug, Clone)]
+pub(crate) struct DarkLevel {
+    counts: Vec<u32>,
+}
+
+impl Default for DarkLevel {
+    fn default() -> Self {
+        DarkLevel {
+            counts: vec![0; DARK_CEILING_DN + 1],
+        }
+    }
+}
+
+impl DarkLevel {
+    /// Adds the digital numbers where `keep` is true (0 = no data, always skipped).
+    pub(crate) fn add(&mut self, values: &[u16], keep: &[bool]) {
+        for (&v, _) in values.iter().zip(keep).filter(|(&v, &k)| k && v != 0) {
+            self.counts[(v as usize).min(DARK_CEILING_DN)] += 1;
+        }
+    }
+
+    /// The 1st percentile less `subtract_dn` (the scene's offset); None with fewer than
+    /// [`MIN_DARK_PIXELS`] pixels or no dark pixel.
+    pub(crate) fn level(&self, subtract_dn: u16) -> Option<u16> {
+        let valid: u32 = self.counts.iter().sum();
+        if valid < MIN_DARK_PIXELS {
+            return None;
+        }
+        let target = valid.div_ceil(100);
+        let mut seen = 0;
+        let p1 = self.counts.iter().position(|&n| {
+            seen += n;
+            seen >= target
+        })?;
+        (p1 < DARK_CEILING_DN).then(|| (p1 as u16).saturating_sub(subtract_dn))
+    }
+}
+
+/// The site's haze-free dark level per band, from the dark levels of its scenes (see
+/// [`SITE_DARK_QUANTILE`]); None for a band no scene measured.
+pub(crate) fn site_dark(levels: &[[Option<u16>; HAZE_BANDS]]) -> [Option<u16>; HAZE_BANDS] {
+    std::array::from_fn(|b| {
+        let mut band: Vec<u16> = levels.iter().filter_map(|l| l[b]).collect();
+        band.sort_unstable();
+        let last = band.len().checked_sub(1)?;
+        Some(band[((last as f64) * SITE_DARK_QUANTILE).round() as usize])
+    })
+}
+
+/// Sets a scene's haze from its dark `levels` and the site's, and says so in its evidence.
+pub(crate) fn add_haze(
+    decision: &mut OffsetDecision,
+    levels: [Option<u16>; HAZE_BANDS],
+    site: [Option<u16>; HAZE_BANDS],
+) {
+    // Scattering falls with wavelength, so haze is never taken larger in a band than in the one
+    // before it: an excess in green or red alone is the season (greener or drier vegetation in the
+    // dark pixels), not haze.
+    let mut shorter = u16::MAX;
+    for b in 0..HAZE_BANDS {
+        let excess = match (levels[b], site[b]) {
+            (Some(l), Some(s)) => l.saturating_sub(s),
+            _ => 0,
+        };
+        decision.haze_dn[b] = excess.min(shorter);
+        shorter = decision.haze_dn[b];
+    }
+    if decision.haze_dn.iter().any(|&h| h > 0) {
+        let [b2, b3, b4] = decision.haze_dn;
+        decision
+            .evidence
+            .push_str(&format!("; haze subtracted: B02 {b2}, B03 {b3}, B04 {b4} DN"));
+    }
 }
 
 /// Whether the scene was processed with baseline 04.00 or later.
@@ -111,6 +225,7 @@ pub(crate) fn decide_offset(scene: &Scene, dark: DarkPixels) -> OffsetDecision {
             basis: "baseline".into(),
             provider_flag: flag,
             flag_consistent: None,
+            haze_dn: [0; HAZE_BANDS],
             evidence: format!(
                 "processing baseline {} before 04.00: no offset",
                 scene
@@ -149,12 +264,14 @@ pub(crate) fn decide_offset(scene: &Scene, dark: DarkPixels) -> OffsetDecision {
             provider_flag: flag,
             flag_consistent: flag.map(|applied| applied == (subtract_dn == 0)),
             evidence,
+            haze_dn: [0; HAZE_BANDS],
         },
         None => OffsetDecision {
             subtract_dn: if flag == Some(true) { 0 } else { BOA_OFFSET_DN },
             basis: "metadata".into(),
             provider_flag: flag,
             flag_consistent: None,
+            haze_dn: [0; HAZE_BANDS],
             evidence: format!(
                 "no dark pixels to tell (1st percentile {} DN); trusting the item's flag",
                 dark.p1
@@ -163,8 +280,9 @@ pub(crate) fn decide_offset(scene: &Scene, dark: DarkPixels) -> OffsetDecision {
     }
 }
 
-/// Reflectance of one digital number (NaN for no data, 0).
-pub(crate) fn reflectance(dn: u16, subtract_dn: u16) -> f32 {
+/// Reflectance of one digital number (NaN for no data, 0), less `subtract_dn` (offset and haze;
+/// a pixel darker than the haze reads below zero).
+pub(crate) fn reflectance(dn: u16, subtract_dn: u32) -> f32 {
     if dn == 0 {
         f32::NAN
     } else {
@@ -242,6 +360,53 @@ mod tests {
         let band = vec![1200u16; 10_000];
         let d = decide_offset(&scene("2021-12-30", Some("03.01"), None), dark_pixels(&[&band]));
         assert_eq!((d.subtract_dn, d.basis.as_str()), (0, "baseline"));
+    }
+
+    #[test]
+    fn haze_is_the_excess_over_the_sites_clearest_scenes() {
+        // Ten scenes: water and forest at 200-300 DN in the blue; three hazy by 400-600 DN.
+        let levels: Vec<[Option<u16>; HAZE_BANDS]> = (0..10u16)
+            .map(|i| {
+                let haze = if i < 3 { 400 + 100 * i } else { 0 };
+                let mut band: Vec<u16> = (0..5000).map(|p| 200 + p % 100 + haze).collect();
+                band.extend(vec![1500 + haze; 20_000]);
+                let mut d = DarkLevel::default();
+                d.add(&band, &vec![true; band.len()]);
+                std::array::from_fn(|b| if b == 0 { d.level(0) } else { None })
+            })
+            .collect();
+        let site = site_dark(&levels);
+        assert_eq!(site[0], Some(204));
+        assert_eq!(site[1], None);
+        let mut d = decide_offset(&scene("2021-06-01", Some("03.01"), None), DarkPixels::default());
+        add_haze(&mut d, levels[2], site);
+        assert_eq!(d.haze_dn, [600, 0, 0]);
+        assert!(d.evidence.contains("haze subtracted"), "{}", d.evidence);
+        let mut clear = decide_offset(&scene("2021-06-01", Some("03.01"), None), DarkPixels::default());
+        add_haze(&mut clear, levels[7], site);
+        assert_eq!(clear.haze_dn, [0; HAZE_BANDS]);
+        assert!(!clear.evidence.contains("haze"));
+        // Green and red darker than the site's by more than the blue: the season, not haze.
+        let mut season = decide_offset(&scene("2021-06-01", Some("03.01"), None), DarkPixels::default());
+        add_haze(
+            &mut season,
+            [Some(250), Some(400), Some(380)],
+            [Some(200), Some(250), Some(300)],
+        );
+        assert_eq!(season.haze_dn, [50, 50, 50]);
+    }
+
+    #[test]
+    fn a_dark_level_needs_enough_pixels_and_a_dark_one() {
+        let mut few = DarkLevel::default();
+        few.add(&[300; 999], &[true; 999]);
+        assert_eq!(few.level(0), None);
+        let mut bright = DarkLevel::default();
+        bright.add(&[5000; 2000], &[true; 2000]);
+        assert_eq!(bright.level(0), None);
+        let mut raw = DarkLevel::default();
+        raw.add(&[1300; 2000], &[true; 2000]);
+        assert_eq!(raw.level(1000), Some(300));
     }
 
     #[test]

@@ -144,8 +144,8 @@ pub(crate) fn composites_window(
     };
     // Then one month at a time: a block holds one month's reflectance, whatever the period.
     let mut composites = Composites::new(at.rows * at.width, set.scenes.len());
-    for ids in set.by_month {
-        let month = ids
+    for (m, ids) in set.by_month.iter().enumerate() {
+        let mut month = ids
             .iter()
             .map(|&s| {
                 let read = SceneRows {
@@ -155,14 +155,44 @@ pub(crate) fn composites_window(
                         .map(|&b| read_band(set, s, b, &window))
                         .collect::<Result<_>>()?,
                     surface: surfaces[s].take(),
-                    subtract_dn: set.decisions[s].subtract_dn,
+                    subtract_dn: set.decisions[s].subtract_per_band(),
                 };
                 Ok(kernel::observe(s, read, at, halo))
             })
             .collect::<Result<Vec<Observation>>>()?;
+        if m + 1 == set.by_month.len() {
+            keep_newest(&mut month, set.scenes, NEWEST_VIEWS);
+        }
         composites.push_month(&month, config.min_clear_obs);
     }
     Ok((composites, read_cols))
+}
+
+/// Clear views the last month of a period is composited from: its newest, so that a roof finished
+/// in the middle of the month a scan ends with shows in that scan (as a provisional step), rather
+/// than being outvoted by the views from before it. Three, so that one hazy or mis-masked view is
+/// still outvoted (and [`kernel`]'s provisional rule asks for three).
+const NEWEST_VIEWS: usize = 3;
+
+/// Keeps, per pixel, only the `newest` latest clear views of `month` (scenes ordered by time);
+/// the older ones become not clear, so that neither the composite nor its evidence counts them.
+fn keep_newest(month: &mut [Observation], scenes: &[Scene], newest: usize) {
+    month.sort_by(|a, b| {
+        let (a, b) = (&scenes[a.scene], &scenes[b.scene]);
+        (b.datetime, &b.id).cmp(&(a.datetime, &a.id))
+    });
+    let Some(pixels) = month.first().map(|o| o.clear.len()) else {
+        return;
+    };
+    let mut kept = vec![0usize; pixels];
+    for o in month.iter_mut() {
+        for (k, c) in kept.iter_mut().zip(o.clear.iter_mut()) {
+            if *c {
+                *c = *k < newest;
+                *k += 1;
+            }
+        }
+    }
 }
 
 /// Rows and columns of the grid read for a block.
@@ -301,5 +331,42 @@ mod tests {
         // Never below 8 rows, never above the configured maximum.
         assert_eq!(block_rows(64, &grid(100_000, 300), 36, 2), 8);
         assert_eq!(block_rows(16, &grid(300, 3000), 12, 1), 16);
+    }
+
+    #[test]
+    fn the_last_month_keeps_each_pixels_newest_clear_views() {
+        // Scenes listed out of time order; pixel 0 clear in all four, pixel 1 in the two oldest,
+        // pixel 2 in the newest only.
+        let scenes: Vec<Scene> = ["2023-12-24", "2023-12-04", "2023-12-29", "2023-12-14"]
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Scene::for_tests(&format!("s{i}"), d))
+            .collect();
+        let clear = |s: usize| match s {
+            0 => [true, false, false],
+            1 => [true, true, false],
+            2 => [true, false, true],
+            _ => [true, true, false],
+        };
+        let mut month: Vec<Observation> = (0..4)
+            .map(|s| Observation {
+                scene: s,
+                reflectance: ndarray::Array2::zeros((6, 3)),
+                clear: ndarray::Array1::from(clear(s).to_vec()),
+            })
+            .collect();
+        keep_newest(&mut month, &scenes, 3);
+        let order: Vec<usize> = month.iter().map(|o| o.scene).collect();
+        assert_eq!(order, vec![2, 0, 3, 1], "newest first");
+        let kept: Vec<Vec<bool>> = month.iter().map(|o| o.clear.to_vec()).collect();
+        assert_eq!(
+            kept,
+            vec![
+                vec![true, false, true],
+                vec![true, false, false],
+                vec![true, true, false],
+                vec![false, true, false],
+            ]
+        );
     }
 }

@@ -185,7 +185,14 @@ fn decide(
     progress: &dyn Progress,
 ) -> Result<offsets::Decided> {
     let given = config.given.as_ref();
-    let mut decided = offsets::offsets(grid, cache, fetched.scenes.clone(), given, progress)?;
+    let mut decided = offsets::offsets(
+        grid,
+        cache,
+        fetched.scenes.clone(),
+        given,
+        config.detect.haze_correction,
+        progress,
+    )?;
     decided.no_data.extend(fetched.no_data.iter().map(|s| s.id.clone()));
     decided.cloudy = fetched.cloudy.iter().map(|s| s.id.clone()).collect();
     // Scenes seen to hold nothing clear or no data are not failures: the share used is of the others.

@@ -1,6 +1,6 @@
 //! Stage 3, offsets: one decision per scene, from its own dark pixels, on how its digital numbers
-//! become reflectance (the 2022 offset), and whether it is mostly clear (rule 4 of
-//! [`crate::detect::mask`]). A scene with no data over the AOI (outside its swath, or a file
+//! become reflectance (the 2022 offset, then its haze against the site's clearest scenes), and
+//! whether it is mostly clear (rule 4 of [`crate::detect::mask`]). A scene with no data over the AOI (outside its swath, or a file
 //! placed elsewhere) is listed apart: neither evidence nor an error. A part of a region takes
 //! the region's decisions as given ([`RegionStats`]): its own pixels would decide differently.
 
@@ -9,7 +9,9 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::detect::mask::{scl_is_clear, scl_is_cloud_or_shadow, MOSTLY_CLEAR};
-use crate::detect::reflectance::{decide_offset, DarkHistogram, OffsetDecision};
+use crate::detect::reflectance::{
+    add_haze, decide_offset, site_dark, DarkHistogram, DarkLevel, OffsetDecision, HAZE_BANDS,
+};
 use crate::error::Result;
 use crate::grid::Grid;
 use crate::io::cache::Cache;
@@ -51,13 +53,15 @@ impl Decided {
     }
 }
 
-/// Decides every scene's offset, in parallel: the `given` region's decision where it has one for
-/// the scene, else from the scene's pixels over `grid`.
+/// Decides every scene's offset and, with `haze`, its haze: the `given` region's decision where it
+/// has one for the scene, else from the scene's pixels over `grid` (looked at in parallel), the
+/// haze against the other scenes decided here.
 pub(crate) fn offsets(
     grid: &Grid,
     cache: &Cache,
     scenes: Vec<Scene>,
     given: Option<&RegionStats>,
+    haze: bool,
     progress: &dyn Progress,
 ) -> Result<Decided> {
     progress.event(Event::Stage {
@@ -67,17 +71,32 @@ pub(crate) fn offsets(
     let looks = scenes
         .par_iter()
         .map(|scene| {
-            let region = given.and_then(|g| g.scenes.get(&scene.id));
-            let d = match region {
-                Some(s) => Ok(Some((s.offset.clone(), s.mostly_clear))),
-                None => offset_decision(scene, grid, cache),
+            let l = match given.is_some_and(|g| g.scenes.contains_key(&scene.id)) {
+                true => None,
+                false => Some(look(scene, grid, cache, haze)?),
             };
             progress.event(Event::Advance(1));
-            d
+            Ok(l)
         })
         .collect::<Result<Vec<_>>>()?;
+    let own: Vec<(&Scene, &Looks)> = scenes
+        .iter()
+        .zip(&looks)
+        .filter_map(|(s, l)| Some((s, l.as_ref()?)))
+        .collect();
+    let mut own = decide(&own, haze).into_iter();
+    let decisions: Vec<Option<(OffsetDecision, bool)>> = scenes
+        .iter()
+        .zip(&looks)
+        .map(|(scene, l)| match l {
+            Some(_) => own.next().expect("one decision per scene looked at"),
+            None => given
+                .and_then(|g| g.scenes.get(&scene.id))
+                .map(|s| (s.offset.clone(), s.mostly_clear)),
+        })
+        .collect();
     let mut decided = Decided::default();
-    for (scene, look) in scenes.into_iter().zip(looks) {
+    for (scene, look) in scenes.into_iter().zip(decisions) {
         match look {
             Some((decision, clear)) => {
                 decided.decisions.push(decision);
@@ -90,12 +109,35 @@ pub(crate) fn offsets(
     Ok(decided)
 }
 
-/// A scene's offset decision, and whether it is mostly clear; None when the scene has no data
-/// over the grid.
-fn offset_decision(scene: &Scene, grid: &Grid, cache: &Cache) -> Result<Option<(OffsetDecision, bool)>> {
-    let mut looks = Looks::default();
+/// What a scene's pixels over the grid say about it (its haze too, with `haze`).
+fn look(scene: &Scene, grid: &Grid, cache: &Cache, haze: bool) -> Result<Looks> {
+    let mut looks = Looks::new(haze);
     looks.add(scene, grid, cache, 0..grid.height, 0..grid.width, true)?;
-    Ok(looks.decide(scene))
+    Ok(looks)
+}
+
+/// Each scene's offset decision and whether it is mostly clear (None for a scene with no data),
+/// with `haze` its haze measured against the site's dark level over these scenes.
+pub(crate) fn decide(looks: &[(&Scene, &Looks)], haze: bool) -> Vec<Option<(OffsetDecision, bool)>> {
+    let decided: Vec<Option<(OffsetDecision, bool)>> = looks.iter().map(|(s, l)| l.decide(s)).collect();
+    if !haze {
+        return decided;
+    }
+    let levels: Vec<Option<[Option<u16>; HAZE_BANDS]>> = looks
+        .iter()
+        .zip(&decided)
+        .map(|((_, l), d)| Some(l.dark_levels(d.as_ref()?.0.subtract_dn)))
+        .collect();
+    let site = site_dark(&levels.iter().flatten().copied().collect::<Vec<_>>());
+    decided
+        .into_iter()
+        .zip(levels)
+        .map(|(d, levels)| {
+            let (mut offset, clear) = d?;
+            add_haze(&mut offset, levels?, site);
+            Some((offset, clear))
+        })
+        .collect()
 }
 
 /// What a scene's pixels say about it, summed over windows of one or more grids.
@@ -103,6 +145,8 @@ fn offset_decision(scene: &Scene, grid: &Grid, cache: &Cache) -> Result<Option<(
 pub(crate) struct Looks {
     /// The dark pixels of its clear NIR and SWIR pixels.
     dark: DarkHistogram,
+    /// The dark level of each visible band's clear pixels, when haze is measured.
+    levels: Option<[DarkLevel; HAZE_BANDS]>,
     /// Pixels with data.
     seen: u64,
     /// Of those, cloud, cirrus or shadow.
@@ -110,8 +154,15 @@ pub(crate) struct Looks {
 }
 
 impl Looks {
+    /// Nothing looked at yet; with `haze`, the visible bands' dark levels are gathered too.
+    pub(crate) fn new(haze: bool) -> Looks {
+        Looks {
+            levels: haze.then(Default::default),
+            ..Looks::default()
+        }
+    }
     /// Adds a window of `grid` (`rows` x `cols`) of the scene's cached bands: its classes always,
-    /// its NIR and SWIR bands when `bands` (a scene scouted as cloudy over the grid has no other
+    /// its NIR and SWIR bands when `bands`, and its visible bands too when haze is measured (a scene scouted as cloudy over the grid has no other
     /// band cached, and none of its pixels is clear).
     pub(crate) fn add(
         &mut self,
@@ -142,20 +193,35 @@ impl Looks {
                 continue;
             }
             let clear: Vec<bool> = classes.into_iter().map(scl_is_clear).collect();
-            for band in [Band::Nir, Band::Swir16, Band::Swir22] {
+            for (b, band) in Band::REFLECTANCE.into_iter().enumerate() {
+                let level = match (&mut self.levels, b < HAZE_BANDS) {
+                    (Some(levels), true) => Some(&mut levels[b]),
+                    (None, true) => continue,
+                    (_, false) => None,
+                };
                 let values = cut(Cache::read_rows(&cache.entry(scene, band, grid), grid, read.clone())?);
-                self.dark.add(&values, &clear);
+                match level {
+                    Some(level) => level.add(&values, &clear),
+                    None => self.dark.add(&values, &clear),
+                }
             }
         }
         Ok(())
     }
 
-    /// The scene's offset decision and whether it is mostly clear; None when no pixel had data.
-    pub(crate) fn decide(&self, scene: &Scene) -> Option<(OffsetDecision, bool)> {
+    /// The scene's offset decision (without haze) and whether it is mostly clear; None when no
+    /// pixel had data.
+    fn decide(&self, scene: &Scene) -> Option<(OffsetDecision, bool)> {
         if self.seen == 0 {
             return None;
         }
         let mostly_clear = self.cloudy as f64 <= MOSTLY_CLEAR * self.seen as f64;
         Some((decide_offset(scene, self.dark.finish()), mostly_clear))
+    }
+
+    /// Each visible band's dark level less the scene's offset `subtract_dn` (None where not
+    /// measured).
+    fn dark_levels(&self, subtract_dn: u16) -> [Option<u16>; HAZE_BANDS] {
+        std::array::from_fn(|b| self.levels.as_ref()?[b].level(subtract_dn))
     }
 }

@@ -28,7 +28,7 @@ use crate::io::source::{Band, Scene, SceneSearch};
 use crate::io::window::WindowReader;
 use crate::scan::blocks::{self, SceneSet};
 use crate::scan::config::ScanConfig;
-use crate::scan::offsets::Looks;
+use crate::scan::offsets::{self, Looks};
 use crate::scan::progress::Progress;
 use crate::scan::{fetch, search, state};
 
@@ -87,12 +87,18 @@ pub fn measure(
         windows_fetched += fetched;
     }
     // A scene with no clear pixel anywhere is left out by the unsplit scan's scouting as well.
-    let usable: BTreeMap<String, SceneStats> = looks
-        .into_iter()
-        .filter(|(id, _)| seen.iter().any(|p| p.scenes.iter().any(|s| &s.id == id)))
-        .filter_map(|(id, (scene, l))| {
-            let (offset, mostly_clear) = l.decide(&scene)?;
-            Some((id, SceneStats { offset, mostly_clear }))
+    let haze = parts.iter().any(|p| p.config.detect.haze_correction);
+    let kept: Vec<(&Scene, &Looks)> = looks
+        .iter()
+        .filter(|(id, _)| seen.iter().any(|p| p.scenes.iter().any(|s| &s.id == *id)))
+        .map(|(_, (scene, l))| (scene, l))
+        .collect();
+    let usable: BTreeMap<String, SceneStats> = kept
+        .iter()
+        .zip(offsets::decide(&kept, haze))
+        .filter_map(|((scene, _), d)| {
+            let (offset, mostly_clear) = d?;
+            Some((scene.id.clone(), SceneStats { offset, mostly_clear }))
         })
         .collect();
     let normalization = normalization(region, parts, seen, &usable)?;
@@ -136,7 +142,7 @@ fn look(
     for (scene, bands) in read.chain(fetched.cloudy.iter().map(|s| (s, false))) {
         let (_, l) = looks
             .entry(scene.id.clone())
-            .or_insert_with(|| (scene.clone(), Looks::default()));
+            .or_insert_with(|| (scene.clone(), Looks::new(config.detect.haze_correction)));
         l.add(scene, &grid, &cache, owned.rows.clone(), owned.cols.clone(), bands)?;
     }
     let seen = Seen {

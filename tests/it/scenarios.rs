@@ -118,6 +118,34 @@ fn haze_and_unflagged_cloud_edges_give_no_polygon() {
     );
 }
 
+/// Without the haze correction, the any-material model turned this scenario's haze over bare
+/// laterite into 5 polygons (0.36-7.95 ha): haze lowers soil's green/blue below the soil test.
+#[test]
+fn haze_gives_no_polygon_to_the_any_material_model_with_haze_correction() {
+    let (report, _) = scan_scenario_with(Scenario::HazeAndCloudEdges, |c| {
+        c.detect.roofs = compound_watch::detect::RoofModel::AnyMaterial;
+        c.detect.haze_correction = true;
+    });
+    assert_eq!(
+        report.features.len(),
+        0,
+        "{:?}",
+        report.features.iter().map(|f| &f.properties).collect::<Vec<_>>()
+    );
+    let scenes = report.foreign_members.as_ref().unwrap()["compound_watch"]["scenes"]
+        .as_array()
+        .unwrap();
+    let hazy = scenes
+        .iter()
+        .filter(|s| s["offset"]["haze_dn"][0].as_u64().unwrap() > 0)
+        .count();
+    assert!(
+        hazy * 2 > scenes.len(),
+        "haze found in {hazy} of {} scenes",
+        scenes.len()
+    );
+}
+
 /// The one polygon lies on the building: it covers most of the building, and the building is a
 /// large part of it (the rest is the building's cleared yard, which the polygon holds too).
 fn assert_on_the_building(found: &geojson::Feature, building: &geojson::Feature) {

@@ -46,6 +46,7 @@ fn provenance_member() -> Value {
             provider_flag: None,
             flag_consistent: None,
             evidence: String::new(),
+            haze_dn: [0; 3],
         },
     };
     Provenance {
