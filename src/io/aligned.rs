@@ -86,7 +86,9 @@ impl Plan {
             oy,
             src,
             dst,
-            bilinear,
+            // On the source's own pixels bilinear puts weight 1 on the containing pixel and 0 on
+            // the others: the containing pixel's value, exactly, as nearest gives it.
+            bilinear: bilinear && ratio > 1,
         })
     }
 
@@ -116,33 +118,22 @@ impl Plan {
         debug_assert_eq!(values.len(), win.width * win.height);
         let (w, h) = self.dst;
         let mut out = vec![0u16; w * h];
-        let r = self.ratio as f64;
-        // Source pixel coordinates of each target column's and row's centre: exact, because the
-        // offsets are whole target pixels and the ratio is small (1/r exact for r = 1, 2; for
-        // nearest only the floor matters, which is far from any rounding).
-        let xs: Vec<f64> = (0..w).map(|i| (self.ox as f64 + i as f64 + 0.5) / r).collect();
-        let ys: Vec<f64> = (0..h).map(|j| (self.oy as f64 + j as f64 + 0.5) / r).collect();
-        let (sw, sh) = (self.src.0 as i64, self.src.1 as i64);
-        // The source value at file column c, row l (which the window holds when inside the file).
-        let at = |c: i64, l: i64| -> u16 { values[(l as usize - win.row) * win.width + (c as usize - win.col)] };
-        for (j, &y) in ys.iter().enumerate() {
-            // GWKCheckAndComputeSrcOffsets: the containing pixel, floor(coordinate + 1e-10).
-            let cy = (y + 1e-10).floor() as i64;
-            if cy < 0 || cy >= sh {
-                continue;
-            }
-            for (i, &x) in xs.iter().enumerate() {
-                let cx = (x + 1e-10).floor() as i64;
-                if cx < 0 || cx >= sw {
-                    continue;
-                }
+        let cols: Vec<Option<Axis>> = (0..w)
+            .map(|i| Axis::new(self.ox + i as i64, self.ratio, self.src.0, win.col))
+            .collect();
+        let rows = (0..h).map(|j| Axis::new(self.oy + j as i64, self.ratio, self.src.1, win.row));
+        let at = |col: usize, row: usize| values[row * win.width + col];
+        for (out_row, row) in out.chunks_exact_mut(w).zip(rows) {
+            let Some(row) = row else { continue };
+            for (o, col) in out_row.iter_mut().zip(&cols) {
+                let Some(col) = col else { continue };
                 // A no-data containing pixel leaves the target at no data, for bilinear too.
-                let centre = at(cx, cy);
+                let centre = at(col.centre, row.centre);
                 if centre == 0 {
                     continue;
                 }
-                out[j * w + i] = if self.bilinear {
-                    bilinear(x, y, (sw, sh), &at).unwrap_or(0)
+                *o = if self.bilinear {
+                    bilinear(col, &row, at).unwrap_or(0)
                 } else {
                     centre
                 };
@@ -156,8 +147,8 @@ impl Plan {
 /// `(offset + i + 0.5) / ratio`, computed both ways GDAL may compute it: target pixel to map
 /// coordinate to source pixel through the source's inverse geotransform (`GDALInvGeoTransform`:
 /// `-origin / size` and `1 / size`), and through that composed with the target's geotransform.
-/// Exact for Sentinel-2 files (origins on multiples of 60 m); not for an origin that is not a whole
-/// number of source pixels. `src` and `dst` are (origin, signed pixel size).
+/// Exact for Sentinel-2 files (origins on multiples of 60 m); not for every window of a file whose
+/// origin is not a whole number of source pixels. `src` and `dst` are (origin, signed pixel size).
 fn exact_axis(src: [f64; 2], dst: [f64; 2], offset: i64, ratio: usize, n: usize) -> bool {
     let (inv0, inv1) = (-src[0] / src[1], 1.0 / src[1]);
     let (c0, c1) = (inv0 + dst[0] * inv1, dst[1] * inv1);
@@ -168,26 +159,57 @@ fn exact_axis(src: [f64; 2], dst: [f64; 2], offset: i64, ratio: usize, n: usize)
     })
 }
 
-/// GDAL's `GWKBilinearResample4Sample` at source coordinates (`x`, `y`) with no-data 0, rounded as
+/// Where one target pixel centre falls along one axis of the source, in the source window's
+/// pixels: the containing pixel, and the two bilinear neighbours (when inside the source) with the
+/// first one's weight, as GDAL computes them.
+#[derive(Debug, Clone, Copy)]
+struct Axis {
+    centre: usize,
+    first: Option<usize>,
+    second: Option<usize>,
+    ratio: f64,
+}
+
+impl Axis {
+    /// The axis for target pixel `t` (counted from the source's edge, in target pixels) with
+    /// `ratio` target pixels per source pixel, on a source of `size` pixels read from `start`;
+    /// `None` when the centre falls outside the source.
+    fn new(t: i64, ratio: usize, size: usize, start: usize) -> Option<Axis> {
+        // The source coordinate of the centre: exact, as the offsets are whole target pixels and
+        // the ratio small (1/r is exact for r = 1, 2; for nearest only the floor matters, which
+        // is far from any rounding).
+        let x = (t as f64 + 0.5) / ratio as f64;
+        // GWKCheckAndComputeSrcOffsets: the containing pixel is floor(coordinate + 1e-10).
+        let centre = (x + 1e-10).floor() as i64;
+        if centre < 0 || centre >= size as i64 {
+            return None;
+        }
+        // GWKBilinearResample4Sample: the pixel left of the centre and its weight, the first pixel
+        // taking all the weight on the source's first half pixel.
+        let mut first = (x - 0.5).floor() as i64;
+        let mut weight = 1.5 - (x - first as f64);
+        if first == -1 {
+            first = 0;
+            weight = 1.0;
+        }
+        let inside = |c: i64| (0..size as i64).contains(&c).then(|| (c as usize) - start);
+        Some(Axis {
+            centre: centre as usize - start,
+            first: inside(first),
+            second: inside(first + 1),
+            ratio: weight,
+        })
+    }
+}
+
+/// GDAL's `GWKBilinearResample4Sample` around (`col`, `row`) with no-data 0, rounded as
 /// `GWKSetPixelValueReal` rounds to UInt16; `None` when no neighbour carries weight.
-fn bilinear(x: f64, y: f64, size: (i64, i64), at: &impl Fn(i64, i64) -> u16) -> Option<u16> {
-    let (sw, sh) = size;
-    let mut ix = (x - 0.5).floor() as i64;
-    let mut iy = (y - 0.5).floor() as i64;
-    let mut rx = 1.5 - (x - ix as f64);
-    let mut ry = 1.5 - (y - iy as f64);
-    if ix == -1 {
-        ix = 0;
-        rx = 1.0;
-    }
-    if iy == -1 {
-        iy = 0;
-        ry = 1.0;
-    }
+fn bilinear(col: &Axis, row: &Axis, at: impl Fn(usize, usize) -> u16) -> Option<u16> {
+    let (rx, ry) = (col.ratio, row.ratio);
     let mut acc = 0.0f64;
     let mut divisor = 0.0f64;
-    let mut add = |c: i64, l: i64, mult: f64| {
-        if (0..sw).contains(&c) && (0..sh).contains(&l) {
+    let mut add = |c: Option<usize>, l: Option<usize>, mult: f64| {
+        if let (Some(c), Some(l)) = (c, l) {
             let v = at(c, l);
             if v != 0 {
                 divisor += mult;
@@ -195,10 +217,10 @@ fn bilinear(x: f64, y: f64, size: (i64, i64), at: &impl Fn(i64, i64) -> u16) -> 
             }
         }
     };
-    add(ix, iy, rx * ry);
-    add(ix + 1, iy, (1.0 - rx) * ry);
-    add(ix, iy + 1, rx * (1.0 - ry));
-    add(ix + 1, iy + 1, (1.0 - rx) * (1.0 - ry));
+    add(col.first, row.first, rx * ry);
+    add(col.second, row.first, (1.0 - rx) * ry);
+    add(col.first, row.second, rx * (1.0 - ry));
+    add(col.second, row.second, (1.0 - rx) * (1.0 - ry));
     let value = if divisor == 1.0 {
         acc
     } else if divisor < 0.00001 {
