@@ -1,14 +1,16 @@
 //! The same-CRS fast path of window reading: when a band file is already in the grid's CRS, north-up,
-//! and its pixels are the grid's pixels or whole 2 x 2 (n x n) blocks of them, the window is cut
-//! from one plain read of the file instead of GDAL's general warper (which costs most of a cold scan).
+//! and its pixels are the grid's pixels or whole n x n blocks of them (Sentinel-2's 10 m and 20 m
+//! bands on the scan's 10 m grid), the window is cut from one plain read of the file instead of
+//! going through GDAL's general warper, which cost most of a cold scan.
 //!
 //! The result must be exactly what `GDALReprojectImage` gives for the same window (GDAL 3.6,
 //! nearest or bilinear, source no-data 0): the pixel-centre convention, the edge rules and the
 //! arithmetic below follow GDAL's warp kernel (`GWKCheckAndComputeSrcOffsets`,
-//! `GWKBilinearResample4Sample`, rounding in `GWKSetPixelValueReal`), and `tests/it/aligned.rs`
-//! compares both on real files. Bilinear is taken only where every coordinate and weight is a
-//! small binary fraction (a source pixel of 1 or 2 grid pixels), so that no floating-point rounding
-//! can make the two differ; anything else keeps the warper. Pure arithmetic: no GDAL, no I/O.
+//! `GWKBilinearResample4Sample`, the rounding of `GWKSetPixelValueReal`), and `tests/it/aligned.rs`
+//! compares both on real files. Bilinear is taken from source pixels of 1 or 2 grid pixels only,
+//! and only where GDAL's source coordinates are exact binary fractions (see [`exact_axis`]), so that
+//! no floating-point rounding can make the two differ; everything else keeps the warper.
+//! Pure arithmetic: no GDAL, no I/O.
 
 /// How a north-up source raster lines up with a north-up target grid in the same CRS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +38,7 @@ pub(crate) struct SrcWindow {
     pub(crate) height: usize,
 }
 
-/// Where the warper takes a ratio of 1 or 2 for bilinear (see the module doc); nearest takes any
-/// whole ratio up to this.
+/// The largest whole ratio of source to target pixel size nearest is taken for (bilinear: 2).
 const MAX_NEAREST_RATIO: usize = 64;
 
 /// `Some(n)` when `x` is exactly `n` (a whole number of modest size).
