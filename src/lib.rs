@@ -54,7 +54,7 @@ pub mod source {
 
 /// Reading a band of a scene onto the analysis grid.
 pub mod window {
-    pub use crate::io::window::{warp, GdalReader, Target, Window, WindowReader};
+    pub use crate::io::window::{warp, warp_aligned, warp_with_gdal, GdalReader, Target, Window, WindowReader};
 }
 
 /// Reading and writing the report files.

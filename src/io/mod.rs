@@ -4,6 +4,7 @@
 //! Nothing here knows what a pixel means; the detection stage never reaches past this module
 //! to the network or the disk.
 
+pub(crate) mod aligned;
 pub(crate) mod atomic;
 pub(crate) mod cache;
 pub(crate) mod gdal_ext;

@@ -1,5 +1,6 @@
 //! Integration tests, compiled into one binary: AOI errors, the end-to-end demo scan, the CLI.
 
+mod aligned;
 mod aoi;
 mod architecture;
 mod cli;
