@@ -39,6 +39,21 @@ pub(crate) fn utm_epsg(lon: f64, lat: f64) -> u32 {
     }
 }
 
+#[cfg(test)]
+impl Grid {
+    /// A 10 m UTM 47N grid of `width` x `height` pixels at the origin, for tests.
+    pub(crate) fn for_tests(width: usize, height: usize) -> Grid {
+        Grid {
+            epsg: 32647,
+            x0: 0.0,
+            y0: 0.0,
+            width,
+            height,
+            res: 10.0,
+        }
+    }
+}
+
 impl Grid {
     /// The grid at `res` metres that covers the AOI, in the UTM zone of its centroid.
     pub fn for_aoi(aoi: &Aoi, res: f64) -> Result<Grid> {

@@ -301,20 +301,11 @@ mod tests {
         h.finish()
     }
 
-    use std::collections::BTreeMap;
-
     fn scene(date: &str, baseline: Option<&str>, flag: Option<bool>) -> Scene {
         Scene {
-            id: "s".into(),
-            collection: "c".into(),
-            datetime: format!("{date}T03:50:00Z").parse().unwrap(),
-            cloud_cover: None,
             processing_baseline: baseline.map(str::to_owned),
             boa_offset_applied: flag,
-            synthetic: false,
-            epsg: None,
-            tile: None,
-            hrefs: BTreeMap::new(),
+            ..Scene::for_tests("s", date)
         }
     }
 

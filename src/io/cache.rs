@@ -413,29 +413,11 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path, &std::fs::Metadata)) -> Result<()> 
 mod tests {
     use super::*;
 
-    fn grid(width: usize, height: usize) -> Grid {
-        Grid {
-            epsg: 32647,
-            x0: 0.0,
-            y0: 0.0,
-            width,
-            height,
-            res: 10.0,
-        }
-    }
-
     fn scene(id: &str, href: &str, date: &str) -> Scene {
         Scene {
-            id: id.into(),
-            collection: "sentinel-2-l2a".into(),
-            datetime: format!("{date}T03:50:00Z").parse().unwrap(),
-            cloud_cover: None,
-            processing_baseline: None,
-            boa_offset_applied: None,
-            synthetic: false,
             epsg: Some(32647),
-            tile: None,
             hrefs: [(Band::Red, href.to_owned())].into_iter().collect(),
+            ..Scene::for_tests(id, date)
         }
     }
 
@@ -443,7 +425,7 @@ mod tests {
     fn rows_read_back_exactly_across_strip_boundaries() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path());
-        let g = grid(7, 40);
+        let g = Grid::for_tests(7, 40);
         let s = scene("S2A_X", "https://x/red.tif", "2022-03-01");
         let data: Vec<u16> = (0..g.len() as u16).collect();
         let path = cache.entry(&s, Band::Red, &g);
@@ -456,7 +438,7 @@ mod tests {
     #[test]
     fn entries_are_keyed_by_what_was_read_not_by_cleaned_ids() {
         let cache = Cache::new("/c");
-        let g = grid(4, 4);
+        let g = Grid::for_tests(4, 4);
         let slash = scene("S2A/X", "https://x/a/red.tif", "2022-03-01");
         let underscore = scene("S2A_X", "https://x/b/red.tif", "2022-03-01");
         let later = scene("S2A_X", "https://x/b/red.tif", "2022-03-06");
@@ -471,7 +453,7 @@ mod tests {
     fn an_entry_copied_from_another_scene_or_damaged_is_dropped_for_a_refetch() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path());
-        let g = grid(4, 4);
+        let g = Grid::for_tests(4, 4);
         let (a, b) = (
             scene("A", "https://x/a/red.tif", "2022-03-01"),
             scene("B", "https://x/b/red.tif", "2022-03-01"),
@@ -493,7 +475,7 @@ mod tests {
     fn an_entry_of_the_older_deflate_format_is_converted_without_a_refetch() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path());
-        let g = grid(7, 40);
+        let g = Grid::for_tests(7, 40);
         let s = scene("S2A_X", "https://x/red.tif", "2022-03-01");
         let data: Vec<u16> = (0..g.len() as u16).map(|v| v * 3).collect();
         // The first format: a deflate TIFF of 16-row strips, its key as JSON, the length, CWC1.
@@ -530,7 +512,7 @@ mod tests {
     fn entries_open_as_plain_tiffs() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path());
-        let g = grid(5, 9);
+        let g = Grid::for_tests(5, 9);
         let s = scene("S2A_X", "https://x/red.tif", "2022-03-01");
         let data: Vec<u16> = (0..g.len() as u16).collect();
         let path = cache.entry(&s, Band::Red, &g);
@@ -544,7 +526,7 @@ mod tests {
     fn prune_removes_old_entries_and_temp_files_and_reports_them() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path());
-        let g = grid(4, 4);
+        let g = Grid::for_tests(4, 4);
         let s = scene("A", "https://x/a/red.tif", "2022-03-01");
         let path = cache.entry(&s, Band::Red, &g);
         cache.store(&path, &s, Band::Red, &g, &[1; 16]).unwrap();

@@ -309,28 +309,17 @@ pub(crate) fn normalization_sample(
 mod tests {
     use super::*;
 
-    fn grid(width: usize, height: usize) -> Grid {
-        Grid {
-            epsg: 32647,
-            x0: 0.0,
-            y0: 0.0,
-            width,
-            height,
-            res: 10.0,
-        }
-    }
-
     #[test]
     fn blocks_keep_both_threads_busy_and_memory_bounded_by_the_block() {
         // A 3 km AOI: 4 blocks a thread, not 5 blocks of 64 rows for 2 threads.
-        assert_eq!(block_rows(64, &grid(300, 300), 30, 2), 38);
+        assert_eq!(block_rows(64, &Grid::for_tests(300, 300), 30, 2), 38);
         // A 900 km2 AOI over 36 months: few rows a block, and the same pixel-months over 12.
-        let wide = grid(3000, 3000);
+        let wide = Grid::for_tests(3000, 3000);
         assert_eq!(block_rows(64, &wide, 36, 2), 19);
         assert!(block_rows(64, &wide, 12, 2) * 12 <= 64 * 36);
         // Never below 8 rows, never above the configured maximum.
-        assert_eq!(block_rows(64, &grid(100_000, 300), 36, 2), 8);
-        assert_eq!(block_rows(16, &grid(300, 3000), 12, 1), 16);
+        assert_eq!(block_rows(64, &Grid::for_tests(100_000, 300), 36, 2), 8);
+        assert_eq!(block_rows(16, &Grid::for_tests(300, 3000), 12, 1), 16);
     }
 
     #[test]

@@ -254,16 +254,9 @@ mod tests {
 
     fn scene(id: &str, tile: &str, baseline: &str) -> Scene {
         Scene {
-            id: id.into(),
-            collection: "c".into(),
-            datetime: "2022-03-01T03:50:00Z".parse().unwrap(),
-            cloud_cover: None,
             processing_baseline: Some(baseline.into()),
-            boa_offset_applied: None,
-            synthetic: false,
-            epsg: None,
             tile: Some(tile.into()),
-            hrefs: BTreeMap::new(),
+            ..Scene::for_tests(id, "2022-03-01")
         }
     }
 

@@ -535,14 +535,7 @@ mod tests {
         let composite_in_group = text[group..].find("</layer-tree-group>").unwrap()
             < text[group..].find("compound_watch_composite").unwrap();
         assert!(composite_in_group, "the composite is outside the group");
-        let grid = crate::grid::Grid {
-            epsg: 32647,
-            x0: 0.0,
-            y0: 0.0,
-            width: 1,
-            height: 1,
-            res: 10.0,
-        };
+        let grid = crate::grid::Grid::for_tests(1, 1);
         let period = Period {
             from: "2022-01".parse().unwrap(),
             to: "2022-02".parse().unwrap(),

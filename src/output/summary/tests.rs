@@ -64,14 +64,7 @@ fn provenance_member() -> Value {
             from: month("2022-01"),
             to: month("2022-12"),
         },
-        grid: crate::grid::Grid {
-            epsg: 32647,
-            x0: 0.0,
-            y0: 0.0,
-            width: 1,
-            height: 1,
-            res: 10.0,
-        },
+        grid: crate::grid::Grid::for_tests(1, 1),
         source: "catalog.json".into(),
         parameters: Parameters {
             detect: crate::detect::DetectParams::default(),
