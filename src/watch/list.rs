@@ -55,6 +55,8 @@ pub struct Site {
     pub min_area_m2: Option<f64>,
     /// Which surfaces count as roofs, as `scan --roofs` (the scan's default when `None`).
     pub roofs: Option<RoofModel>,
+    /// Subtract each scene's haze, as `scan --haze-correction` (off when `None`).
+    pub haze_correction: Option<bool>,
     /// A site whose grid covers more than this many km² is scanned in tiles (see
     /// [`crate::watch::tile`]; [`crate::watch::tile::DEFAULT_TILE_KM2`] when `None`).
     pub tile_km2: Option<f64>,
@@ -110,6 +112,7 @@ struct RawList {
     max_cloud_cover: Option<f64>,
     min_area: Option<f64>,
     roofs: Option<String>,
+    haze_correction: Option<bool>,
     tile_km2: Option<f64>,
     #[serde(default)]
     alerts: RawAlerts,
@@ -138,6 +141,7 @@ struct RawSite {
     max_cloud_cover: Option<f64>,
     min_area: Option<f64>,
     roofs: Option<String>,
+    haze_correction: Option<bool>,
     tile_km2: Option<f64>,
 }
 
@@ -350,6 +354,7 @@ fn resolve_site(site: &RawSite, list: &RawList, base: &Path, today: NaiveDate) -
         max_cloud_cover: site.max_cloud_cover.or(list.max_cloud_cover),
         min_area_m2: site.min_area.or(list.min_area),
         roofs,
+        haze_correction: site.haze_correction.or(list.haze_correction),
         tile_km2,
     })
 }
@@ -525,17 +530,19 @@ mod tests {
     }
 
     #[test]
-    fn roofs_and_tile_size_are_global_defaults_a_site_may_override() {
+    fn roofs_haze_and_tile_size_are_global_defaults_a_site_may_override() {
         let list = parse_str(
             "source = \"s\"\nfrom = \"2021-07\"\nto = \"2022-01\"\nout = \"o\"\nroofs = \"any-material\"\n\
-             tile_km2 = 100\nmemory_mb = 4000\n[[site]]\nname = \"a\"\nbbox = [0, 0, 1, 1]\n\
-             [[site]]\nname = \"b\"\nbbox = [0, 0, 1, 1]\nroofs = \"bright-flat\"\ntile_km2 = 50\n",
+             haze_correction = true\ntile_km2 = 100\nmemory_mb = 4000\n[[site]]\nname = \"a\"\nbbox = [0, 0, 1, 1]\n\
+             [[site]]\nname = \"b\"\nbbox = [0, 0, 1, 1]\nroofs = \"bright-flat\"\nhaze_correction = false\n\
+             tile_km2 = 50\n",
         )
         .unwrap();
         assert_eq!(list.memory_mb, Some(4000));
         let [a, b] = &list.sites[..] else { panic!("two sites") };
         assert_eq!((a.roofs, a.tile_km2), (Some(RoofModel::AnyMaterial), Some(100.0)));
         assert_eq!((b.roofs, b.tile_km2), (Some(RoofModel::BrightFlat), Some(50.0)));
+        assert_eq!((a.haze_correction, b.haze_correction), (Some(true), Some(false)));
     }
 
     #[test]
