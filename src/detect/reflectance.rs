@@ -47,7 +47,7 @@ pub(crate) struct DarkPixels {
 /// Accumulates the darkness evidence of a scene, band by band or block by block.
 #[derive(Debug, Clone)]
 pub(crate) struct DarkHistogram {
-    counts: Vec<usize>,
+    counts: Vec<u32>,
 }
 
 impl Default for DarkHistogram {
@@ -66,24 +66,24 @@ impl DarkHistogram {
 
     /// The summary the offset decision needs.
     pub(crate) fn finish(&self) -> DarkPixels {
-        let valid: usize = self.counts.iter().sum();
-        let below_offset = self.counts[..BOA_OFFSET_DN as usize].iter().sum();
-        let target = valid.div_ceil(100).max(1);
-        let mut seen = 0;
-        let mut p1 = 0;
-        for (v, &n) in self.counts.iter().enumerate() {
-            seen += n;
-            if seen >= target {
-                p1 = v as u16;
-                break;
-            }
-        }
+        let valid: u32 = self.counts.iter().sum();
+        let below_offset: u32 = self.counts[..BOA_OFFSET_DN as usize].iter().sum();
         DarkPixels {
-            valid,
-            below_offset,
-            p1,
+            valid: valid as usize,
+            below_offset: below_offset as usize,
+            p1: first_percentile(&self.counts).unwrap_or(0) as u16,
         }
     }
+}
+
+/// The value (index) at the 1st percentile of a histogram of `counts`; None when it is empty.
+fn first_percentile(counts: &[u32]) -> Option<usize> {
+    let target = counts.iter().sum::<u32>().div_ceil(100).max(1);
+    let mut seen = 0;
+    counts.iter().position(|&n| {
+        seen += n;
+        seen >= target
+    })
 }
 
 /// How a scene's digital numbers were turned into reflectance, and why. Recorded per scene.
@@ -153,16 +153,10 @@ impl DarkLevel {
     /// The 1st percentile less `subtract_dn` (the scene's offset); None with fewer than
     /// [`MIN_DARK_PIXELS`] pixels or no dark pixel.
     pub(crate) fn level(&self, subtract_dn: u16) -> Option<u16> {
-        let valid: u32 = self.counts.iter().sum();
-        if valid < MIN_DARK_PIXELS {
+        if self.counts.iter().sum::<u32>() < MIN_DARK_PIXELS {
             return None;
         }
-        let target = valid.div_ceil(100);
-        let mut seen = 0;
-        let p1 = self.counts.iter().position(|&n| {
-            seen += n;
-            seen >= target
-        })?;
+        let p1 = first_percentile(&self.counts)?;
         (p1 < DARK_CEILING_DN).then(|| (p1 as u16).saturating_sub(subtract_dn))
     }
 }
