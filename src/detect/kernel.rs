@@ -312,7 +312,7 @@ pub(crate) fn detect_block(
             built_share[p] = built as f32 / clear as f32;
         }
         if let Some((kind, st)) = built_change(&score, params) {
-            if st.provisional() && !seen_enough(c, p, &score, st.index) {
+            if st.provisional() && !(seen_enough(c, p, &score, st.index) && bright_enough(c, p, &score, st.index)) {
                 continue;
             }
             if st.provisional() && magnitude[p] == 0.0 {
@@ -359,6 +359,23 @@ fn seen_enough(c: &Composites, p: usize, score: &[f32], from: usize) -> bool {
         c.months[m]
             .as_ref()
             .is_some_and(|comp| comp.clear_obs[p] >= PROVISIONAL_OBS)
+    })
+}
+
+/// Mean reflectance over the six bands a provisional step's new state needs in each of its
+/// months. Between the score's floor (0.08) and this lie dark tiles and asphalt, but also soil
+/// freshly wet or puddled for planting and the 10 m pixel across a flooded field's edge, whose
+/// spectra a month or two of views do not tell apart: such a step waits to be confirmed by the
+/// months after it. Wet soil reflects about half of the same soil dry (0.2 here), so 0.12.
+const PROVISIONAL_BRIGHTNESS: f32 = 0.12;
+
+/// Whether every clear month of pixel `p` from `from` on is brighter than
+/// [`PROVISIONAL_BRIGHTNESS`].
+fn bright_enough(c: &Composites, p: usize, score: &[f32], from: usize) -> bool {
+    (from..score.len()).filter(|&m| !score[m].is_nan()).all(|m| {
+        c.months[m].as_ref().is_some_and(|comp| {
+            comp.bands.column(p).iter().sum::<f32>() / REFLECTANCE_BANDS as f32 >= PROVISIONAL_BRIGHTNESS
+        })
     })
 }
 
@@ -556,6 +573,53 @@ mod tests {
         assert!(r.months.iter().all(|m| m.clear_pixels == 2));
         assert_eq!(r.months[3].builtup_pixels, 0);
         assert_eq!(r.months[4].builtup_pixels, 1);
+    }
+
+    #[test]
+    fn a_provisional_step_to_a_dark_surface_waits_for_confirmation() {
+        // Three pixels over 16 months (a provisional step needs its season seen a year before), two
+        // scenes a month, the last month new: a bright roof, a
+        // field puddled for planting (dark, flat, drier in SWIR than NIR: the score's floor
+        // passes it) and a dark tile roof.
+        const MUD: [f32; 6] = [0.069, 0.068, 0.062, 0.113, 0.136, 0.099];
+        const TILE: [f32; 6] = [0.07, 0.07, 0.08, 0.12, 0.15, 0.13];
+        let months: Vec<Vec<Observation>> = (0..16)
+            .map(|m| {
+                let last = m == 15;
+                let px = [ROOF, MUD, TILE].map(|new| if last { new } else { FIELD });
+                (0..2).map(|i| observation(2 * m + i, &px, &[true; 3])).collect()
+            })
+            .collect();
+        let c = composites(&months, 3, 32, 1);
+        let norm = Normalization::measure(&vec![vec![[0.0; 4]; 60]; 16]);
+        let params = DetectParams {
+            roofs: crate::detect::builtup::RoofModel::AnyMaterial,
+            ..DetectParams::default()
+        };
+        let score = |s: [f32; 6]| {
+            let b = Array2::from_shape_fn((6, 1), |(b, _)| s[b]);
+            scores(b.view(), params.roofs)[0]
+        };
+        assert!(
+            score(MUD) > 0.8 && score(TILE) > 0.8,
+            "{} {} {}: both look like roofs",
+            score(MUD),
+            score(TILE),
+            score(ROOF)
+        );
+        let r = detect_block(&c, &[true; 3], &params, &norm);
+        let provisional: Vec<usize> = r
+            .changes
+            .iter()
+            .filter(|ch| ch.confirmed_on.is_none())
+            .map(|ch| ch.pixel)
+            .collect();
+        assert_eq!(
+            provisional,
+            vec![0],
+            "only the bright roof is provisional: {:?}",
+            r.changes
+        );
     }
 
     /// A dry-season field: much brighter in red and blue, dimmer in NIR than the growing season.
