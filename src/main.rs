@@ -347,15 +347,16 @@ struct ScanArgs {
     /// Minimum mapping unit: smaller change regions are dropped, in m².
     #[arg(long, value_name = "M2", value_parser = non_negative, allow_negative_numbers = true)]
     min_area: Option<f64>,
-    /// Which surfaces count as roofs: bright-flat (concrete, metal, white and blue roofs) or
-    /// any-material (also red, green and dark roofs; use it with --haze-correction; see the
-    /// README's Accuracy section).
-    #[arg(long, value_name = "MODEL", default_value = "bright-flat")]
+    /// Which surfaces count as roofs: any-material (concrete, metal of any colour, white
+    /// membranes, red and dark tiles; needs the haze correction) or bright-flat (concrete, metal,
+    /// white and blue roofs only; see the README's Accuracy section).
+    #[arg(long, value_name = "MODEL", default_value = "any-material")]
     roofs: compound_watch::detect::RoofModel,
     /// Subtract each scene's haze, measured from its darkest clear pixels against the site's
-    /// clearest scenes, before scoring (recorded per scene in the report).
-    #[arg(long)]
-    haze_correction: bool,
+    /// clearest scenes, before scoring (recorded per scene in the report) [default: true with
+    /// any-material, false with bright-flat].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    haze_correction: Option<bool>,
     /// Refuse AOIs (and AOI bounding boxes) larger than this, in km².
     #[arg(long, value_name = "KM2", value_parser = positive)]
     max_aoi_km2: Option<f64>,
@@ -735,7 +736,7 @@ fn scan_config(args: &ScanArgs) -> Result<ScanConfig, compound_watch::Error> {
     config.max_cloud_cover = args.max_cloud_cover.unwrap_or(config.max_cloud_cover);
     config.min_area_m2 = args.min_area.unwrap_or(config.min_area_m2);
     config.detect.roofs = args.roofs;
-    config.detect.haze_correction = args.haze_correction;
+    config.detect.haze_correction = args.haze_correction.unwrap_or(args.roofs.wants_haze_correction());
     config.cloud_buffer = args.cloud_buffer.unwrap_or(config.cloud_buffer);
     config.min_clear_obs = args.min_clear_obs.unwrap_or(config.min_clear_obs);
     config.fetch_jobs = args.fetch_jobs.unwrap_or(config.fetch_jobs);

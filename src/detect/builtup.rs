@@ -54,12 +54,14 @@ pub struct DetectParams {
     pub min_after: usize,
     /// Fraction of the months on each side that must agree with that side.
     pub persistence: f32,
-    /// Which surfaces the built-up score calls roofs (see [`RoofModel`]).
-    #[serde(default)]
+    /// Which surfaces the built-up score calls roofs (see [`RoofModel`]). Reports written before
+    /// it existed used `bright-flat`.
+    #[serde(default = "RoofModel::before_any_material")]
     pub roofs: RoofModel,
     /// Subtract each scene's haze, measured against the site's clearest scenes (see
-    /// `detect::reflectance`), before any score. Off by default: `bright-flat`'s brightness test
-    /// was set on uncorrected reflectance; `any-material`'s soil test needs it.
+    /// `detect::reflectance`), before any score. On by default, as `any-material`'s soil test
+    /// needs it; `bright-flat`'s brightness test was set on uncorrected reflectance (see
+    /// [`RoofModel::wants_haze_correction`]). Reports written before it existed had it off.
     #[serde(default)]
     pub haze_correction: bool,
     /// Spectral change: a changed region is made of pixels whose smoothed change magnitude is at
@@ -80,7 +82,7 @@ impl Default for DetectParams {
             change_low: 1.6,
             change_high: 3.2,
             roofs: RoofModel::default(),
-            haze_correction: false,
+            haze_correction: true,
         }
     }
 }
@@ -91,12 +93,25 @@ impl Default for DetectParams {
 pub enum RoofModel {
     /// Bright and spectrally flat or blue: concrete, galvanized, white and blue roofs. Misses red,
     /// green and dark roofs (see the README's Accuracy).
-    #[default]
     BrightFlat,
     /// Any roof material: not vegetation, not water, not bare soil or rock, not dark (see the
     /// module documentation). Finds red, green and dark roofs too; needs the haze correction
     /// ([`DetectParams::haze_correction`]) to keep hazy laterite from looking like a roof.
+    #[default]
     AnyMaterial,
+}
+
+impl RoofModel {
+    /// Whether the model's scores were set on haze-corrected reflectance: the haze correction's
+    /// default under it.
+    pub fn wants_haze_correction(self) -> bool {
+        self == RoofModel::AnyMaterial
+    }
+
+    /// The only model before `roofs` was recorded.
+    fn before_any_material() -> RoofModel {
+        RoofModel::BrightFlat
+    }
 }
 
 impl std::str::FromStr for RoofModel {

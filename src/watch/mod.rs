@@ -274,7 +274,9 @@ pub fn site_config(site: &Site, out: PathBuf, options: &RunOptions) -> Result<Sc
     config.max_cloud_cover = site.max_cloud_cover.unwrap_or(config.max_cloud_cover);
     config.min_area_m2 = site.min_area_m2.unwrap_or(config.min_area_m2);
     config.detect.roofs = site.roofs.unwrap_or(config.detect.roofs);
-    config.detect.haze_correction = site.haze_correction.unwrap_or(config.detect.haze_correction);
+    config.detect.haze_correction = site
+        .haze_correction
+        .unwrap_or(config.detect.roofs.wants_haze_correction());
     config.check()?;
     Ok(config)
 }

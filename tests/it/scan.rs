@@ -318,8 +318,8 @@ fn the_recent_composite_is_the_median_of_the_monthly_composites_of_its_window() 
     assert!(unlike_latest > 0, "the median never differs from the latest month");
 }
 
-/// The README's confidence table: every polygon is real construction and lies at 0.6-0.7 (1),
-/// 0.7-0.8 (5) or 0.8-0.9 (10); none below 0.6 or above 0.9.
+/// The README's confidence table: every polygon is real construction and lies at 0.7-0.8 (4),
+/// 0.8-0.9 (8) or 0.9 and above (4); none below 0.7.
 #[test]
 fn the_confidence_table_of_the_readme_holds() {
     use geo::{Area, BooleanOps, MultiPolygon};
@@ -349,7 +349,7 @@ fn the_confidence_table_of_the_readme_holds() {
     }
     assert_eq!(
         bins,
-        [(0, 0), (1, 1), (5, 5), (10, 10), (0, 0)],
+        [(0, 0), (0, 0), (4, 4), (8, 8), (4, 4)],
         "(real, polygons) per confidence bin <0.6, 0.6-0.7, 0.7-0.8, 0.8-0.9, >=0.9"
     );
     let lowest = report
@@ -357,14 +357,28 @@ fn the_confidence_table_of_the_readme_holds() {
         .iter()
         .map(|f| f.property("confidence").unwrap().as_f64().unwrap())
         .fold(f64::MAX, f64::min);
-    assert!(lowest >= 0.6, "a polygon below 0.6: {lowest}");
+    assert!(lowest >= 0.7, "a polygon below 0.7: {lowest}");
 }
 
+/// The demolished block of the sample is an old town roof among trees: its 10 m pixels mix roof
+/// and canopy, which `any-material` (the default) scores between 0.1 and 0.8 from one view to the
+/// next, so it sees no step down; `bright-flat` calls the mix a roof every month and finds it.
+/// The README says so (Accuracy).
 #[test]
 fn demolition_is_reported_apart_on_the_demolished_block_only() {
     use geo::{Area, BooleanOps};
     let demo = demo_scan();
-    let demolition = report::read_geojson(&demo.summary.demolition).unwrap();
+    let default = report::read_geojson(&demo.summary.demolition).unwrap();
+    assert!(
+        default.features.is_empty(),
+        "the default model sees no demolition: {default:?}"
+    );
+    let mut config = demo_config(&demo.dir.join("out-bright-flat"), &demo.cache());
+    config.detect.roofs = compound_watch::detect::RoofModel::BrightFlat;
+    config.detect.haze_correction = false;
+    let source = StaticCatalog::new(sample_dir().join("catalog.json"));
+    let summary = scan::run(&config, &source, &CountingReader::default(), &Silent).unwrap();
+    let demolition = report::read_geojson(&summary.demolition).unwrap();
     let truth = report::read_geojson(&sample_dir().join("truth.geojson")).unwrap();
     let block = truth
         .features
