@@ -46,6 +46,12 @@ fn watch_list(dir: &Path, name: &str, extra: &str, sites: &str) -> PathBuf {
 }
 
 fn run(list: &Path, args: &[&str]) -> (i32, String) {
+    let (code, _, stderr) = run_with_stdout(list, args);
+    (code, stderr)
+}
+
+/// `run`'s exit code, stdout and stderr.
+fn run_with_stdout(list: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::cargo_bin("compound-watch")
         .unwrap()
         .arg("run")
@@ -53,8 +59,8 @@ fn run(list: &Path, args: &[&str]) -> (i32, String) {
         .args(args)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code().unwrap_or(-1), stderr)
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
 }
 
 /// (site, polygon) of every alert in `alerts.json`.
@@ -309,7 +315,9 @@ fn comparable(out: &Path) -> Vec<(String, Value)> {
     let mut files = Vec::new();
     for site in run["sites"].as_array_mut().unwrap() {
         let name = site["name"].as_str().unwrap().to_owned();
-        for file in ["report.geojson", "diff.geojson", "summary.json"] {
+        // A tiled site has no summary page of its own (each tile has one).
+        let summary = site["summary"].as_str().map(|_| "summary.json");
+        for file in ["report.geojson", "diff.geojson"].into_iter().chain(summary) {
             files.push((format!("{name}/{file}"), read_json(&out.join(&name).join(file))));
         }
         let s = site.as_object_mut().unwrap();
@@ -347,13 +355,107 @@ fn shards_gathered_write_what_a_local_run_writes() {
     run(&list, &["--shard", "1/2"]);
     let (code, stderr) = run(&list, &["--gather"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("0/2") && stderr.contains("--shard I/N"), "{stderr}");
+    assert!(
+        stderr.contains("shard 0/2") && stderr.contains("--shard 0/2"),
+        "{stderr}"
+    );
     let (code, stderr) = run(&list, &["--shard", "0/2"]);
     assert_eq!(code, 0, "{stderr}");
     let (code, stderr) = run(&list, &["--gather"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(read_json(&dir.path().join("out/run.json"))["shards"], 2);
     assert_eq!(comparable(&dir.path().join("out")), comparable(local));
+}
+
+/// A region-wide site (the sample's AOI in tiles of 2.5 km², as in tests/it/tiles.rs: 12 tiles
+/// whose seams cross compounds) and a small site.
+fn region_and_small_site() -> String {
+    format!(
+        "[[site]]\nname = \"region\"\naoi = {:?}\ntile_km2 = 2.5\n\n\
+         [[site]]\nname = \"south\"\nbbox = [98.518, 16.670, 98.530, 16.676]\n",
+        root().join("aoi/myawaddy.geojson")
+    )
+}
+
+#[test]
+fn tiles_are_shard_units_and_their_shards_gathered_write_what_a_local_run_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let sites = region_and_small_site();
+    for sub in ["local", "sharded"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    let clock = Instant::now();
+    let local = watch_list(&dir.path().join("local"), "w.toml", "", &sites);
+    let (code, stderr) = run(&local, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let local_time = clock.elapsed();
+
+    let clock = Instant::now();
+    let list = watch_list(&dir.path().join("sharded"), "w.toml", "", &sites);
+    let out = dir.path().join("sharded/out");
+    // The region's statistics are measured once, up front, and kept for the shards.
+    let (code, stdout, stderr) = run_with_stdout(&list, &["--plan"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("region (12 tiles): region statistics measured"),
+        "{stdout}"
+    );
+    assert!(out.join("region/.compound-watch/region.json").is_file());
+    let (code, stdout, stderr) = run_with_stdout(&list, &["--plan"]);
+    assert!(code == 0 && stdout.contains("still valid"), "{stdout}{stderr}");
+    for i in [1, 2] {
+        let (code, stderr) = run(&list, &["--shard", &format!("{i}/3")]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    // A gather before every shard has run names the missing shard, its tiles and the command.
+    let (code, stderr) = run(&list, &["--gather"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("shard 0/3 (") && stderr.contains("of site region") && stderr.contains("--shard 0/3`"),
+        "{stderr}"
+    );
+    let (code, stderr) = run(&list, &["--shard", "0/3"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = run(&list, &["--gather"]);
+    assert_eq!(code, 0, "{stderr}");
+    let sharded_time = clock.elapsed();
+
+    // Every shard scanned tiles of the region, every tile once; the small site went to one shard.
+    let mut tiles = Vec::new();
+    let mut small = 0;
+    for i in 0..3 {
+        let record = read_json(&out.join(format!(".compound-watch/shards/{i}-of-3.json")));
+        let mine: Vec<String> = record["tiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| format!("{}/{}", t["site"].as_str().unwrap(), t["tile"].as_str().unwrap()))
+            .collect();
+        assert!(!mine.is_empty(), "shard {i} scanned no tile of the region: {record}");
+        tiles.extend(mine);
+        small += record["sites"].as_array().unwrap().len();
+    }
+    tiles.sort();
+    let n = tiles.len();
+    tiles.dedup();
+    assert_eq!((n, tiles.len(), small), (12, 12, 1), "{tiles:?}");
+
+    let run_json = read_json(&out.join("run.json"));
+    assert_eq!(
+        (run_json["shards"].as_u64(), run_json["sites"][0]["tiles"].as_u64()),
+        (Some(3), Some(12))
+    );
+    let report = read_json(&out.join("region/report.geojson"));
+    assert!(
+        report["features"].as_array().unwrap().len() >= 10,
+        "the sample's AOI holds more compounds: {report}"
+    );
+    assert_eq!(comparable(&out), comparable(&dir.path().join("local/out")));
+    eprintln!(
+        "tiles as shard units: local run {:.1} s; plan, 3 shards and the gather {:.1} s",
+        local_time.as_secs_f64(),
+        sharded_time.as_secs_f64()
+    );
 }
 
 /// A Slurm cluster this test started: its daemons are stopped when it is dropped.
