@@ -1027,6 +1027,74 @@ impl SiteLines {
     }
 }
 
+/// `run --plan`: the region statistics of every tiled site, measured or found kept; exit 4 when some
+/// could not be measured (the shards try again).
+fn plan_regions(list: &watch::WatchList, options: &RunOptions, progress: &SiteLines, json: bool) -> ExitCode {
+    let prepared = watch::prepare(list, options, progress);
+    let mut failed = false;
+    for (site, tiles, state) in &prepared {
+        let what = match state {
+            watch::Prepared::Measured => "measured".to_owned(),
+            watch::Prepared::Reused => "still valid, kept".to_owned(),
+            watch::Prepared::Failed(e) => {
+                failed = true;
+                format!("failed: {e} (the shards scanning its tiles will try again)")
+            }
+        };
+        if json {
+            json_line(
+                &serde_json::json!({"event": "plan", "time": now(), "site": site, "tiles": tiles,
+                "statistics": what}),
+            );
+        } else {
+            say!(
+                "plan:      {site} ({}): region statistics {what}",
+                plural(*tiles, "tile", "tiles")
+            );
+        }
+    }
+    if prepared.is_empty() && !json {
+        say!("plan:      no site is scanned in tiles: nothing to measure");
+    }
+    ExitCode::from(if failed { watch::exit::REFUSED } else { watch::exit::OK })
+}
+
+/// `run --shard I/N`: scans the shard's sites and tiles and records them; exit 4 when one failed
+/// or was refused (recorded for the gather).
+fn run_one_shard(
+    list: &watch::WatchList,
+    shard: Shard,
+    options: &RunOptions,
+    progress: &SiteLines,
+    json: bool,
+) -> Result<ExitCode, compound_watch::Error> {
+    let (path, sites, tiles) = watch::shard::run_shard(list, shard, options, progress)?;
+    if json {
+        json_line(
+            &serde_json::json!({"event": "shard", "time": now(), "index": shard.index,
+            "count": shard.count, "record": path, "sites": sites.len(), "tiles": tiles.len()}),
+        );
+    } else {
+        say!(
+            "shard:     {}/{} scanned {} and {}; recorded in {} (gather with --gather)",
+            shard.index,
+            shard.count,
+            plural(sites.len(), "site", "sites"),
+            plural(tiles.len(), "tile", "tiles"),
+            path.display()
+        );
+    }
+    let failed = sites
+        .iter()
+        .chain(tiles.iter().map(|t| &t.record))
+        .any(|s| s.status != Status::Published);
+    Ok(ExitCode::from(if failed {
+        watch::exit::REFUSED
+    } else {
+        watch::exit::OK
+    }))
+}
+
 fn run_watch(args: RunArgs, talk: Talk) -> Result<ExitCode, compound_watch::Error> {
     let mut list = watch::load(&args.watchlist, chrono::Utc::now().date_naive())?;
     if let Some(out) = &args.out {
@@ -1055,64 +1123,10 @@ fn run_watch(args: RunArgs, talk: Talk) -> Result<ExitCode, compound_watch::Erro
         stages: Mutex::default(),
     };
     if args.plan {
-        let prepared = watch::prepare(&list, &options, &progress);
-        let mut failed = false;
-        for (site, tiles, state) in &prepared {
-            let what = match state {
-                watch::Prepared::Measured => "measured".to_owned(),
-                watch::Prepared::Reused => "still valid, kept".to_owned(),
-                watch::Prepared::Failed(e) => {
-                    failed = true;
-                    format!("failed: {e} (the shards scanning its tiles will try again)")
-                }
-            };
-            if args.json {
-                json_line(
-                    &serde_json::json!({"event": "plan", "time": now(), "site": site, "tiles": tiles,
-                    "statistics": what}),
-                );
-            } else {
-                say!(
-                    "plan:      {site} ({}): region statistics {what}",
-                    plural(*tiles, "tile", "tiles")
-                );
-            }
-        }
-        if prepared.is_empty() && !args.json {
-            say!("plan:      no site is scanned in tiles: nothing to measure");
-        }
-        return Ok(ExitCode::from(if failed {
-            watch::exit::REFUSED
-        } else {
-            watch::exit::OK
-        }));
+        return Ok(plan_regions(&list, &options, &progress, args.json));
     }
     if let Some(shard) = args.shard {
-        let (path, sites, tiles) = watch::shard::run_shard(&list, shard, &options, &progress)?;
-        if args.json {
-            json_line(
-                &serde_json::json!({"event": "shard", "time": now(), "index": shard.index,
-                "count": shard.count, "record": path, "sites": sites.len(), "tiles": tiles.len()}),
-            );
-        } else {
-            say!(
-                "shard:     {}/{} scanned {} and {}; recorded in {} (gather with --gather)",
-                shard.index,
-                shard.count,
-                plural(sites.len(), "site", "sites"),
-                plural(tiles.len(), "tile", "tiles"),
-                path.display()
-            );
-        }
-        let failed = sites
-            .iter()
-            .chain(tiles.iter().map(|t| &t.record))
-            .any(|s| s.status != Status::Published);
-        return Ok(ExitCode::from(if failed {
-            watch::exit::REFUSED
-        } else {
-            watch::exit::OK
-        }));
+        return run_one_shard(&list, shard, &options, &progress, args.json);
     }
     let report = if args.gather {
         watch::shard::gather(&list, &options, &progress)?

@@ -240,17 +240,9 @@ pub(crate) struct Regions(std::collections::BTreeMap<usize, Result<RegionStats>>
 
 impl Regions {
     /// Reads or measures the statistics of tiled site `i` (see [`stats::load_or_measure`]) unless
-    /// this process has already; returns whether they were measured now.
-    fn prepare(
-        &mut self,
-        list: &WatchList,
-        plan: &Plan,
-        i: usize,
-        options: &RunOptions,
-        progress: &dyn RunProgress,
-    ) -> std::result::Result<bool, &Error> {
-        let mut measured = false;
-        if !self.0.contains_key(&i) {
+    /// this process has already; a failure is kept, and is each of its tiles' failure.
+    fn prepare(&mut self, list: &WatchList, plan: &Plan, i: usize, options: &RunOptions, progress: &dyn RunProgress) {
+        self.0.entry(i).or_insert_with(|| {
             let site = &list.sites[i];
             let stages = SiteStages {
                 site: &site.name,
@@ -266,10 +258,8 @@ impl Regions {
                     reason: "is not scanned in tiles: it has no region statistics".into(),
                 }),
             };
-            measured = matches!(outcome, Ok((_, true)));
-            self.0.insert(i, outcome.map(|(stats, _)| stats));
-        }
-        self.get(i).map(|_| measured)
+            outcome.map(|(stats, _)| stats)
+        });
     }
 
     fn get(&self, i: usize) -> std::result::Result<&RegionStats, &Error> {
@@ -320,8 +310,7 @@ pub(crate) fn scan_units(
 ) -> (Vec<SiteRecord>, Vec<TileRecord>) {
     for unit in units {
         if let Unit::Tile(i, _) = *unit {
-            // A failure is each of its tiles' failure, recorded with them.
-            let _ = regions.prepare(list, plan, i, options, progress);
+            regions.prepare(list, plan, i, options, progress);
         }
     }
     let regions = &*regions;
@@ -343,8 +332,8 @@ pub(crate) fn scan_units(
                 let Some(&unit) = units.get(i) else { break };
                 budget.take(estimates[i]);
                 let result = match unit {
-                    Unit::Site(s) => Done::Site(scan_site(list, s, plan, options, progress)),
-                    Unit::Tile(s, t) => Done::Tile(scan_tile(list, s, t, plan, regions, options, progress)),
+                    Unit::Site(s) => Done::Site(Box::new(scan_site(list, s, plan, options, progress))),
+                    Unit::Tile(s, t) => Done::Tile(Box::new(scan_tile(list, s, t, plan, regions, options, progress))),
                 };
                 budget.give_back(estimates[i]);
                 done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
@@ -359,17 +348,17 @@ pub(crate) fn scan_units(
         .flatten()
     {
         match result {
-            Done::Site(record) => sites.push(record),
-            Done::Tile(record) => tiles.push(record),
+            Done::Site(record) => sites.push(*record),
+            Done::Tile(record) => tiles.push(*record),
         }
     }
     (sites, tiles)
 }
 
-/// A unit's record.
+/// A unit's record (boxed: a tile's is large).
 enum Done {
-    Site(SiteRecord),
-    Tile(TileRecord),
+    Site(Box<SiteRecord>),
+    Tile(Box<TileRecord>),
 }
 
 /// The memory a unit's scan is expected to take at its peak, MB (see [`estimate_mb`]).
@@ -551,7 +540,7 @@ fn tiled_site(
         None => {
             let summaries: Vec<ScanSummary> = tiles.into_iter().filter_map(|t| t.summary).collect();
             // The patches compute with the region's statistics, as the tiles did.
-            let _ = regions.prepare(list, plan, i, options, progress);
+            regions.prepare(list, plan, i, options, progress);
             let stages = SiteStages {
                 site: &site.name,
                 progress,

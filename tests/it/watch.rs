@@ -27,6 +27,23 @@ name = "south"
 bbox = [98.518, 16.670, 98.530, 16.676]
 "#;
 
+/// The three sites of [`SITES`], `north` cut into 4 tiles (of 0.8 km² of its 1.6 km² grid), so that
+/// shards share out a site's tiles as well as whole sites.
+const SHARDED_SITES: &str = r#"
+[[site]]
+name = "north"
+bbox = [98.515, 16.700, 98.530, 16.709]
+tile_km2 = 0.8
+
+[[site]]
+name = "centre"
+bbox = [98.518, 16.684, 98.527, 16.692]
+
+[[site]]
+name = "south"
+bbox = [98.518, 16.670, 98.530, 16.676]
+"#;
+
 /// The window cache every test here shares: the sites are the same, so only the first test to run
 /// reads the sample's files (the cache is safe across threads and processes).
 fn cache() -> PathBuf {
@@ -333,12 +350,12 @@ fn comparable(out: &Path) -> Vec<(String, Value)> {
     files
 }
 
-/// The three sites run locally, once per test binary: (output root, wall time).
+/// The three sites (`north` in tiles) run locally, once per test binary: (output root, wall time).
 fn local_run() -> &'static (PathBuf, Duration) {
     static RUN: OnceLock<(PathBuf, Duration)> = OnceLock::new();
     RUN.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
-        let list = watch_list(&dir, "local.toml", "", SITES);
+        let list = watch_list(&dir, "local.toml", "", SHARDED_SITES);
         let clock = Instant::now();
         let (code, stderr) = run(&list, &[]);
         assert_eq!(code, 0, "{stderr}");
@@ -350,7 +367,7 @@ fn local_run() -> &'static (PathBuf, Duration) {
 fn shards_gathered_write_what_a_local_run_writes() {
     let (local, _) = local_run();
     let dir = tempfile::tempdir().unwrap();
-    let list = watch_list(dir.path(), "sharded.toml", "", SITES);
+    let list = watch_list(dir.path(), "sharded.toml", "", SHARDED_SITES);
     // A gather before every shard has run says which are missing and how to run them.
     run(&list, &["--shard", "1/2"]);
     let (code, stderr) = run(&list, &["--gather"]);
@@ -363,7 +380,11 @@ fn shards_gathered_write_what_a_local_run_writes() {
     assert_eq!(code, 0, "{stderr}");
     let (code, stderr) = run(&list, &["--gather"]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(read_json(&dir.path().join("out/run.json"))["shards"], 2);
+    let run_json = read_json(&dir.path().join("out/run.json"));
+    assert_eq!(
+        (run_json["shards"].as_u64(), run_json["sites"][0]["tiles"].as_u64()),
+        (Some(2), Some(4))
+    );
     assert_eq!(comparable(&dir.path().join("out")), comparable(local));
 }
 
@@ -540,7 +561,7 @@ fn slurm_array_shards_and_gather_write_what_a_local_run_writes() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let dir = tempfile::tempdir().unwrap();
-    let list = watch_list(dir.path(), "slurm.toml", "", SITES);
+    let list = watch_list(dir.path(), "slurm.toml", "", SHARDED_SITES);
     let clock = Instant::now();
     let out = std::process::Command::new(root().join("deploy/slurm/submit.sh"))
         .arg(&list)
@@ -550,7 +571,7 @@ fn slurm_array_shards_and_gather_write_what_a_local_run_writes() {
         .env("COMPOUND_WATCH", assert_cmd::cargo::cargo_bin("compound-watch"))
         .env("CPUS_PER_TASK", "1")
         .env("MEM", "1000M")
-        .env("GATHER_MEM", "200M")
+        .env("GATHER_MEM", "1000M")
         .env("WAIT", "1")
         .output()
         .unwrap();
@@ -568,6 +589,14 @@ fn slurm_array_shards_and_gather_write_what_a_local_run_writes() {
         took.as_secs_f64(),
         local_time.as_secs_f64()
     );
-    assert_eq!(read_json(&dir.path().join("out/run.json"))["shards"], shards);
+    let run_json = read_json(&dir.path().join("out/run.json"));
+    assert_eq!(
+        (run_json["shards"].as_u64(), run_json["sites"][0]["tiles"].as_u64()),
+        (Some(shards as u64), Some(4))
+    );
+    assert!(
+        std::fs::read_to_string(dir.path().join("slurm-logs/plan.log")).is_ok(),
+        "submit.sh ran no plan job"
+    );
     assert_eq!(comparable(&dir.path().join("out")), comparable(local));
 }
