@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::io::http::{Http, RetryPolicy};
 use crate::io::source::{self, SceneSearch};
 use crate::io::window::GdalReader;
-use crate::scan::{self, RegionStats, ScanConfig, ScanSummary};
+use crate::scan::{self, ScanConfig, ScanSummary};
 use shard::{Plan, Unit};
 
 pub use alerts::{Alert, Delivery};
@@ -189,7 +189,7 @@ pub fn run(list: &WatchList, options: &RunOptions, progress: &dyn RunProgress) -
     let units: Vec<Unit> = plan.units.iter().map(|&(unit, _)| unit).collect();
     let mut regions = Regions::default();
     let (sites, tiles) = scan_units(list, &plan, &units, &mut regions, options, progress);
-    let records = assemble(list, &plan, sites, tiles, &mut regions, options, progress, &|_| {
+    let records = assemble(list, &plan, sites, tiles, &regions, options, progress, &|_| {
         String::new()
     })?;
     finish(list, records, &started, clock.elapsed(), 1)
@@ -236,7 +236,7 @@ pub fn prepare(list: &WatchList, options: &RunOptions, progress: &dyn RunProgres
 /// The region statistics of the tiled sites a process needs, by site index: measured or read once
 /// per process, before the tiles' scans start.
 #[derive(Debug, Default)]
-pub(crate) struct Regions(std::collections::BTreeMap<usize, Result<RegionStats>>);
+pub(crate) struct Regions(std::collections::BTreeMap<usize, Result<stats::Kept>>);
 
 impl Regions {
     /// Reads or measures the statistics of tiled site `i` (see [`stats::load_or_measure`]) unless
@@ -258,11 +258,16 @@ impl Regions {
                     reason: "is not scanned in tiles: it has no region statistics".into(),
                 }),
             };
-            outcome.map(|(stats, _)| stats)
+            outcome.map(|(kept, _)| kept)
         });
     }
 
-    fn get(&self, i: usize) -> std::result::Result<&RegionStats, &Error> {
+    /// The statistics this process has for site `i`, if it has them.
+    fn kept(&self, i: usize) -> Option<&stats::Kept> {
+        self.0.get(&i).and_then(|r| r.as_ref().ok())
+    }
+
+    fn get(&self, i: usize) -> std::result::Result<&stats::Kept, &Error> {
         match self.0.get(&i) {
             Some(Ok(stats)) => Ok(stats),
             Some(Err(e)) => Err(e),
@@ -280,6 +285,10 @@ pub struct TileRecord {
     pub tile: String,
     /// The cells of the site's grid it owns: (row, column, rows, columns).
     pub core: [usize; 4],
+    /// The key of the region statistics its scan computed with ([`stats::Kept::key`]; empty when
+    /// they could not be had).
+    #[serde(default)]
+    pub stats_key: String,
     /// Its scan's record, named `<site>/<tile>`.
     pub record: SiteRecord,
     /// Its scan's summary, when it was published.
@@ -434,13 +443,13 @@ fn scan_tile(
         record.name.clone_from(&label);
         record
     };
-    let (record, summary) = match regions.get(i) {
-        Err(e) => (record_of(Err(e)), None),
-        Ok(stats) => {
+    let (record, summary, stats_key) = match regions.get(i) {
+        Err(e) => (record_of(Err(e)), None, String::new()),
+        Ok(kept) => {
             let outcome = open(site, options).and_then(|(source, reader)| {
-                tile::scan_tile(config, tiling, tile, stats, source.as_ref(), &reader, &stages)
+                tile::scan_tile(config, tiling, tile, &kept.stats, source.as_ref(), &reader, &stages)
             });
-            (record_of(outcome.as_ref()), outcome.ok())
+            (record_of(outcome.as_ref()), outcome.ok(), kept.key.clone())
         }
     };
     progress.event(RunEvent::Finished(&record));
@@ -449,6 +458,7 @@ fn scan_tile(
         site: site.name.clone(),
         tile: tile.name.clone(),
         core: [c.row, c.col, c.rows, c.cols],
+        stats_key,
         record,
         summary,
     }
@@ -465,7 +475,7 @@ pub(crate) fn assemble(
     plan: &Plan,
     sites: Vec<SiteRecord>,
     tiles: Vec<TileRecord>,
-    regions: &mut Regions,
+    regions: &Regions,
     options: &RunOptions,
     progress: &dyn RunProgress,
     rerun: &dyn Fn(Unit) -> String,
@@ -511,7 +521,7 @@ fn tiled_site(
     plan: &Plan,
     i: usize,
     tiles: Vec<TileRecord>,
-    regions: &mut Regions,
+    regions: &Regions,
     options: &RunOptions,
     progress: &dyn RunProgress,
     rerun: &dyn Fn(Unit) -> String,
@@ -538,20 +548,49 @@ fn tiled_site(
             record
         }
         None => {
+            // The patches compute with the statistics the tiles did: those kept under the key
+            // every tile's record names (a shard that measured them anew, because the source's
+            // scenes changed between shards, scanned its tiles with other values).
+            let key = tiles.first().map(|t| t.stats_key.clone()).unwrap_or_default();
+            let keys_agree = tiles.iter().all(|t| t.stats_key == key);
             let summaries: Vec<ScanSummary> = tiles.into_iter().filter_map(|t| t.summary).collect();
-            // The patches compute with the region's statistics, as the tiles did.
-            regions.prepare(list, plan, i, options, progress);
             let stages = SiteStages {
                 site: &site.name,
                 progress,
             };
-            let outcome = regions.get(i).map_err(|e| Error::State {
-                path: stats::path(config),
-                reason: format!("the region's statistics cannot be had for its patches: {e}"),
-            });
-            let outcome = outcome.and_then(|stats| {
+            let outcome = match keys_agree {
+                false => Err(Error::State {
+                    path: stats::path(config),
+                    reason: format!(
+                        "the site's tiles were scanned with different region statistics (the source's \
+                         scenes changed between its shards); run `compound-watch run {} --plan`, then its \
+                         shards again",
+                        list.path.display()
+                    ),
+                }),
+                true => regions
+                    .kept(i)
+                    .filter(|k| k.key == key)
+                    .cloned()
+                    .or_else(|| stats::load(config).filter(|k| k.key == key))
+                    .ok_or_else(|| Error::State {
+                        path: stats::path(config),
+                        reason: "does not hold the region statistics the site's tiles were scanned with (it \
+                                 was replaced or deleted since); run the shards of its tiles again"
+                            .into(),
+                    }),
+            };
+            let outcome = outcome.and_then(|kept| {
                 let (source, reader) = open(site, options)?;
-                tile::finish(config, tiling, summaries, stats, source.as_ref(), &reader, &stages)
+                tile::finish(
+                    config,
+                    tiling,
+                    summaries,
+                    &kept.stats,
+                    source.as_ref(),
+                    &reader,
+                    &stages,
+                )
             });
             SiteRecord::of(site, &list.out, outcome.as_ref(), started, scanning + clock.elapsed())
         }

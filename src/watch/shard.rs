@@ -280,8 +280,16 @@ pub fn gather(list: &WatchList, options: &RunOptions, progress: &dyn RunProgress
             )
         })
     };
-    let mut regions = Regions::default();
-    let sites = assemble(list, &plan, sites, tiles, &mut regions, options, progress, &rerun)?;
+    let sites = assemble(
+        list,
+        &plan,
+        sites,
+        tiles,
+        &Regions::default(),
+        options,
+        progress,
+        &rerun,
+    )?;
     let wall = chrono::DateTime::parse_from_rfc3339(&started)
         .ok()
         .and_then(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().ok())

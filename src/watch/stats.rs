@@ -29,42 +29,42 @@ pub fn path(config: &ScanConfig) -> PathBuf {
     config.out_dir.join(".compound-watch/region.json")
 }
 
-/// `region.json`.
-#[derive(Debug, Serialize, Deserialize)]
-struct Kept {
-    /// What they were measured from (see [`key`]).
-    key: String,
-    stats: RegionStats,
+/// A region's statistics as kept in `region.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Kept {
+    /// What they were measured from (see [`key`]): a tile's record names the statistics its scan
+    /// computed with by it.
+    pub key: String,
+    /// The statistics.
+    pub stats: RegionStats,
+}
+
+/// The statistics kept for the site, whatever their key (None when there are none, or they cannot
+/// be read).
+pub fn load(config: &ScanConfig) -> Option<Kept> {
+    let text = std::fs::read_to_string(path(config)).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// The region's statistics: those kept for the site when their key is still the region's, else
-/// measured now (over the whole region: [`tile::measure`]) and kept. Returns them, and whether they
-/// were measured now.
+/// measured now (over the whole region: [`tile::measure`]) and kept. Returns them with their key,
+/// and whether they were measured now.
 pub fn load_or_measure(
     config: &ScanConfig,
     tiling: &Tiling,
     source: &dyn SceneSearch,
     reader: &dyn WindowReader,
     progress: &dyn Progress,
-) -> Result<(RegionStats, bool)> {
-    let path = path(config);
+) -> Result<(Kept, bool)> {
     let key = key(config, tiling, source)?;
     // A file that cannot be read or parsed is measured again and replaced, as a stale one is.
-    let kept = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|text| serde_json::from_str::<Kept>(&text).ok());
-    if let Some(kept) = kept.filter(|k| k.key == key) {
-        return Ok((kept.stats, false));
+    if let Some(kept) = load(config).filter(|k| k.key == key) {
+        return Ok((kept, false));
     }
     let (stats, _) = tile::measure(config, tiling, source, reader, progress)?;
-    atomic::write_json(
-        &path,
-        &Kept {
-            key,
-            stats: stats.clone(),
-        },
-    )?;
-    Ok((stats, true))
+    let kept = Kept { key, stats };
+    atomic::write_json(&path(config), &kept)?;
+    Ok((kept, true))
 }
 
 /// The SHA-256 (hex) of what the region's statistics depend on; it changes when any of it does,

@@ -472,6 +472,14 @@ fn tiles_are_shard_units_and_their_shards_gathered_write_what_a_local_run_writes
         "the sample's AOI holds more compounds: {report}"
     );
     assert_eq!(comparable(&out), comparable(&dir.path().join("local/out")));
+
+    // The gather merges only with the statistics the tiles were scanned with.
+    std::fs::remove_file(out.join("region/.compound-watch/region.json")).unwrap();
+    let (code, stderr) = run(&list, &["--gather"]);
+    assert_eq!(code, 4, "{stderr}");
+    let region = &read_json(&out.join("run.json"))["sites"][0];
+    assert_eq!(region["status"], "failed");
+    assert!(region["reason"].as_str().unwrap().contains("region.json"), "{region}");
     eprintln!(
         "tiles as shard units: local run {:.1} s; plan, 3 shards and the gather {:.1} s",
         local_time.as_secs_f64(),
