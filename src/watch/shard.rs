@@ -336,6 +336,42 @@ mod tests {
     }
 
     #[test]
+    fn a_tiled_sites_tiles_are_units_spread_over_the_shards() {
+        let text = "source = \"catalog.json\"\nfrom = \"2022-01\"\nto = \"2022-12\"\nout = \"out\"\n\
+                    [[site]]\nname = \"strip\"\nbbox = [98.49, 16.67, 98.535, 16.71]\ntile_km2 = 6.0\n\
+                    [[site]]\nname = \"small\"\nbbox = [98.518, 16.670, 98.530, 16.676]\n";
+        let today = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+        let list = super::super::parse(text, Path::new("w.toml"), today).unwrap();
+        let options = RunOptions {
+            cache: "cache".into(),
+            parallel: 1,
+            memory_mb: None,
+            timeout_secs: 1,
+        };
+        let plan = Plan::of(&list, &options);
+        // About 22 km² in tiles of 6 km²: 4 tiles, and the small site whole.
+        let units: Vec<Unit> = plan.units.iter().map(|(u, _)| *u).collect();
+        let tiles = [Unit::Tile(0, 0), Unit::Tile(0, 1), Unit::Tile(0, 2), Unit::Tile(0, 3)];
+        assert_eq!(units, [&tiles[..], &[Unit::Site(1)]].concat());
+        let shards: Vec<Vec<Unit>> = (0..3).map(|index| plan.units_of(Shard { index, count: 3 })).collect();
+        assert_eq!(
+            shards.iter().map(Vec::len).sum::<usize>(),
+            5,
+            "each unit once: {shards:?}"
+        );
+        for (index, units) in shards.iter().enumerate() {
+            assert!(
+                units.iter().any(|u| matches!(u, Unit::Tile(0, _))),
+                "shard {index} has no tile of the strip: {shards:?}"
+            );
+            for &u in units {
+                assert_eq!(plan.shard_of(u, 3), Some(Shard { index, count: 3 }));
+            }
+        }
+        assert_eq!(plan.describe(&list, Unit::Tile(0, 1)), "tile r0c1 of site strip");
+    }
+
+    #[test]
     fn the_heaviest_sites_go_first_onto_the_least_loaded_shard() {
         // 10 | 6 + 3 + 2 | 5 + 4: loads 10, 11, 9.
         assert_eq!(assign(&[10.0, 6.0, 5.0, 4.0, 3.0, 2.0], 3), vec![0, 1, 2, 2, 1, 1]);
