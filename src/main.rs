@@ -194,14 +194,22 @@ struct RunArgs {
     /// Sites scanned at once [default: the watch list's `parallel`, else 1].
     #[arg(long, value_name = "N")]
     parallel: Option<usize>,
-    /// Scan only shard I of N (I from 0 to N-1; sites balanced by area x months) and record it in
-    /// OUT/.compound-watch/shards/; `--gather` then writes what a whole run writes.
+    /// Scan only shard I of N (I from 0 to N-1) and record it in OUT/.compound-watch/shards/; the
+    /// units shared out are whole sites and the tiles of tiled sites, balanced by area x months.
+    /// `--gather` then writes what a whole run writes.
     #[arg(long, value_name = "I/N", conflicts_with = "gather")]
     shard: Option<Shard>,
     /// Merge the records of the shards (every I of the latest N) into run.json, run.md, the
-    /// across-sites summary and the alerts, as a whole run writes them. Scans nothing.
+    /// across-sites summary and the alerts, as a whole run writes them: each tiled site's tiles are
+    /// merged into its report (scanning again, whole, polygons cut by the tiles' margins).
     #[arg(long)]
     gather: bool,
+    /// Only measure the region statistics of every site scanned in tiles (kept in
+    /// OUT/<site>/.compound-watch/region.json, reused while still valid), so that the shards
+    /// scanning its tiles read the region's imagery once; run it before the shards
+    /// (deploy/slurm/submit.sh does). Without it, the first shard that needs them measures them.
+    #[arg(long, conflicts_with_all = ["shard", "gather"])]
+    plan: bool,
     /// Exit with 5 when something new was found (added or grown polygons not alerted before), like
     /// `git diff --exit-code`.
     #[arg(long)]
@@ -1020,6 +1028,74 @@ impl SiteLines {
     }
 }
 
+/// `run --plan`: the region statistics of every tiled site, measured or found kept; exit 4 when some
+/// could not be measured (the shards try again).
+fn plan_regions(list: &watch::WatchList, options: &RunOptions, progress: &SiteLines, json: bool) -> ExitCode {
+    let prepared = watch::prepare(list, options, progress);
+    let mut failed = false;
+    for (site, tiles, state) in &prepared {
+        let what = match state {
+            watch::Prepared::Measured => "measured".to_owned(),
+            watch::Prepared::Reused => "still valid, kept".to_owned(),
+            watch::Prepared::Failed(e) => {
+                failed = true;
+                format!("failed: {e} (the shards scanning its tiles will try again)")
+            }
+        };
+        if json {
+            json_line(
+                &serde_json::json!({"event": "plan", "time": now(), "site": site, "tiles": tiles,
+                "statistics": what}),
+            );
+        } else {
+            say!(
+                "plan:      {site} ({}): region statistics {what}",
+                plural(*tiles, "tile", "tiles")
+            );
+        }
+    }
+    if prepared.is_empty() && !json {
+        say!("plan:      no site is scanned in tiles: nothing to measure");
+    }
+    ExitCode::from(if failed { watch::exit::REFUSED } else { watch::exit::OK })
+}
+
+/// `run --shard I/N`: scans the shard's sites and tiles and records them; exit 4 when one failed
+/// or was refused (recorded for the gather).
+fn run_one_shard(
+    list: &watch::WatchList,
+    shard: Shard,
+    options: &RunOptions,
+    progress: &SiteLines,
+    json: bool,
+) -> Result<ExitCode, compound_watch::Error> {
+    let (path, sites, tiles) = watch::shard::run_shard(list, shard, options, progress)?;
+    if json {
+        json_line(
+            &serde_json::json!({"event": "shard", "time": now(), "index": shard.index,
+            "count": shard.count, "record": path, "sites": sites.len(), "tiles": tiles.len()}),
+        );
+    } else {
+        say!(
+            "shard:     {}/{} scanned {} and {}; recorded in {} (gather with --gather)",
+            shard.index,
+            shard.count,
+            plural(sites.len(), "site", "sites"),
+            plural(tiles.len(), "tile", "tiles"),
+            path.display()
+        );
+    }
+    let failed = sites
+        .iter()
+        .chain(tiles.iter().map(|t| &t.record))
+        .any(|s| s.status != Status::Published);
+    Ok(ExitCode::from(if failed {
+        watch::exit::REFUSED
+    } else {
+        watch::exit::OK
+    }))
+}
+
 fn run_watch(args: RunArgs, talk: Talk) -> Result<ExitCode, compound_watch::Error> {
     let mut list = watch::load(&args.watchlist, chrono::Utc::now().date_naive())?;
     if let Some(out) = &args.out {
@@ -1047,31 +1123,14 @@ fn run_watch(args: RunArgs, talk: Talk) -> Result<ExitCode, compound_watch::Erro
         json: args.json,
         stages: Mutex::default(),
     };
+    if args.plan {
+        return Ok(plan_regions(&list, &options, &progress, args.json));
+    }
     if let Some(shard) = args.shard {
-        let (path, sites) = watch::shard::run_shard(&list, shard, &options, &progress)?;
-        if args.json {
-            json_line(
-                &serde_json::json!({"event": "shard", "time": now(), "index": shard.index,
-                "count": shard.count, "record": path, "sites": sites.len()}),
-            );
-        } else {
-            say!(
-                "shard:     {}/{} scanned {}; recorded in {} (gather with --gather)",
-                shard.index,
-                shard.count,
-                plural(sites.len(), "site", "sites"),
-                path.display()
-            );
-        }
-        let failed = sites.iter().any(|s| s.status != Status::Published);
-        return Ok(ExitCode::from(if failed {
-            watch::exit::REFUSED
-        } else {
-            watch::exit::OK
-        }));
+        return run_one_shard(&list, shard, &options, &progress, args.json);
     }
     let report = if args.gather {
-        watch::shard::gather(&list)?
+        watch::shard::gather(&list, &options, &progress)?
     } else {
         watch::run(&list, &options, &progress)?
     };

@@ -1,25 +1,33 @@
 #!/bin/bash
-# Submit a watch list to Slurm: an array job of N shards (each `compound-watch run LIST --shard I/N`
-# with I = $SLURM_ARRAY_TASK_ID) and a gather job that runs once they have all ended, whether they
-# succeeded or not (--dependency=afterany), and writes run.json, run.md, across.* and the alerts.
+# Submit a watch list to Slurm: a plan job that measures the region statistics of every site scanned
+# in tiles (`compound-watch run LIST --plan`), an array job of N shards (each
+# `compound-watch run LIST --shard I/N` with I = $SLURM_ARRAY_TASK_ID) that starts once the plan has
+# ended, and a gather job that runs once the shards have all ended, whether they succeeded or not
+# (--dependency=afterany), merges each tiled site's tiles and writes run.json, run.md, across.* and
+# the alerts. The units shared out are whole sites and the tiles of tiled sites, balanced by area x
+# months, so a region-wide site is spread over the shards.
 #
 #   deploy/slurm/submit.sh WATCHLIST [SHARDS] [-- more `run` flags, e.g. --out /scratch/w --exit-code]
 #
 # Environment (defaults in brackets):
 #   COMPOUND_WATCH  the binary [compound-watch on PATH]; it must be reachable from every node
-#   CPUS_PER_TASK   cores per shard [4]: one shard scans its sites with this many worker threads
-#   MEM             memory per shard [8G]: a 25 km² site over 2.5 years needs about 1 GB; raise it for
-#                   larger sites or with `parallel` > 1 in the watch list
-#   GATHER_MEM      memory of the gather [1G]
+#   CPUS_PER_TASK   cores per shard [4]: one shard scans its sites and tiles with this many threads
+#   MEM             memory per shard [8G]: a 25 km² site over 2.5 years needs about 1 GB, a tile of
+#                   250 km² (the default tile) about 2.2 GB; raise it with `parallel` > 1
+#   GATHER_MEM      memory of the plan and the gather [MEM]: the plan reads each tiled region once,
+#                   the gather rescans polygons cut by the tiles' margins (up to 4 tiles' pixels)
 #   PARTITION, TIME, ACCOUNT   passed to sbatch as --partition, --time, --account when set
 #   LOG_DIR         where the jobs' logs go [slurm-logs]
 #   WAIT=1          wait for the gather to end and exit with its exit code (sbatch --wait)
 # The output root (the list's `out`, or --out) and the cache must be on a filesystem every node
-# sees. A failed shard can be rerun alone: `compound-watch run LIST --shard I/N`, then `--gather`.
+# sees. The shards start after the plan whatever its outcome (afterany): a shard measures the
+# statistics the plan could not, so the plan saves work but is never a precondition. A failed
+# shard can be rerun alone: `compound-watch run LIST --shard I/N`, then `--gather` (which names the
+# missing shards, their sites and tiles, and the command for each).
 set -euo pipefail
 
 if [ $# -lt 1 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then
-  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 list=$1
@@ -49,7 +57,15 @@ run=$(printf '%q ' "$bin" run "$list")
 extra=$(printf '%q ' "$@")
 [ $# -eq 0 ] && extra=""
 
+gather_mem=${GATHER_MEM:-${MEM:-8G}}
+plan=$(sbatch --parsable "${common[@]}" --job-name=compound-watch-plan \
+  --cpus-per-task="$cpus" --mem="$gather_mem" --output="$logs/plan.log" \
+  --wrap "exec $run--plan --jobs $cpus --quiet $extra")
+plan=${plan%%;*}
+echo "plan: job $plan (region statistics of the tiled sites), log in $logs/plan.log"
+
 array=$(sbatch --parsable "${common[@]}" --job-name=compound-watch-shard --array="0-$((shards - 1))" \
+  --dependency="afterany:$plan" \
   --cpus-per-task="$cpus" --mem="${MEM:-8G}" --output="$logs/shard-%a.log" \
   --wrap "exec $run--shard \"\$SLURM_ARRAY_TASK_ID/$shards\" --jobs $cpus --quiet $extra")
 array=${array%%;*}
@@ -59,8 +75,8 @@ wait=()
 [ "${WAIT:-}" = 1 ] && wait=(--wait)
 status=0
 gather=$(sbatch --parsable "${wait[@]}" "${common[@]}" --job-name=compound-watch-gather \
-  --dependency="afterany:$array" --cpus-per-task=1 --mem="${GATHER_MEM:-1G}" --output="$logs/gather.log" \
-  --wrap "exec $run--gather $extra") || status=$?
+  --dependency="afterany:$array" --cpus-per-task="$cpus" --mem="$gather_mem" --output="$logs/gather.log" \
+  --wrap "exec $run--gather --jobs $cpus $extra") || status=$?
 gather=${gather%%;*}
 echo "gather: job $gather (after every shard has ended), log in $logs/gather.log"
 if [ "${WAIT:-}" = 1 ]; then

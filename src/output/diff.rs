@@ -21,7 +21,7 @@ use std::path::Path;
 
 use geo::{BooleanOps, BoundingRect, Intersects, MultiPolygon, Rect};
 use geojson::{Feature, FeatureCollection};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
@@ -100,7 +100,7 @@ pub(crate) fn classify(area_m2: f64, area_m2_prev: f64) -> Change {
 }
 
 /// How many features of each kind a diff holds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     /// New polygons.
     pub added: usize,

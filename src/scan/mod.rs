@@ -20,7 +20,7 @@ mod write;
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::grid::Grid;
@@ -38,7 +38,7 @@ pub use region::RegionStats;
 pub use state::lock;
 
 /// What happened, for the binary to report and turn into an exit code.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScanSummary {
     /// Scenes the search found (after de-duplication).
     pub scenes_found: usize,

@@ -11,7 +11,7 @@ use super::{exit, relative, scan_exit_code, Site, WatchList};
 use crate::error::{Error, Result};
 use crate::io::atomic;
 use crate::month::Month;
-use crate::scan::{ScanConfig, ScanSummary};
+use crate::scan::ScanSummary;
 
 /// What happened to a site's scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,11 +98,11 @@ impl SiteRecord {
     pub(super) fn of(
         site: &Site,
         root: &Path,
-        outcome: &Result<(ScanConfig, ScanSummary)>,
+        outcome: std::result::Result<&ScanSummary, &Error>,
         started: String,
         took: Duration,
     ) -> SiteRecord {
-        let code = scan_exit_code(outcome.as_ref().map(|(_, s)| s));
+        let code = scan_exit_code(outcome);
         let mut record = SiteRecord {
             name: site.name.clone(),
             status: Status::Failed,
@@ -124,7 +124,7 @@ impl SiteRecord {
             tiles: 0,
         };
         match outcome {
-            Ok((_, s)) => {
+            Ok(s) => {
                 let c = s.changes;
                 record.status = Status::Published;
                 record.scenes_found = s.scenes_found;
@@ -153,7 +153,7 @@ impl SiteRecord {
     }
 }
 
-fn round_s(d: Duration) -> f64 {
+pub(super) fn round_s(d: Duration) -> f64 {
     (d.as_secs_f64() * 10.0).round() / 10.0
 }
 

@@ -46,7 +46,7 @@ use crate::output::diff;
 use crate::output::report::{self, multipolygon_of};
 use crate::output::round;
 use crate::scan::region::Part;
-use crate::scan::{self, Progress, ScanConfig, ScanSummary};
+use crate::scan::{self, Progress, RegionStats, ScanConfig, ScanSummary};
 
 /// The analysis resolution, metres (as `scan::run` uses).
 const RES: f64 = 10.0;
@@ -217,9 +217,10 @@ fn tile_of(
 
 /// Scans a region tile by tile (each with `config`'s settings, into `<out>/tiles/<name>/`), then
 /// writes the merged `report.geojson`, `demolition.geojson` and `diff.geojson` (against the
-/// previous merged report) into `config.out_dir`. A tile that fails or is refused fails the region;
-/// the tiles already published keep their outputs, and a rerun scans every tile again (from the
-/// cache).
+/// previous merged report) into `config.out_dir`: [`measure`], [`scan_tile`] for each tile, then
+/// [`finish`], the three steps a sharded run spreads over its shards and its gather. A tile that
+/// fails or is refused fails the region; the tiles already published keep their outputs, and a
+/// rerun scans every tile again (from the cache).
 ///
 /// The summary's scene counts are the largest of any tile's (the tiles see the same scenes where
 /// they overlap), its skipped scenes all of them, its windows the sum; it has no month figures.
@@ -230,33 +231,90 @@ pub fn scan(
     reader: &dyn WindowReader,
     progress: &dyn Progress,
 ) -> Result<ScanSummary> {
-    let out = &config.out_dir;
-    let grid = &tiling.grid;
-    let tile_config = |tile: &Tile| {
-        let mut tile_config = config.clone();
-        tile_config.aoi = tile.aoi.clone();
-        tile_config.out_dir = out.join("tiles").join(&tile.name);
-        tile_config.epsg = Some(grid.epsg);
-        tile_config
-    };
+    let (stats, windows_fetched) = measure(config, tiling, source, reader, progress)?;
+    let mut summaries = Vec::new();
+    for tile in &tiling.tiles {
+        summaries.push(scan_tile(config, tiling, tile, &stats, source, reader, progress)?);
+    }
+    let mut summary = finish(config, tiling, summaries, &stats, source, reader, progress)?;
+    // The windows the first pass read are cached by the time the tiles' scans look for them.
+    summary.windows_fetched += windows_fetched;
+    summary.windows_cached = summary.windows_cached.saturating_sub(windows_fetched);
+    Ok(summary)
+}
+
+/// The scan of `tile`: the region's `config` with the tile's AOI, on the region's grid, into
+/// `<out>/tiles/<name>/`.
+fn tile_config(config: &ScanConfig, tiling: &Tiling, tile: &Tile) -> ScanConfig {
+    let mut tile_config = config.clone();
+    tile_config.aoi = tile.aoi.clone();
+    tile_config.out_dir = config.out_dir.join("tiles").join(&tile.name);
+    tile_config.epsg = Some(tiling.grid.epsg);
+    tile_config
+}
+
+/// The region's statistics ([`crate::scan::region`]), measured once over the cells each tile owns,
+/// and how many scene bands were read from the source for them (into the cache the tiles' scans
+/// then read).
+pub fn measure(
+    config: &ScanConfig,
+    tiling: &Tiling,
+    source: &dyn SceneSearch,
+    reader: &dyn WindowReader,
+    progress: &dyn Progress,
+) -> Result<(RegionStats, usize)> {
     let parts: Vec<Part> = tiling
         .tiles
         .iter()
         .map(|tile| Part {
-            config: tile_config(tile),
+            config: tile_config(config, tiling, tile),
             rows: tile.core.row..tile.core.row + tile.core.rows,
             cols: tile.core.col..tile.core.col + tile.core.cols,
         })
         .collect();
-    // The tiles compute with the region's statistics, not their own: see `scan::region`.
-    let (stats, windows_fetched) = scan::region::measure(grid, &parts, source, reader, progress)?;
-    let given = |mut config: ScanConfig| {
-        config.given = Some(stats.clone());
-        config
-    };
-    let mut summaries = Vec::new();
-    for part in parts {
-        summaries.push(scan::run(&given(part.config), source, reader, progress)?);
+    scan::region::measure(&tiling.grid, &parts, source, reader, progress)
+}
+
+/// Scans one tile (or patch) of the region into `<out>/tiles/<name>/`, computing with the region's
+/// statistics `stats`, not its own (see [`crate::scan::region`]).
+pub fn scan_tile(
+    config: &ScanConfig,
+    tiling: &Tiling,
+    tile: &Tile,
+    stats: &RegionStats,
+    source: &dyn SceneSearch,
+    reader: &dyn WindowReader,
+    progress: &dyn Progress,
+) -> Result<ScanSummary> {
+    let mut tile_config = tile_config(config, tiling, tile);
+    tile_config.given = Some(stats.clone());
+    scan::run(&tile_config, source, reader, progress)
+}
+
+/// Merges the tiles' scans (`summaries[i]` of `tiling.tiles[i]`), scans the patches the merge
+/// needs (with the region's `stats`), and writes the region's `report.geojson`,
+/// `demolition.geojson` and `diff.geojson` into `config.out_dir`. Returns the region's summary
+/// (see [`scan()`]), without the windows of the first pass.
+pub fn finish(
+    config: &ScanConfig,
+    tiling: &Tiling,
+    mut summaries: Vec<ScanSummary>,
+    stats: &RegionStats,
+    source: &dyn SceneSearch,
+    reader: &dyn WindowReader,
+    progress: &dyn Progress,
+) -> Result<ScanSummary> {
+    let out = &config.out_dir;
+    let grid = &tiling.grid;
+    if summaries.len() != tiling.tiles.len() {
+        return Err(Error::State {
+            path: out.join("tiles"),
+            reason: format!(
+                "{} tile scans for the {} tiles of the region; scan every tile, then merge",
+                summaries.len(),
+                tiling.tiles.len()
+            ),
+        });
     }
     // A polygon larger than the margin comes in pieces, each decided on part of it: it is scanned
     // again whole, in a patch around it, with a margin doubled each round it is still cut.
@@ -283,7 +341,7 @@ pub fn scan(
             break (reports, construction, demolitions, demolition);
         }
         for tile in patches {
-            summaries.push(scan::run(&given(tile_config(&tile)), source, reader, progress)?);
+            summaries.push(scan_tile(config, &tiling, &tile, stats, source, reader, progress)?);
             tiling.tiles.push(tile);
         }
         round += 1;
@@ -305,11 +363,7 @@ pub fn scan(
     report::write_geojson(&out.join("diff.geojson"), &changes.collection)?;
     report::write_geojson(&out.join("demolition.geojson"), &demolition)?;
     report::write_geojson(&report_path, &construction)?;
-    let mut summary = combined(out, &summaries, &construction, changes.counts);
-    // The windows the first pass read are cached by the time the tiles' scans look for them.
-    summary.windows_fetched += windows_fetched;
-    summary.windows_cached = summary.windows_cached.saturating_sub(windows_fetched);
-    Ok(summary)
+    Ok(combined(out, &summaries, &construction, changes.counts))
 }
 
 /// The patches of round `round` (from 0) around the polygons put together from pieces (their

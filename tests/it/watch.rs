@@ -27,6 +27,23 @@ name = "south"
 bbox = [98.518, 16.670, 98.530, 16.676]
 "#;
 
+/// The three sites of [`SITES`], `north` cut into 4 tiles (of 0.8 km² of its 1.6 km² grid), so that
+/// shards share out a site's tiles as well as whole sites.
+const SHARDED_SITES: &str = r#"
+[[site]]
+name = "north"
+bbox = [98.515, 16.700, 98.530, 16.709]
+tile_km2 = 0.8
+
+[[site]]
+name = "centre"
+bbox = [98.518, 16.684, 98.527, 16.692]
+
+[[site]]
+name = "south"
+bbox = [98.518, 16.670, 98.530, 16.676]
+"#;
+
 /// The window cache every test here shares: the sites are the same, so only the first test to run
 /// reads the sample's files (the cache is safe across threads and processes).
 fn cache() -> PathBuf {
@@ -46,6 +63,12 @@ fn watch_list(dir: &Path, name: &str, extra: &str, sites: &str) -> PathBuf {
 }
 
 fn run(list: &Path, args: &[&str]) -> (i32, String) {
+    let (code, _, stderr) = run_with_stdout(list, args);
+    (code, stderr)
+}
+
+/// `run`'s exit code, stdout and stderr.
+fn run_with_stdout(list: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::cargo_bin("compound-watch")
         .unwrap()
         .arg("run")
@@ -53,8 +76,8 @@ fn run(list: &Path, args: &[&str]) -> (i32, String) {
         .args(args)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code().unwrap_or(-1), stderr)
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
 }
 
 /// (site, polygon) of every alert in `alerts.json`.
@@ -309,7 +332,9 @@ fn comparable(out: &Path) -> Vec<(String, Value)> {
     let mut files = Vec::new();
     for site in run["sites"].as_array_mut().unwrap() {
         let name = site["name"].as_str().unwrap().to_owned();
-        for file in ["report.geojson", "diff.geojson", "summary.json"] {
+        // A tiled site has no summary page of its own (each tile has one).
+        let summary = site["summary"].as_str().map(|_| "summary.json");
+        for file in ["report.geojson", "diff.geojson"].into_iter().chain(summary) {
             files.push((format!("{name}/{file}"), read_json(&out.join(&name).join(file))));
         }
         let s = site.as_object_mut().unwrap();
@@ -325,12 +350,12 @@ fn comparable(out: &Path) -> Vec<(String, Value)> {
     files
 }
 
-/// The three sites run locally, once per test binary: (output root, wall time).
+/// The three sites (`north` in tiles) run locally, once per test binary: (output root, wall time).
 fn local_run() -> &'static (PathBuf, Duration) {
     static RUN: OnceLock<(PathBuf, Duration)> = OnceLock::new();
     RUN.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
-        let list = watch_list(&dir, "local.toml", "", SITES);
+        let list = watch_list(&dir, "local.toml", "", SHARDED_SITES);
         let clock = Instant::now();
         let (code, stderr) = run(&list, &[]);
         assert_eq!(code, 0, "{stderr}");
@@ -342,18 +367,124 @@ fn local_run() -> &'static (PathBuf, Duration) {
 fn shards_gathered_write_what_a_local_run_writes() {
     let (local, _) = local_run();
     let dir = tempfile::tempdir().unwrap();
-    let list = watch_list(dir.path(), "sharded.toml", "", SITES);
+    let list = watch_list(dir.path(), "sharded.toml", "", SHARDED_SITES);
     // A gather before every shard has run says which are missing and how to run them.
     run(&list, &["--shard", "1/2"]);
     let (code, stderr) = run(&list, &["--gather"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("0/2") && stderr.contains("--shard I/N"), "{stderr}");
+    assert!(
+        stderr.contains("shard 0/2") && stderr.contains("--shard 0/2"),
+        "{stderr}"
+    );
     let (code, stderr) = run(&list, &["--shard", "0/2"]);
     assert_eq!(code, 0, "{stderr}");
     let (code, stderr) = run(&list, &["--gather"]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(read_json(&dir.path().join("out/run.json"))["shards"], 2);
+    let run_json = read_json(&dir.path().join("out/run.json"));
+    assert_eq!(
+        (run_json["shards"].as_u64(), run_json["sites"][0]["tiles"].as_u64()),
+        (Some(2), Some(4))
+    );
     assert_eq!(comparable(&dir.path().join("out")), comparable(local));
+}
+
+/// A region-wide site (the sample's AOI in tiles of 2.5 km², as in tests/it/tiles.rs: 12 tiles
+/// whose seams cross compounds) and a small site.
+fn region_and_small_site() -> String {
+    format!(
+        "[[site]]\nname = \"region\"\naoi = {:?}\ntile_km2 = 2.5\n\n\
+         [[site]]\nname = \"south\"\nbbox = [98.518, 16.670, 98.530, 16.676]\n",
+        root().join("aoi/myawaddy.geojson")
+    )
+}
+
+#[test]
+fn tiles_are_shard_units_and_their_shards_gathered_write_what_a_local_run_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let sites = region_and_small_site();
+    for sub in ["local", "sharded"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    let clock = Instant::now();
+    let local = watch_list(&dir.path().join("local"), "w.toml", "", &sites);
+    let (code, stderr) = run(&local, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let local_time = clock.elapsed();
+
+    let clock = Instant::now();
+    let list = watch_list(&dir.path().join("sharded"), "w.toml", "", &sites);
+    let out = dir.path().join("sharded/out");
+    // The region's statistics are measured once, up front, and kept for the shards.
+    let (code, stdout, stderr) = run_with_stdout(&list, &["--plan"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("region (12 tiles): region statistics measured"),
+        "{stdout}"
+    );
+    assert!(out.join("region/.compound-watch/region.json").is_file());
+    let (code, stdout, stderr) = run_with_stdout(&list, &["--plan"]);
+    assert!(code == 0 && stdout.contains("still valid"), "{stdout}{stderr}");
+    for i in [1, 2] {
+        let (code, stderr) = run(&list, &["--shard", &format!("{i}/3")]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    // A gather before every shard has run names the missing shard, its tiles and the command.
+    let (code, stderr) = run(&list, &["--gather"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("shard 0/3 (") && stderr.contains("of site region") && stderr.contains("--shard 0/3`"),
+        "{stderr}"
+    );
+    let (code, stderr) = run(&list, &["--shard", "0/3"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = run(&list, &["--gather"]);
+    assert_eq!(code, 0, "{stderr}");
+    let sharded_time = clock.elapsed();
+
+    // Every shard scanned tiles of the region, every tile once; the small site went to one shard.
+    let mut tiles = Vec::new();
+    let mut small = 0;
+    for i in 0..3 {
+        let record = read_json(&out.join(format!(".compound-watch/shards/{i}-of-3.json")));
+        let mine: Vec<String> = record["tiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| format!("{}/{}", t["site"].as_str().unwrap(), t["tile"].as_str().unwrap()))
+            .collect();
+        assert!(!mine.is_empty(), "shard {i} scanned no tile of the region: {record}");
+        tiles.extend(mine);
+        small += record["sites"].as_array().unwrap().len();
+    }
+    tiles.sort();
+    let n = tiles.len();
+    tiles.dedup();
+    assert_eq!((n, tiles.len(), small), (12, 12, 1), "{tiles:?}");
+
+    let run_json = read_json(&out.join("run.json"));
+    assert_eq!(
+        (run_json["shards"].as_u64(), run_json["sites"][0]["tiles"].as_u64()),
+        (Some(3), Some(12))
+    );
+    let report = read_json(&out.join("region/report.geojson"));
+    assert!(
+        report["features"].as_array().unwrap().len() >= 10,
+        "the sample's AOI holds more compounds: {report}"
+    );
+    assert_eq!(comparable(&out), comparable(&dir.path().join("local/out")));
+
+    // The gather merges only with the statistics the tiles were scanned with.
+    std::fs::remove_file(out.join("region/.compound-watch/region.json")).unwrap();
+    let (code, stderr) = run(&list, &["--gather"]);
+    assert_eq!(code, 4, "{stderr}");
+    let region = &read_json(&out.join("run.json"))["sites"][0];
+    assert_eq!(region["status"], "failed");
+    assert!(region["reason"].as_str().unwrap().contains("region.json"), "{region}");
+    eprintln!(
+        "tiles as shard units: local run {:.1} s; plan, 3 shards and the gather {:.1} s",
+        local_time.as_secs_f64(),
+        sharded_time.as_secs_f64()
+    );
 }
 
 /// A Slurm cluster this test started: its daemons are stopped when it is dropped.
@@ -438,7 +569,7 @@ fn slurm_array_shards_and_gather_write_what_a_local_run_writes() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let dir = tempfile::tempdir().unwrap();
-    let list = watch_list(dir.path(), "slurm.toml", "", SITES);
+    let list = watch_list(dir.path(), "slurm.toml", "", SHARDED_SITES);
     let clock = Instant::now();
     let out = std::process::Command::new(root().join("deploy/slurm/submit.sh"))
         .arg(&list)
@@ -448,7 +579,7 @@ fn slurm_array_shards_and_gather_write_what_a_local_run_writes() {
         .env("COMPOUND_WATCH", assert_cmd::cargo::cargo_bin("compound-watch"))
         .env("CPUS_PER_TASK", "1")
         .env("MEM", "1000M")
-        .env("GATHER_MEM", "200M")
+        .env("GATHER_MEM", "1000M")
         .env("WAIT", "1")
         .output()
         .unwrap();
@@ -466,6 +597,14 @@ fn slurm_array_shards_and_gather_write_what_a_local_run_writes() {
         took.as_secs_f64(),
         local_time.as_secs_f64()
     );
-    assert_eq!(read_json(&dir.path().join("out/run.json"))["shards"], shards);
+    let run_json = read_json(&dir.path().join("out/run.json"));
+    assert_eq!(
+        (run_json["shards"].as_u64(), run_json["sites"][0]["tiles"].as_u64()),
+        (Some(shards as u64), Some(4))
+    );
+    assert!(
+        std::fs::read_to_string(dir.path().join("slurm-logs/plan.log")).is_ok(),
+        "submit.sh ran no plan job"
+    );
     assert_eq!(comparable(&dir.path().join("out")), comparable(local));
 }
