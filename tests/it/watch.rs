@@ -29,20 +29,11 @@ bbox = [98.518, 16.670, 98.530, 16.676]
 
 /// The three sites of [`SITES`], `north` cut into 4 tiles (of 0.8 km² of its 1.6 km² grid), so that
 /// shards share out a site's tiles as well as whole sites.
-const SHARDED_SITES: &str = r#"
-[[site]]
-name = "north"
-bbox = [98.515, 16.700, 98.530, 16.709]
-tile_km2 = 0.8
-
-[[site]]
-name = "centre"
-bbox = [98.518, 16.684, 98.527, 16.692]
-
-[[site]]
-name = "south"
-bbox = [98.518, 16.670, 98.530, 16.676]
-"#;
+fn sharded_sites() -> String {
+    let north = "bbox = [98.515, 16.700, 98.530, 16.709]\n";
+    assert!(SITES.contains(north));
+    SITES.replacen(north, &format!("{north}tile_km2 = 0.8\n"), 1)
+}
 
 /// The window cache every test here shares: the sites are the same, so only the first test to run
 /// reads the sample's files (the cache is safe across threads and processes).
@@ -355,7 +346,7 @@ fn local_run() -> &'static (PathBuf, Duration) {
     static RUN: OnceLock<(PathBuf, Duration)> = OnceLock::new();
     RUN.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
-        let list = watch_list(&dir, "local.toml", "", SHARDED_SITES);
+        let list = watch_list(&dir, "local.toml", "", &sharded_sites());
         let clock = Instant::now();
         let (code, stderr) = run(&list, &[]);
         assert_eq!(code, 0, "{stderr}");
@@ -367,7 +358,7 @@ fn local_run() -> &'static (PathBuf, Duration) {
 fn shards_gathered_write_what_a_local_run_writes() {
     let (local, _) = local_run();
     let dir = tempfile::tempdir().unwrap();
-    let list = watch_list(dir.path(), "sharded.toml", "", SHARDED_SITES);
+    let list = watch_list(dir.path(), "sharded.toml", "", &sharded_sites());
     // A gather before every shard has run says which are missing and how to run them.
     run(&list, &["--shard", "1/2"]);
     let (code, stderr) = run(&list, &["--gather"]);
@@ -569,7 +560,7 @@ fn slurm_array_shards_and_gather_write_what_a_local_run_writes() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let dir = tempfile::tempdir().unwrap();
-    let list = watch_list(dir.path(), "slurm.toml", "", SHARDED_SITES);
+    let list = watch_list(dir.path(), "slurm.toml", "", &sharded_sites());
     let clock = Instant::now();
     let out = std::process::Command::new(root().join("deploy/slurm/submit.sh"))
         .arg(&list)
