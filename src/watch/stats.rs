@@ -32,8 +32,8 @@ pub fn path(config: &ScanConfig) -> PathBuf {
 /// A region's statistics as kept in `region.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Kept {
-    /// What they were measured from (see [`key`]): a tile's record names the statistics its scan
-    /// computed with by it.
+    /// What they were measured from (a SHA-256 of what the measurement depends on, see the module
+    /// documentation): a tile's record names the statistics its scan computed with by it.
     pub key: String,
     /// The statistics.
     pub stats: RegionStats,
