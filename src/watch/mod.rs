@@ -217,13 +217,7 @@ pub fn prepare(list: &WatchList, options: &RunOptions, progress: &dyn RunProgres
             continue;
         };
         progress.event(RunEvent::Started { site: &site.name });
-        let stages = SiteStages {
-            site: &site.name,
-            progress,
-        };
-        let outcome = open(site, options)
-            .and_then(|(source, reader)| stats::load_or_measure(config, tiling, source.as_ref(), &reader, &stages));
-        let state = match outcome {
+        let state = match region_stats(site, config, tiling, options, progress) {
             Ok((_, true)) => Prepared::Measured,
             Ok((_, false)) => Prepared::Reused,
             Err(e) => Prepared::Failed(e),
@@ -231,6 +225,23 @@ pub fn prepare(list: &WatchList, options: &RunOptions, progress: &dyn RunProgres
         prepared.push((site.name.clone(), tiling.tiles.len(), state));
     }
     prepared
+}
+
+/// Opens tiled `site`'s imagery and reads or measures its region statistics (see
+/// [`stats::load_or_measure`]); `true` beside them when they were measured now.
+fn region_stats(
+    site: &Site,
+    config: &ScanConfig,
+    tiling: &tile::Tiling,
+    options: &RunOptions,
+    progress: &dyn RunProgress,
+) -> Result<(stats::Kept, bool)> {
+    let stages = SiteStages {
+        site: &site.name,
+        progress,
+    };
+    let (source, reader) = open(site, options)?;
+    stats::load_or_measure(config, tiling, source.as_ref(), &reader, &stages)
 }
 
 /// The region statistics of the tiled sites a process needs, by site index: measured or read once
@@ -244,15 +255,9 @@ impl Regions {
     fn prepare(&mut self, list: &WatchList, plan: &Plan, i: usize, options: &RunOptions, progress: &dyn RunProgress) {
         self.0.entry(i).or_insert_with(|| {
             let site = &list.sites[i];
-            let stages = SiteStages {
-                site: &site.name,
-                progress,
-            };
             let planned = &plan.sites[i];
             let outcome = match (&planned.config, &planned.tiling) {
-                (Ok(config), Some(tiling)) => open(site, options).and_then(|(source, reader)| {
-                    stats::load_or_measure(config, tiling, source.as_ref(), &reader, &stages)
-                }),
+                (Ok(config), Some(tiling)) => region_stats(site, config, tiling, options, progress),
                 _ => Err(Error::Config {
                     field: format!("site {}", site.name),
                     reason: "is not scanned in tiles: it has no region statistics".into(),
