@@ -157,6 +157,26 @@ pub(crate) struct Reflectance {
     pub swir22: f32,
 }
 
+impl Reflectance {
+    /// The pixel at one column of a composite's bands, shape (6 bands, pixels) in the order blue,
+    /// green, red, nir, swir16, swir22.
+    pub(crate) fn of_column(b: ndarray::ArrayView1<f32>) -> Reflectance {
+        Reflectance {
+            blue: b[0],
+            green: b[1],
+            red: b[2],
+            nir: b[3],
+            swir16: b[4],
+            swir22: b[5],
+        }
+    }
+
+    /// The mean reflectance over the six bands.
+    pub(crate) fn brightness(&self) -> f32 {
+        (self.blue + self.green + self.red + self.nir + self.swir16 + self.swir22) / 6.0
+    }
+}
+
 /// The built-up score in 0..1 of a pixel under a roof model.
 pub(crate) fn roof_score(r: Reflectance, model: RoofModel) -> f32 {
     match model {
@@ -193,7 +213,7 @@ pub(crate) fn builtup_score(r: Reflectance) -> f32 {
     let ndvi = normalized_difference(r.nir, r.red);
     let mndwi = normalized_difference(r.green, r.swir16);
     let ratio = |a: f32, b: f32| a / b.max(1e-3);
-    let brightness = (r.blue + r.green + r.red + r.nir + r.swir16 + r.swir22) / 6.0;
+    let brightness = r.brightness();
     // Land with water mixed in (a bank's edge, a flooded field) is dark and only a little wetter
     // than dry land; a roof that reflects as little SWIR as green is bright (blue paint, membranes).
     let wet_edge = logistic((mndwi + 0.1) / 0.05) * logistic((0.10 - brightness) / 0.01);
@@ -216,17 +236,7 @@ pub fn scores(bands: ndarray::ArrayView2<f32>, model: RoofModel) -> Vec<f32> {
             if b[0].is_nan() {
                 f32::NAN
             } else {
-                roof_score(
-                    Reflectance {
-                        blue: b[0],
-                        green: b[1],
-                        red: b[2],
-                        nir: b[3],
-                        swir16: b[4],
-                        swir22: b[5],
-                    },
-                    model,
-                )
+                roof_score(Reflectance::of_column(b), model)
             }
         })
         .collect()

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
-use crate::detect::builtup::{scores, step, DetectParams, Step};
+use crate::detect::builtup::{scores, step, DetectParams, Reflectance, Step};
 use crate::detect::composite::{median, monthly_median, Composite};
 use crate::detect::mask::{clear_mask, unflag_surfaces};
 use crate::detect::reflectance::reflectance;
@@ -312,7 +312,7 @@ pub(crate) fn detect_block(
             built_share[p] = built as f32 / clear as f32;
         }
         if let Some((kind, st)) = built_change(&score, params) {
-            if st.provisional() && !(seen_enough(c, p, &score, st.index) && bright_enough(c, p, &score, st.index)) {
+            if st.provisional() && !provisional_holds(c, p, &score, st.index) {
                 continue;
             }
             if st.provisional() && magnitude[p] == 0.0 {
@@ -352,16 +352,6 @@ pub(crate) fn detect_block(
 /// rest) on the testbed's tuning split.
 const PROVISIONAL_OBS: u16 = 2;
 
-/// Whether every clear month of pixel `p` from `from` on was seen in at least [`PROVISIONAL_OBS`]
-/// clear observations.
-fn seen_enough(c: &Composites, p: usize, score: &[f32], from: usize) -> bool {
-    (from..score.len()).filter(|&m| !score[m].is_nan()).all(|m| {
-        c.months[m]
-            .as_ref()
-            .is_some_and(|comp| comp.clear_obs[p] >= PROVISIONAL_OBS)
-    })
-}
-
 /// Mean reflectance over the six bands a provisional step's new state needs in each of its
 /// months. Between the score's floor (0.08) and this lie dark tiles and asphalt, but also soil
 /// freshly wet or puddled for planting and the 10 m pixel across a flooded field's edge, whose
@@ -369,12 +359,14 @@ fn seen_enough(c: &Composites, p: usize, score: &[f32], from: usize) -> bool {
 /// months after it. Wet soil reflects about half of the same soil dry (0.2 here), so 0.12.
 const PROVISIONAL_BRIGHTNESS: f32 = 0.12;
 
-/// Whether every clear month of pixel `p` from `from` on is brighter than
-/// [`PROVISIONAL_BRIGHTNESS`].
-fn bright_enough(c: &Composites, p: usize, score: &[f32], from: usize) -> bool {
+/// Whether every clear month of pixel `p` from `from` on was seen in at least
+/// [`PROVISIONAL_OBS`] clear observations and is brighter than [`PROVISIONAL_BRIGHTNESS`]: what a
+/// provisional step's new state needs.
+fn provisional_holds(c: &Composites, p: usize, score: &[f32], from: usize) -> bool {
     (from..score.len()).filter(|&m| !score[m].is_nan()).all(|m| {
         c.months[m].as_ref().is_some_and(|comp| {
-            comp.bands.column(p).iter().sum::<f32>() / REFLECTANCE_BANDS as f32 >= PROVISIONAL_BRIGHTNESS
+            comp.clear_obs[p] >= PROVISIONAL_OBS
+                && Reflectance::of_column(comp.bands.column(p)).brightness() >= PROVISIONAL_BRIGHTNESS
         })
     })
 }
