@@ -84,12 +84,12 @@ pub(super) fn render(map: &LocationMap, f: &SiteFigures) -> Result<RgbImage> {
         (f64::from(w) * s).round().max(1.0) as u32,
         (f64::from(h) * s).round().max(1.0) as u32,
     );
-    let filter = if s >= 1.0 {
-        imageops::FilterType::Nearest
+    let mut raw = if s >= 1.0 {
+        super::chart::enlarge(&map.composite, s as u32)
     } else {
-        imageops::FilterType::Triangle
-    };
-    let mut raw = imageops::resize(&map.composite, width, height, filter).into_raw();
+        imageops::resize(&map.composite, width, height, imageops::FilterType::Triangle)
+    }
+    .into_raw();
     let at = |(x, y): (f64, f64)| ((x * s).round() as i32, (y * s).round() as i32);
     {
         let err = drawing_error(what);

@@ -153,7 +153,7 @@ pub(super) fn render(q: &Quicklook) -> Result<RgbImage> {
     let left = (MARGIN, MARGIN + 2 * CAPTION);
     let right = (2 * MARGIN + pw, MARGIN + 2 * CAPTION);
     for (chip, (x, y)) in [(&q.before, left), (&q.after, right)] {
-        let big = imageops::resize(chip, pw, ph, imageops::FilterType::Nearest);
+        let big = super::chart::enlarge(chip, k);
         imageops::replace(&mut canvas, &big, i64::from(x), i64::from(y));
     }
     let mut raw = canvas.into_raw();

@@ -593,3 +593,23 @@ fn the_mail_page_carries_its_pictures_and_the_location_map_numbers_polygons() {
     assert!(edge.0[0] > 200 && edge.0[1] > 180 && edge.0[2] < 80, "{edge:?}");
     assert_eq!(map.get_pixel(600, 600).0, [40, 110, 40]);
 }
+
+#[test]
+fn enlarging_by_a_whole_factor_draws_what_the_nearest_filter_draws() {
+    // Every pixel a different colour, on odd and even sides, so a shifted or dropped row shows.
+    for (w, h) in [(1, 1), (3, 2), (7, 5), (16, 9)] {
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 37 + y) as u8, (y * 53 + x) as u8, (x * y) as u8])
+        });
+        for k in 1..=6 {
+            let ours = chart::enlarge(&img, k);
+            let theirs = image::imageops::resize(&img, w * k, h * k, image::imageops::FilterType::Nearest);
+            assert_eq!(ours.dimensions(), (w * k, h * k));
+            assert!(
+                ours == theirs,
+                "{w}x{h} enlarged {k} times differs from the nearest filter"
+            );
+            assert_eq!(ours.get_pixel(w * k - 1, h * k - 1), img.get_pixel(w - 1, h - 1));
+        }
+    }
+}
