@@ -103,10 +103,10 @@ pub(crate) fn median(values: &mut [f32]) -> f32 {
 }
 
 /// Month stacks up to this size (most: six scenes a month at most) are sorted by insertion.
-const SMALL: usize = 16;
+pub(crate) const SMALL: usize = 16;
 
 /// Sorts a short slice in the order of `f32::total_cmp`, without the general sort's set-up.
-fn insertion_sort(values: &mut [f32]) {
+pub(crate) fn insertion_sort(values: &mut [f32]) {
     for i in 1..values.len() {
         let v = values[i];
         let mut j = i;

@@ -27,6 +27,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::detect::builtup::DetectParams;
+use crate::detect::composite;
 use crate::detect::vectorize::label_regions;
 
 /// Bands used, as indices into the composite band order (blue, green, red, nir, swir16, swir22).
@@ -58,8 +59,14 @@ pub struct Normalization {
     pub spread: Option<[f32; 4]>,
 }
 
+/// The upper median of a non-empty slice (the upper of the two middle values for an even count);
+/// reorders the slice.
 fn median_of(values: &mut [f32]) -> f32 {
     let mid = values.len() / 2;
+    if values.len() <= composite::SMALL {
+        composite::insertion_sort(values);
+        return values[mid];
+    }
     let (_, m, _) = values.select_nth_unstable_by(mid, f32::total_cmp);
     *m
 }
@@ -175,8 +182,13 @@ pub fn spectral_step(series: &[[f32; 4]], norm: &Normalization, p: &DetectParams
     }
     let (_, k) = best?;
     let (b_side, a_side) = clear.split_at(k);
-    let side_median = |side: &[(usize, [f32; 4])]| -> [f32; 4] {
-        std::array::from_fn(|b| median_of(&mut side.iter().map(|(_, v)| v[b]).collect::<Vec<_>>()))
+    let mut scratch = Vec::with_capacity(n);
+    let mut side_median = |side: &[(usize, [f32; 4])]| -> [f32; 4] {
+        std::array::from_fn(|b| {
+            scratch.clear();
+            scratch.extend(side.iter().map(|(_, v)| v[b]));
+            median_of(&mut scratch)
+        })
     };
     let (med_b, med_a) = (side_median(b_side), side_median(a_side));
     let dist = |v: &[f32; 4], c: &[f32; 4]| (0..4).map(|b| (v[b] - c[b]).powi(2)).sum::<f32>();
@@ -269,6 +281,19 @@ pub fn changed_regions(magnitude: &[f32], width: usize, height: usize, p: &Detec
 mod tests {
     use super::*;
     const NAN: f32 = f32::NAN;
+
+    #[test]
+    fn median_of_is_the_upper_middle_of_the_sorted_values_at_every_length() {
+        for n in 1..40usize {
+            // A scrambled sequence with repeats and negatives.
+            let values: Vec<f32> = (0..n)
+                .map(|i| ((i * 7919) % 13) as f32 - 6.0 + (i % 3) as f32 * 0.25)
+                .collect();
+            let mut sorted = values.clone();
+            sorted.sort_by(f32::total_cmp);
+            assert_eq!(median_of(&mut values.clone()), sorted[n / 2], "n = {n}");
+        }
+    }
 
     /// A still scene of `n` pixels with a little deterministic texture, for `months` months.
     fn still(n: usize, months: usize) -> Vec<Vec<[f32; 4]>> {
