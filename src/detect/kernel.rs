@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
-use crate::detect::builtup::{scores, step, DetectParams, Reflectance, Step};
+use crate::detect::builtup::{roof_score, scores, step, DetectParams, Reflectance, RoofModel, Step};
 use crate::detect::composite::{median, monthly_median, Composite};
 use crate::detect::mask::{clear_mask, unflag_surfaces};
 use crate::detect::reflectance::reflectance;
@@ -112,6 +112,11 @@ pub(crate) struct Composites {
     /// One bit per scene, `words` u64 per pixel.
     seen: Vec<u64>,
     words: usize,
+    /// The roof model the newest views are scored with.
+    roofs: RoofModel,
+    /// Per month, per pixel: the built-up score of the pixel's newest clear view in the month (NaN
+    /// where it has none), which dates a change that the month's median still hides.
+    newest_score: Vec<Vec<f32>>,
 }
 
 impl Composites {
@@ -121,20 +126,23 @@ impl Composites {
 }
 
 impl Composites {
-    /// No month yet, over `pixels` pixels of a scan of `scenes` scenes.
-    pub(crate) fn new(pixels: usize, scenes: usize) -> Composites {
+    /// No month yet, over `pixels` pixels of a scan of `scenes` scenes whose views are scored with
+    /// `roofs`.
+    pub(crate) fn new(pixels: usize, scenes: usize, roofs: RoofModel) -> Composites {
         let words = scenes.div_ceil(64).max(1);
         Composites {
             months: Vec::new(),
             scenes: Vec::new(),
             seen: vec![0u64; pixels * words],
             words,
+            roofs,
+            newest_score: Vec::new(),
         }
     }
 
-    /// Adds the next month's composite from its observations (none: a month without scenes).
-    /// Pixels with fewer than `min_clear_obs` clear observations are gaps in it. The observations
-    /// can be dropped afterwards: a block holds one month's scenes at a time.
+    /// Adds the next month's composite from its observations, newest first (none: a month without
+    /// scenes). Pixels with fewer than `min_clear_obs` clear observations are gaps in it. The
+    /// observations can be dropped afterwards: a block holds one month's scenes at a time.
     pub(crate) fn push_month(&mut self, obs: &[Observation], min_clear_obs: u16) {
         let (words, pixels) = (self.words, self.seen.len() / self.words);
         for o in obs {
@@ -142,6 +150,19 @@ impl Composites {
                 self.seen[p * words + o.scene / 64] |= 1 << (o.scene % 64);
             }
         }
+        let newest = (0..pixels)
+            .map(|p| {
+                obs.iter().find(|o| o.clear[p]).map_or(f32::NAN, |o| {
+                    let r = Reflectance::of_column(o.reflectance.column(p));
+                    if r.blue.is_nan() {
+                        f32::NAN
+                    } else {
+                        roof_score(r, self.roofs)
+                    }
+                })
+            })
+            .collect();
+        self.newest_score.push(newest);
         let composite = (!obs.is_empty()).then(|| {
             let views: Vec<_> = obs.iter().map(|o| o.reflectance.view()).collect();
             let masks: Vec<_> = obs.iter().map(|o| o.clear.view()).collect();
@@ -156,7 +177,7 @@ impl Composites {
 /// pixels, `scenes` is how many scenes the scan has in all (see [`Composites::push_month`]).
 #[cfg(test)]
 pub(crate) fn composites(months: &[Vec<Observation>], pixels: usize, scenes: usize, min_clear_obs: u16) -> Composites {
-    let mut c = Composites::new(pixels, scenes);
+    let mut c = Composites::new(pixels, scenes, RoofModel::default());
     for obs in months {
         c.push_month(obs, min_clear_obs);
     }
@@ -311,9 +332,12 @@ pub(crate) fn detect_block(
             let built = score.iter().filter(|&&v| v >= params.threshold).count();
             built_share[p] = built as f32 / clear as f32;
         }
-        if let Some((kind, st)) = built_change(&score, params) {
+        if let Some((kind, mut st)) = built_change(&score, params) {
             if st.provisional() && !provisional_holds(c, p, &score, st.index) {
                 continue;
+            }
+            if kind == Kind::Construction {
+                shown_earlier(c, p, &score, params, &mut st);
             }
             if st.provisional() && magnitude[p] == 0.0 {
                 // A provisional step is too recent for the spectral step's own `min_after`: its
@@ -343,6 +367,21 @@ pub(crate) fn detect_block(
         built_share,
         recent: recent(c, inside.len()),
         months,
+    }
+}
+
+/// Dates a construction step one clear month earlier when that month's median still shows the old
+/// state but its newest clear view already shows the new one: a roof finished in the middle of a
+/// month is outvoted by the month's older views, and the month is nonetheless the first clear
+/// month that shows it. The month before becomes the last clear month before the step.
+fn shown_earlier(c: &Composites, p: usize, score: &[f32], params: &DetectParams, st: &mut Step) {
+    let j = st.last_before;
+    if !(c.newest_score[j][p] >= params.threshold) {
+        return;
+    }
+    if let Some(before) = (0..j).rev().find(|&m| !score[m].is_nan()) {
+        st.index = j;
+        st.last_before = before;
     }
 }
 
@@ -545,6 +584,46 @@ mod tests {
                 vec![observation(m, &[FIELD, p1], &[true, true])]
             })
             .collect()
+    }
+
+    #[test]
+    fn a_roof_seen_in_the_newest_view_of_a_month_dates_the_step_to_that_month() {
+        // One scene a month, except month 3: two views of the field, then one of the roof (newest
+        // first, as push_month takes them). Month 3's median is the field; its newest view is not.
+        let scenes = |m: usize| if m < 3 { m } else { m + 2 };
+        let months: Vec<Vec<Observation>> = (0..8)
+            .map(|m| match m {
+                3 => vec![
+                    observation(5, &[FIELD, ROOF], &[true, true]),
+                    observation(4, &[FIELD, FIELD], &[true, true]),
+                    observation(3, &[FIELD, FIELD], &[true, true]),
+                ],
+                _ => vec![observation(
+                    scenes(m),
+                    &[FIELD, if m < 3 { FIELD } else { ROOF }],
+                    &[true, true],
+                )],
+            })
+            .collect();
+        let c = composites(&months, 2, 10, 1);
+        assert!(
+            c.months[3].as_ref().unwrap().bands[(RED, 1)] < 0.15,
+            "month 3's median is the field"
+        );
+        let norm = Normalization::measure(&vec![vec![[0.0; 4]; 60]; 8]);
+        let r = detect_block(&c, &[true, true], &DetectParams::default(), &norm);
+        assert_eq!(r.changes.len(), 1, "{:?}", r.changes);
+        let ch = &r.changes[0];
+        assert_eq!(
+            (ch.pixel, ch.kind, ch.month, ch.last_before),
+            (1, Kind::Construction, 3, 2)
+        );
+        // The same month with the roof's view oldest: the newest view is the field, month 4.
+        let mut later = months.clone();
+        later[3].reverse();
+        let c = composites(&later, 2, 10, 1);
+        let r = detect_block(&c, &[true, true], &DetectParams::default(), &norm);
+        assert_eq!((r.changes[0].month, r.changes[0].last_before), (4, 3));
     }
 
     #[test]

@@ -143,7 +143,7 @@ pub(crate) fn composites_window(
         rows: rows.len(),
     };
     // Then one month at a time: a block holds one month's reflectance, whatever the period.
-    let mut composites = Composites::new(at.rows * at.width, set.scenes.len());
+    let mut composites = Composites::new(at.rows * at.width, set.scenes.len(), config.detect.roofs);
     for (m, ids) in set.by_month.iter().enumerate() {
         let mut month = ids
             .iter()
@@ -160,8 +160,9 @@ pub(crate) fn composites_window(
                 Ok(kernel::observe(s, read, at, halo))
             })
             .collect::<Result<Vec<Observation>>>()?;
+        newest_first(&mut month, set.scenes);
         if m + 1 == set.by_month.len() {
-            keep_newest(&mut month, set.scenes, NEWEST_VIEWS);
+            keep_newest(&mut month, NEWEST_VIEWS);
         }
         composites.push_month(&month, config.min_clear_obs);
     }
@@ -174,13 +175,9 @@ pub(crate) fn composites_window(
 /// still outvoted (and [`kernel`]'s provisional rule asks for three).
 const NEWEST_VIEWS: usize = 3;
 
-/// Keeps, per pixel, only the `newest` latest clear views of `month` (scenes ordered by time);
+/// Keeps, per pixel, only the `newest` latest clear views of `month` (ordered newest first);
 /// the older ones become not clear, so that neither the composite nor its evidence counts them.
-fn keep_newest(month: &mut [Observation], scenes: &[Scene], newest: usize) {
-    month.sort_by(|a, b| {
-        let (a, b) = (&scenes[a.scene], &scenes[b.scene]);
-        (b.datetime, &b.id).cmp(&(a.datetime, &a.id))
-    });
+fn keep_newest(month: &mut [Observation], newest: usize) {
     let Some(pixels) = month.first().map(|o| o.clear.len()) else {
         return;
     };
@@ -193,6 +190,14 @@ fn keep_newest(month: &mut [Observation], scenes: &[Scene], newest: usize) {
             }
         }
     }
+}
+
+/// Orders a month's observations newest first, as [`Composites::push_month`] takes them.
+fn newest_first(month: &mut [Observation], scenes: &[Scene]) {
+    month.sort_by(|a, b| {
+        let (a, b) = (&scenes[a.scene], &scenes[b.scene]);
+        (b.datetime, &b.id).cmp(&(a.datetime, &a.id))
+    });
 }
 
 /// Rows and columns of the grid read for a block.
@@ -344,7 +349,8 @@ mod tests {
                 clear: ndarray::Array1::from(clear(s).to_vec()),
             })
             .collect();
-        keep_newest(&mut month, &scenes, 3);
+        newest_first(&mut month, &scenes);
+        keep_newest(&mut month, 3);
         let order: Vec<usize> = month.iter().map(|o| o.scene).collect();
         assert_eq!(order, vec![2, 0, 3, 1], "newest first");
         let kept: Vec<Vec<bool>> = month.iter().map(|o| o.clear.to_vec()).collect();
