@@ -177,6 +177,23 @@ impl Reflectance {
     }
 }
 
+/// Whether a pixel's built-up score under `model` is at least `threshold`, as
+/// `roof_score(r, model) >= threshold` says, with the any-material score's vegetation factor tried
+/// first: every factor of the score lies in 0..1, so the product is never above any one of them,
+/// and one factor below the threshold decides. Most views are of vegetation, whose other six
+/// factors this skips.
+pub(crate) fn scores_at_least(r: Reflectance, model: RoofModel, threshold: f32) -> bool {
+    if model == RoofModel::AnyMaterial && not_vegetation(r) < threshold {
+        return false;
+    }
+    roof_score(r, model) >= threshold
+}
+
+/// The any-material score's first factor: NDVI below about 0.45.
+fn not_vegetation(r: Reflectance) -> f32 {
+    logistic((0.45 - normalized_difference(r.nir, r.red)) / 0.06)
+}
+
 /// The built-up score in 0..1 of a pixel under a roof model.
 pub(crate) fn roof_score(r: Reflectance, model: RoofModel) -> f32 {
     match model {
@@ -188,11 +205,10 @@ pub(crate) fn roof_score(r: Reflectance, model: RoofModel) -> f32 {
 /// The built-up score in 0..1 of the bright-flat roof model: not vegetation, not water, blue/red
 /// above about 0.7, mean visible reflectance above about 0.10.
 pub(crate) fn bright_flat_score(r: Reflectance) -> f32 {
-    let ndvi = normalized_difference(r.nir, r.red);
     let mndwi = normalized_difference(r.green, r.swir16);
     let flat = r.blue / r.red.max(1e-3);
     let visible = (r.blue + r.green + r.red) / 3.0;
-    logistic((0.45 - ndvi) / 0.06)
+    not_vegetation(r)
         * logistic((0.25 - mndwi) / 0.08)
         * logistic((flat - 0.7) / 0.08)
         * logistic((visible - 0.10) / 0.02)
@@ -210,14 +226,13 @@ fn soil(r: Reflectance) -> f32 {
 /// The built-up score in 0..1 of the any-material roof model (see the module documentation); NaN
 /// in gives NaN out.
 pub(crate) fn builtup_score(r: Reflectance) -> f32 {
-    let ndvi = normalized_difference(r.nir, r.red);
     let mndwi = normalized_difference(r.green, r.swir16);
     let ratio = |a: f32, b: f32| a / b.max(1e-3);
     let brightness = r.brightness();
     // Land with water mixed in (a bank's edge, a flooded field) is dark and only a little wetter
     // than dry land; a roof that reflects as little SWIR as green is bright (blue paint, membranes).
     let wet_edge = logistic((mndwi + 0.1) / 0.05) * logistic((0.10 - brightness) / 0.01);
-    logistic((0.45 - ndvi) / 0.06)
+    not_vegetation(r)
         * logistic((0.25 - mndwi) / 0.08)
         * (1.0 - wet_edge)
         * (1.0 - soil(r))
@@ -418,6 +433,41 @@ mod tests {
             swir16,
             swir22,
         }
+    }
+
+    #[test]
+    fn scores_at_least_says_what_the_full_score_says() {
+        // A coarse grid over reflectance space (vegetation, soil, water, roofs, cloud all fall in
+        // it), every model, thresholds either side of the usual 0.5, and NaN.
+        let steps = [0.02f32, 0.06, 0.1, 0.15, 0.22, 0.3, 0.45];
+        let mut checked = 0;
+        let mut above = 0;
+        for &vis in &steps {
+            for &red in &steps {
+                for &nir in &steps {
+                    for &swir in &steps {
+                        let r = refl(vis, vis * 1.1, red, nir, swir, swir * 0.8);
+                        for model in [RoofModel::AnyMaterial, RoofModel::BrightFlat] {
+                            for t in [0.3, 0.5, 0.8] {
+                                let full = roof_score(r, model) >= t;
+                                assert_eq!(scores_at_least(r, model, t), full, "{r:?} {model:?} {t}");
+                                checked += 1;
+                                above += usize::from(full);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            above > 50 && above < checked - 50,
+            "both answers tested: {above} of {checked}"
+        );
+        assert!(!scores_at_least(
+            refl(NAN, 0.1, 0.1, 0.1, 0.1, 0.1),
+            RoofModel::AnyMaterial,
+            0.5
+        ));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
-use crate::detect::builtup::{roof_score, scores, step, DetectParams, Reflectance, RoofModel, Step};
+use crate::detect::builtup::{scores, scores_at_least, step, DetectParams, Reflectance, RoofModel, Step};
 use crate::detect::composite::{median, monthly_median, Composite};
 use crate::detect::mask::{clear_mask, unflag_surfaces};
 use crate::detect::reflectance::reflectance;
@@ -112,11 +112,13 @@ pub(crate) struct Composites {
     /// One bit per scene, `words` u64 per pixel.
     seen: Vec<u64>,
     words: usize,
-    /// The roof model the newest views are scored with.
+    /// The roof model the newest views are scored with, and the built-up threshold.
     roofs: RoofModel,
-    /// Per month, per pixel: the built-up score of the pixel's newest clear view in the month (NaN
-    /// where it has none), which dates a change that the month's median still hides.
-    newest_score: Vec<Vec<f32>>,
+    threshold: f32,
+    /// Per month, per pixel: whether the pixel's newest clear view in the month is built-up, where
+    /// the month saw it clearly more than once (false elsewhere: one view is its own median), which
+    /// dates a change that the month's median still hides.
+    newest_built: Vec<Vec<bool>>,
 }
 
 impl Composites {
@@ -126,17 +128,18 @@ impl Composites {
 }
 
 impl Composites {
-    /// No month yet, over `pixels` pixels of a scan of `scenes` scenes whose views are scored with
-    /// `roofs`.
-    pub(crate) fn new(pixels: usize, scenes: usize, roofs: RoofModel) -> Composites {
+    /// No month yet, over `pixels` pixels of a scan of `scenes` scenes whose views are scored
+    /// under `params`.
+    pub(crate) fn new(pixels: usize, scenes: usize, params: &DetectParams) -> Composites {
         let words = scenes.div_ceil(64).max(1);
         Composites {
             months: Vec::new(),
             scenes: Vec::new(),
             seen: vec![0u64; pixels * words],
             words,
-            roofs,
-            newest_score: Vec::new(),
+            roofs: params.roofs,
+            threshold: params.threshold,
+            newest_built: Vec::new(),
         }
     }
 
@@ -150,19 +153,20 @@ impl Composites {
                 self.seen[p * words + o.scene / 64] |= 1 << (o.scene % 64);
             }
         }
+        // Only where the month saw the pixel more than once: with one view, the view is the median.
         let newest = (0..pixels)
             .map(|p| {
-                obs.iter().find(|o| o.clear[p]).map_or(f32::NAN, |o| {
-                    let r = Reflectance::of_column(o.reflectance.column(p));
-                    if r.blue.is_nan() {
-                        f32::NAN
-                    } else {
-                        roof_score(r, self.roofs)
+                let mut clear = obs.iter().filter(|o| o.clear[p]);
+                match (clear.next(), clear.next()) {
+                    (Some(o), Some(_)) => {
+                        let r = Reflectance::of_column(o.reflectance.column(p));
+                        !r.blue.is_nan() && scores_at_least(r, self.roofs, self.threshold)
                     }
-                })
+                    _ => false,
+                }
             })
             .collect();
-        self.newest_score.push(newest);
+        self.newest_built.push(newest);
         let composite = (!obs.is_empty()).then(|| {
             let views: Vec<_> = obs.iter().map(|o| o.reflectance.view()).collect();
             let masks: Vec<_> = obs.iter().map(|o| o.clear.view()).collect();
@@ -177,7 +181,7 @@ impl Composites {
 /// pixels, `scenes` is how many scenes the scan has in all (see [`Composites::push_month`]).
 #[cfg(test)]
 pub(crate) fn composites(months: &[Vec<Observation>], pixels: usize, scenes: usize, min_clear_obs: u16) -> Composites {
-    let mut c = Composites::new(pixels, scenes, RoofModel::default());
+    let mut c = Composites::new(pixels, scenes, &DetectParams::default());
     for obs in months {
         c.push_month(obs, min_clear_obs);
     }
@@ -378,9 +382,9 @@ pub(crate) fn detect_block(
 /// through other states, and one view of a freshly cleared yard can score like a roof.
 fn shown_earlier(c: &Composites, p: usize, score: &[f32], params: &DetectParams, st: &mut Step) {
     let j = st.last_before;
-    // False for a pixel the month never saw clearly (NaN).
-    let shows_new_state = c.newest_score[j][p] >= params.threshold;
-    if st.index - j > NEWEST_VIEW_SPAN || !shows_new_state {
+    let single_view_built =
+        || c.months[j].as_ref().is_some_and(|comp| comp.clear_obs[p] == 1) && score[j] >= params.threshold;
+    if st.index - j > NEWEST_VIEW_SPAN || !(c.newest_built[j][p] || single_view_built()) {
         return;
     }
     if let Some(before) = (0..j).rev().find(|&m| !score[m].is_nan()) {

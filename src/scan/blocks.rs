@@ -143,7 +143,7 @@ pub(crate) fn composites_window(
         rows: rows.len(),
     };
     // Then one month at a time: a block holds one month's reflectance, whatever the period.
-    let mut composites = Composites::new(at.rows * at.width, set.scenes.len(), config.detect.roofs);
+    let mut composites = Composites::new(at.rows * at.width, set.scenes.len(), &config.detect);
     for (m, ids) in set.by_month.iter().enumerate() {
         let mut month = ids
             .iter()
