@@ -17,7 +17,13 @@
 //!   green rise but whose red stays above its blue. Every roof breaks that run somewhere: grey
 //!   concrete, galvanized steel, white membranes and blue or green paint are not red enough, red
 //!   paint and dark tiles have a flat blue-green. This, not brightness or colour alone, is what
-//!   separates a red roof from the laterite it stands on and a concrete slab from a quarry floor;
+//!   separates a red roof from the laterite it stands on and a concrete slab from a quarry floor.
+//!   Soil or sand that is wet, or a 10 m pixel of it beside water whose 20 m SWIR pixel takes in
+//!   the water, keeps its colour but loses its SWIR: SWIR 1.6 falls below red, and below NIR. So
+//!   a pixel as warm as bare soil itself (red/blue above about 1.45, green/blue above about 1.15)
+//!   with SWIR 1.6 below NIR (NDMI above about 0.05) is soil too: no roof is both (the roofs with
+//!   SWIR below NIR, white membranes and blue or green paint, are not warm), and dry soil and rock
+//!   keep SWIR 1.6 above NIR;
 //! - not dark: mean reflectance over the six bands above about 0.08 (shade, burnt ground, and
 //!   water mixed into the edge of a bank; dark tiles, bright in SWIR, pass);
 //! - not a resolution edge: SWIR 1.6 below about 1.7 times NIR. The 20 m SWIR bands blur across a
@@ -26,7 +32,8 @@
 //! - not wet: NDMI = (N-S1)/(N+S1) below about 0.2. Roofs are dry (NDMI from about -0.15 for
 //!   tiles and concrete to about 0.1 for white membranes and paint); water absorbs SWIR, so wet
 //!   mud, and a 10 m pixel of sand beside water whose 20 m SWIR pixel takes in the water, have SWIR
-//!   well below NIR with little vegetation to explain it.
+//!   well below NIR with little vegetation to explain it. Sand beside less water (NDMI 0.05 to
+//!   0.2) is the soil test's: its visible is warm, a membrane's is not.
 //!
 //! **Step.** A pixel is new construction when its monthly score series, gaps skipped, is best
 //! split into a low part followed by a high part: at least `min_before` clear months mostly low,
@@ -214,14 +221,37 @@ pub(crate) fn bright_flat_score(r: Reflectance) -> f32 {
         * logistic((visible - 0.10) / 0.02)
 }
 
-/// 0..1: how much a pixel looks like bare soil or rock: warm in the visible (red/blue above about
-/// 1.3, green/blue above about 1.06) and bright in SWIR 1.6 (SWIR 1.6/red above about 1.2).
+/// 0..1: how much a pixel looks like bare soil or rock, dry or wet. Dry: warm in the visible
+/// (red/blue above about 1.3, green/blue above about 1.06) and bright in SWIR 1.6 (SWIR 1.6/red
+/// above about 1.2). Wet: as warm as bare soil itself (see [`WET_SOIL_RED_BLUE`]) with SWIR 1.6
+/// below its NIR (NDMI above about [`WET_SOIL_NDMI`]).
 fn soil(r: Reflectance) -> f32 {
     let ratio = |a: f32, b: f32| a / b.max(1e-3);
-    logistic((ratio(r.red, r.blue) - 1.3) / 0.04)
-        * logistic((ratio(r.green, r.blue) - 1.06) / 0.02)
-        * logistic((ratio(r.swir16, r.red) - 1.2) / 0.05)
+    let warm = |red_blue: f32, green_blue: f32| {
+        logistic((ratio(r.red, r.blue) - red_blue) / 0.04) * logistic((ratio(r.green, r.blue) - green_blue) / 0.02)
+    };
+    let dry = warm(1.3, 1.06) * logistic((ratio(r.swir16, r.red) - 1.2) / 0.05);
+    let wet = warm(WET_SOIL_RED_BLUE, WET_SOIL_GREEN_BLUE)
+        * logistic((normalized_difference(r.nir, r.swir16) - WET_SOIL_NDMI) / 0.03);
+    dry.max(wet)
 }
+
+/// Red/blue and green/blue above which a pixel has the colour of bare soil itself, for the wet-soil
+/// test. Wet soil, and a 10 m pixel of sand beside water whose 20 m SWIR pixel takes in the water,
+/// lose the SWIR evidence the dry test leans on, so the visible alone must say soil: sand, silt
+/// and laterite sit at or above about 1.5 and 1.2. The dry test's 1.3 and 1.06 also take in a
+/// grey roof sharing its 10 m pixel with some laterite (about 1.3-1.4 and 1.05-1.17 on the
+/// bundled sample), whose 20 m SWIR pixel can take in trees beside it and fall below NIR too.
+const WET_SOIL_RED_BLUE: f32 = 1.45;
+/// See [`WET_SOIL_RED_BLUE`].
+const WET_SOIL_GREEN_BLUE: f32 = 1.15;
+
+/// NDMI above which a pixel of soil colour is wet soil (see [`soil`]): dry soil and rock stay
+/// below 0 (SWIR 1.6 above NIR); a margin above 0 leaves the edges where a little plant cover or
+/// one hazy monsoon view lifts NDMI a few hundredths. At 0, a yard-corner pixel of a compound on
+/// the testbed's tuning seed 1, seen once in August at NDMI 0.04, was taken for soil and the
+/// compound dated two months late.
+const WET_SOIL_NDMI: f32 = 0.05;
 
 /// The built-up score in 0..1 of the any-material roof model (see the module documentation); NaN
 /// in gives NaN out.
@@ -513,6 +543,46 @@ mod tests {
         for (name, r) in ground {
             assert!(builtup_score(r) < 0.3, "{name}: {}", builtup_score(r));
         }
+    }
+
+    #[test]
+    fn sand_beside_water_whose_swir_falls_below_nir_is_soil_not_a_roof() {
+        // Monthly composites (November and December) of 10 m pixels of sand along a riverbank cut
+        // by a flood, on the testbed's tuning seeds 1 and 2: warm in the visible, but their 20 m
+        // SWIR pixels take in the water beside them, so SWIR 1.6 is below red (the dry-soil test
+        // misses them) and below NIR by too little for the NDMI term (NDMI 0.10-0.18). They
+        // scored 0.52-0.86 before the wet-soil test.
+        let banks = [
+            refl(0.094, 0.125, 0.145, 0.231, 0.160, 0.116),
+            refl(0.093, 0.122, 0.150, 0.224, 0.168, 0.129),
+            refl(0.106, 0.134, 0.166, 0.217, 0.177, 0.133),
+            refl(0.101, 0.131, 0.162, 0.209, 0.170, 0.133),
+        ];
+        for r in banks {
+            let ndmi = normalized_difference(r.nir, r.swir16);
+            assert!(r.swir16 < 1.2 * r.red && ndmi > 0.1 && ndmi < 0.2, "{r:?}");
+            assert!(soil(r) > 0.8, "{r:?}: soil {}", soil(r));
+            assert!(builtup_score(r) < 0.2, "{r:?}: {}", builtup_score(r));
+        }
+        // Roofs with SWIR 1.6 below NIR are not warm in the visible, and keep their score; nor
+        // does a grey roof sharing its 10 m pixel with laterite, its 20 m SWIR pixel taking in
+        // trees (the bundled sample): warm enough for the dry test, not as warm as bare soil.
+        for roof in [
+            refl(0.55, 0.57, 0.58, 0.60, 0.48, 0.40),
+            refl(0.20, 0.18, 0.12, 0.22, 0.20, 0.15),
+            refl(0.07, 0.12, 0.08, 0.16, 0.15, 0.12),
+            refl(0.142, 0.160, 0.199, 0.247, 0.218, 0.184),
+        ] {
+            assert!(
+                soil(roof) < 0.15 && builtup_score(roof) > 0.6,
+                "{roof:?}: soil {}",
+                soil(roof)
+            );
+        }
+        // A warm pixel whose SWIR 1.6 is only just below NIR (a compound's yard corner in one
+        // monsoon view, NDMI 0.04) is not taken for wet soil; dry soil is soil as before.
+        assert!(soil(refl(0.106, 0.123, 0.165, 0.207, 0.190, 0.135)) < 0.5);
+        assert!(soil(refl(0.11, 0.14, 0.18, 0.22, 0.30, 0.26)) > 0.9);
     }
 
     #[test]
