@@ -190,6 +190,12 @@ pub struct Lock {
     _file: File,
 }
 
+/// How long [`lock`] waits for a lock held by someone else before saying who holds it. A lock
+/// this process has just released can still be held for a moment by a child process it is
+/// starting (between fork and exec the child holds a copy of every descriptor, and the lock with
+/// it); on a loaded machine a second scan of the same output in the same process met that.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Takes the output directory's lock, or says who holds it.
 pub fn lock(out: &Path) -> Result<Lock> {
     let d = dir(out);
@@ -202,7 +208,13 @@ pub fn lock(out: &Path) -> Result<Lock> {
         .write(true)
         .open(&path)
         .map_err(Error::io(&path))?;
-    match file.try_lock() {
+    let started = std::time::Instant::now();
+    let mut attempt = file.try_lock();
+    while matches!(attempt, Err(TryLockError::WouldBlock)) && started.elapsed() < LOCK_WAIT {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        attempt = file.try_lock();
+    }
+    match attempt {
         Ok(()) => {
             file.set_len(0).map_err(Error::io(&path))?;
             writeln!(file, "{}", std::process::id()).map_err(Error::io(&path))?;
