@@ -112,38 +112,68 @@ pub(crate) fn composites(set: &SceneSet<'_>, r0: usize, r1: usize) -> Result<Com
 
 /// The monthly composites of a window of the grid, and the columns they cover: `cols` and up to
 /// a cloud buffer either side (the composites' pixels are rows `rows` x the returned columns).
-/// Each scene's rows are read once (with a halo of a cloud buffer above and below), its classes
-/// serving rule 4 and the mask alike.
 pub(crate) fn composites_window(
     set: &SceneSet<'_>,
     rows: Range<usize>,
     cols: Range<usize>,
 ) -> Result<(Composites, Range<usize>)> {
-    let (config, grid) = (set.config, set.grid);
-    let halo = config.cloud_buffer;
+    let (window, at) = window_of(set, rows, cols);
+    // One month at a time: a block holds one month's reflectance, whatever the period.
+    let mut composites = Composites::new(at.rows * at.width, set.scenes.len(), &set.config.detect);
+    each_month(set, &window, at, |month| {
+        composites.push_month(&month, set.config.min_clear_obs)
+    })?;
+    Ok((composites, window.cols))
+}
+
+/// Every month's observations of a small window of the grid (a quicklook's chip: all months are
+/// held at once), as [`composites_window`] would composite them, and the columns they cover.
+pub(crate) fn month_observations(
+    set: &SceneSet<'_>,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) -> Result<(Vec<Vec<Observation>>, Range<usize>)> {
+    let (window, at) = window_of(set, rows, cols);
+    let mut months = Vec::with_capacity(set.by_month.len());
+    each_month(set, &window, at, |month| months.push(month))?;
+    Ok((months, window.cols))
+}
+
+/// The rows and columns read for a window (with a halo of a cloud buffer on every side, clipped
+/// to the grid), and where the window sits in them.
+fn window_of(set: &SceneSet<'_>, rows: Range<usize>, cols: Range<usize>) -> (Window, Rows) {
+    let (grid, halo) = (set.grid, set.config.cloud_buffer);
     let (h0, h1) = (rows.start.saturating_sub(halo), (rows.end + halo).min(grid.height));
     let read_cols = cols.start.saturating_sub(halo)..(cols.end + halo).min(grid.width);
-    let window = Window {
-        rows: h0..h1,
-        cols: read_cols.clone(),
+    let at = Rows {
+        width: read_cols.len(),
+        halo_top: rows.start - h0,
+        rows: rows.len(),
     };
+    (
+        Window {
+            rows: h0..h1,
+            cols: read_cols,
+        },
+        at,
+    )
+}
+
+/// Reads `window` of every scene and hands `each` one month's observations at a time, newest
+/// first (the last month's pixels keeping only their newest views). Each scene's rows are read
+/// once, its classes serving rule 4 and the mask alike.
+fn each_month(set: &SceneSet<'_>, window: &Window, at: Rows, mut each: impl FnMut(Vec<Observation>)) -> Result<()> {
+    let config = set.config;
     // Classes first, for every scene: rule 4 looks at all of them before any is masked.
     let mut classes: Vec<Option<Vec<u16>>> = vec![None; set.scenes.len()];
     for &s in set.by_month.iter().flatten() {
-        classes[s] = Some(read_band(set, s, Band::Scl, &window)?);
+        classes[s] = Some(read_band(set, s, Band::Scl, window)?);
     }
     let mut surfaces = if config.persistent_cloud_is_surface {
         surfaces(set, &classes)
     } else {
         vec![None; set.scenes.len()]
     };
-    let at = Rows {
-        width: read_cols.len(),
-        halo_top: rows.start - h0,
-        rows: rows.len(),
-    };
-    // Then one month at a time: a block holds one month's reflectance, whatever the period.
-    let mut composites = Composites::new(at.rows * at.width, set.scenes.len(), &config.detect);
     for (m, ids) in set.by_month.iter().enumerate() {
         let mut month = ids
             .iter()
@@ -152,21 +182,21 @@ pub(crate) fn composites_window(
                     scl: classes[s].take().expect("each scene is in one month"),
                     dns: Band::REFLECTANCE
                         .iter()
-                        .map(|&b| read_band(set, s, b, &window))
+                        .map(|&b| read_band(set, s, b, window))
                         .collect::<Result<_>>()?,
                     surface: surfaces[s].take(),
                     subtract_dn: set.decisions[s].subtract_per_band(),
                 };
-                Ok(kernel::observe(s, read, at, halo))
+                Ok(kernel::observe(s, read, at, config.cloud_buffer))
             })
             .collect::<Result<Vec<Observation>>>()?;
         newest_first(&mut month, set.scenes);
         if m + 1 == set.by_month.len() {
             keep_newest(&mut month, NEWEST_VIEWS);
         }
-        composites.push_month(&month, config.min_clear_obs);
+        each(month);
     }
-    Ok((composites, read_cols))
+    Ok(())
 }
 
 /// Clear views the last month of a period is composited from: its newest, so that a roof finished

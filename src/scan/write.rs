@@ -4,7 +4,8 @@
 
 use rayon::prelude::*;
 
-use crate::detect::kernel::{Recent, RECENT_MONTHS, TRUE_COLOUR};
+use crate::detect::composite::monthly_median;
+use crate::detect::kernel::{Recent, RECENT_MONTHS, REFLECTANCE_BANDS, TRUE_COLOUR};
 use crate::error::Result;
 use crate::grid::{Grid, Projector};
 use crate::io::atomic;
@@ -395,17 +396,35 @@ fn chip(set: &SceneSet<'_>, d: &Detection, ring: &[(f64, f64)]) -> Result<Option
     if c1 <= c0 || r1 <= r0 {
         return Ok(None);
     }
-    let (block, cols) = blocks::composites_window(set, r0..r1, c0..c1)?;
+    // Every month's clear share picks the two months shown; only those two are composited.
+    let (observations, cols) = blocks::month_observations(set, r0..r1, c0..c1)?;
     let width = cols.len();
-    let rgb = block
-        .months
+    let chip_pixels = || (0..r1 - r0).flat_map(|r| (c0..c1).map(move |c| r * width + c - cols.start));
+    let min_clear = set.config.min_clear_obs.max(1);
+    let clear_share: Vec<f64> = observations
         .iter()
-        .map(|comp| {
-            comp.as_ref().map(|comp| {
-                (0..r1 - r0)
-                    .flat_map(|r| (c0..c1).map(move |c| r * width + c - cols.start))
-                    .map(|p| TRUE_COLOUR.map(|b| comp.bands[(b, p)]))
-                    .collect()
+        .map(|month| {
+            let seen = chip_pixels()
+                .filter(|&p| month.iter().filter(|o| o.clear[p]).count() >= usize::from(min_clear))
+                .count();
+            seen as f64 / ((r1 - r0) * (c1 - c0)) as f64
+        })
+        .collect();
+    let months = set.config.from.through(set.config.to);
+    let Some((before, after)) = summary::pick_months(&months, d.first_detected, &clear_share) else {
+        return Ok(None);
+    };
+    let rgb = observations
+        .iter()
+        .enumerate()
+        .map(|(m, month)| {
+            (m == before || m == after).then(|| {
+                let views: Vec<_> = month.iter().map(|o| o.reflectance.view()).collect();
+                let masks: Vec<_> = month.iter().map(|o| o.clear.view()).collect();
+                // A picked month was seen, so it has observations.
+                let pixels = month[0].clear.len();
+                let comp = monthly_median(&views, &masks, REFLECTANCE_BANDS, pixels, set.config.min_clear_obs);
+                chip_pixels().map(|p| TRUE_COLOUR.map(|b| comp.bands[(b, p)])).collect()
             })
         })
         .collect();
@@ -413,7 +432,7 @@ fn chip(set: &SceneSet<'_>, d: &Detection, ring: &[(f64, f64)]) -> Result<Option
         id: d.id.clone(),
         area_ha: d.area_m2 / 10_000.0,
         first_detected: d.first_detected,
-        months: set.config.from.through(set.config.to),
+        months,
         rgb,
         width: c1 - c0,
         height: r1 - r0,

@@ -29,7 +29,7 @@ use crate::output::{provenance, report, round};
 pub use crate::output::provenance::Period;
 
 pub use location::LocationMap;
-pub(crate) use quicklook::{quicklook, true_colour, Chip};
+pub(crate) use quicklook::{pick_months, quicklook, true_colour, Chip};
 
 /// Folder beside `summary.html` holding its pictures, referenced by relative paths.
 pub(crate) const PICTURES: &str = "summary";

@@ -40,7 +40,8 @@ pub(crate) struct Chip {
     /// The months of the period, in order.
     pub(crate) months: Vec<Month>,
     /// Per month: red, green, blue reflectance per chip pixel (row-major, NaN where not seen
-    /// clearly), or None for a month without scenes.
+    /// clearly), or None for a month without scenes (and for the months a scan's chip does not
+    /// show: it composites only the two [`pick_months`] picks).
     pub(crate) rgb: Vec<Option<Vec<[f32; 3]>>>,
     /// Chip size in pixels.
     pub(crate) width: usize,
@@ -57,23 +58,16 @@ pub(crate) struct Chip {
 /// meeting the same test from the first detection on (the finished state). Both use the fixed
 /// stretch of [`QUICKLOOK_WHITE`]; pixels not seen clearly that month are grey.
 pub(crate) fn quicklook(chip: &Chip) -> Option<Quicklook> {
-    let clear_share = |m: usize| -> f64 {
-        chip.rgb[m].as_ref().map_or(0.0, |px| {
-            px.iter().filter(|p| !p[0].is_nan()).count() as f64 / px.len().max(1) as f64
+    let clear_share: Vec<f64> = chip
+        .rgb
+        .iter()
+        .map(|month| {
+            month.as_ref().map_or(0.0, |px| {
+                px.iter().filter(|p| !p[0].is_nan()).count() as f64 / px.len().max(1) as f64
+            })
         })
-    };
-    let pick = |range: std::ops::Range<usize>| -> Option<usize> {
-        let shares: Vec<(usize, f64)> = range.map(|m| (m, clear_share(m))).filter(|(_, s)| *s > 0.0).collect();
-        shares
-            .iter()
-            .rev()
-            .find(|(_, s)| *s >= CLEAR_ENOUGH)
-            .or_else(|| shares.iter().max_by(|a, b| a.1.total_cmp(&b.1)))
-            .map(|(m, _)| *m)
-    };
-    let first = chip.months.iter().position(|&m| m == chip.first_detected)?;
-    let before = pick(0..first)?;
-    let after = pick(first..chip.months.len())?;
+        .collect();
+    let (before, after) = pick_months(&chip.months, chip.first_detected, &clear_share)?;
     let image_of = |m: usize| {
         let px = chip.rgb[m].as_ref().expect("picked months have composites");
         RgbImage::from_fn(chip.width as u32, chip.height as u32, |x, y| {
@@ -90,6 +84,24 @@ pub(crate) fn quicklook(chip: &Chip) -> Option<Quicklook> {
         after: image_of(after),
         outline: chip.outline.clone(),
     })
+}
+
+/// The months a quicklook shows, as indices into `months`, "before" and "after" as [`quicklook`]
+/// says, from each month's share of the chip seen clearly (0 for a month without scenes); None
+/// when no month before or after `first_detected` was seen. A chip whose other months are left
+/// out (None) shows the same two months.
+pub(crate) fn pick_months(months: &[Month], first_detected: Month, clear_share: &[f64]) -> Option<(usize, usize)> {
+    let pick = |range: std::ops::Range<usize>| -> Option<usize> {
+        let shares: Vec<(usize, f64)> = range.map(|m| (m, clear_share[m])).filter(|(_, s)| *s > 0.0).collect();
+        shares
+            .iter()
+            .rev()
+            .find(|(_, s)| *s >= CLEAR_ENOUGH)
+            .or_else(|| shares.iter().max_by(|a, b| a.1.total_cmp(&b.1)))
+            .map(|(m, _)| *m)
+    };
+    let first = months.iter().position(|&m| m == first_detected)?;
+    Some((pick(0..first)?, pick(first..months.len())?))
 }
 
 /// A true-colour picture of a composite given as red, green and blue reflectance x 10000 per pixel
