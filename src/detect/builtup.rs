@@ -185,18 +185,18 @@ impl Reflectance {
 }
 
 /// Whether a pixel's built-up score under `model` is at least `threshold`, as
-/// `roof_score(r, model) >= threshold` says, with the any-material score's vegetation factor tried
-/// first: every factor of the score lies in 0..1, so the product is never above any one of them,
-/// and one factor below the threshold decides. Most views are of vegetation, whose other six
+/// `roof_score(r, model) >= threshold` says, with the vegetation factor both models begin with
+/// tried first: every factor of a score lies in 0..1, so the product is never above any one of
+/// them, and one factor below the threshold decides. Most views are of vegetation, whose other
 /// factors this skips.
 pub(crate) fn scores_at_least(r: Reflectance, model: RoofModel, threshold: f32) -> bool {
-    if model == RoofModel::AnyMaterial && not_vegetation(r) < threshold {
+    if not_vegetation(r) < threshold {
         return false;
     }
     roof_score(r, model) >= threshold
 }
 
-/// The any-material score's first factor: NDVI below about 0.45.
+/// The first factor of both roof models' scores: NDVI below about 0.45.
 fn not_vegetation(r: Reflectance) -> f32 {
     logistic((0.45 - normalized_difference(r.nir, r.red)) / 0.06)
 }
